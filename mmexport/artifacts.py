@@ -1,0 +1,59 @@
+"""Write artifacts so that a failure or a kill leaves nothing half-written: files are made
+in a hidden staging folder beside the destination and renamed into place at the end."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from .errors import UsageError
+
+STAGING_PREFIX = ".mmexport-staging-"
+
+
+class Staging:
+    """A staging folder next to `final`; `commit` renames its files to their final names."""
+
+    def __init__(self, final: Path):
+        self.final = Path(final)
+        folder = self.final.parent
+        if not folder.is_dir():
+            raise UsageError(f"output folder does not exist: {folder}; create it first or choose another -o")
+        if not os.access(folder, os.W_OK):
+            raise UsageError(f"output folder is not writable: {folder}; choose another -o")
+        if self.final.is_dir():
+            raise UsageError(f"output path is a folder: {self.final}; give a file name")
+        self.dir = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=folder))
+
+    def path(self, name: str | None = None) -> Path:
+        """Where to write a file that becomes `final` (name None) or a sibling of it."""
+        return self.dir / (name or self.final.name)
+
+    def commit(self, order: list[str]) -> None:
+        """Rename staged files into place, in `order` (the manifest last, so it never
+        describes a file that is not there yet)."""
+        for name in order:
+            os.replace(self.dir / name, self.final.parent / name)
+        self.discard()
+
+    def keep_as(self, folder: Path) -> Path:
+        """Keep the staged files, as they are, in a folder for inspection."""
+        if folder.exists():
+            shutil.rmtree(folder)
+        os.replace(self.dir, folder)
+        return folder
+
+    def discard(self) -> None:
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def __enter__(self) -> "Staging":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.discard()
+
+
+def manifest_path(artifact: Path) -> Path:
+    return Path(str(artifact) + ".json")

@@ -1,0 +1,180 @@
+"""The `mmexport` command: a thin Typer layer over the API; errors become one line and an exit code."""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+import traceback
+from pathlib import Path
+from typing import Optional
+
+import click
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+from . import __version__, connectors
+from .connectors import Tolerance
+from .errors import MmexportError
+from .exporter import pipeline
+from .report import connectors_table, human_size, parity_table, shape_text
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="Export multimodal-LLM connectors to verified ONNX (and TensorRT) artifacts.",
+)
+out = Console()
+err = Console(stderr=True)
+
+ConnectorOpt = typer.Option(..., "--connector", "-c", help="Connector name (see `mmexport list`).")
+PresetOpt = typer.Option(None, "--preset", "-p", help="Released-model dims; default: the connector's first preset.")
+WeightsOpt = typer.Option(None, "--weights", "-w", help=".safetensors, .bin/.pt (weights only) or a Hugging Face folder.")
+DeviceOpt = typer.Option("cpu", "--device", help="ONNX Runtime device for the parity gate: cpu or cuda.")
+JsonOpt = typer.Option(False, "--json", help="Print the result as JSON on stdout (for CI).")
+MaxRelOpt = typer.Option(None, "--max-rel", help="Parity limit on max abs error / max |reference|.")
+MinCosOpt = typer.Option(None, "--min-cosine", help="Parity limit on cosine similarity.")
+
+
+def _tolerance(connector_name: str, max_rel: float | None, min_cosine: float | None) -> Tolerance | None:
+    if max_rel is None and min_cosine is None:
+        return None
+    base = connectors.get(connector_name).tolerance
+    return Tolerance(max_rel if max_rel is not None else base.max_rel, min_cosine if min_cosine is not None else base.min_cosine)
+
+
+@app.callback()
+def _root(
+    debug: bool = typer.Option(False, "--debug", help="Show tracebacks on errors."),
+    version: bool = typer.Option(False, "--version", help="Print the version and exit.", is_eager=True),
+) -> None:
+    if version:
+        out.print(f"mmexport {__version__}")
+        raise typer.Exit()
+
+
+@app.command("list")
+def list_connectors(as_json: bool = JsonOpt) -> None:
+    """List connectors, the systems that use them, their presets and I/O shapes."""
+    items = connectors.all_connectors()
+    if as_json:
+        rows = []
+        for c in items:
+            config = c.preset(None)
+            rows.append({
+                "connector": c.name, "family": c.family, "systems": list(c.systems),
+                "default_preset": c.default_preset, "presets": list(c.presets),
+                "inputs": [s.to_json() for s in c.inputs(config)], "outputs": [s.to_json() for s in c.outputs(config)],
+            })
+        print(json.dumps(rows, indent=2))
+        return
+    out.print(connectors_table(items))
+
+
+@app.command("onnx")
+def onnx_command(
+    connector: str = ConnectorOpt,
+    preset: Optional[str] = PresetOpt,
+    weights: Optional[Path] = WeightsOpt,
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Output .onnx path; default CONNECTOR-PRESET.onnx."),
+    opset: int = typer.Option(pipeline.DEFAULT_OPSET, "--opset", min=17, max=23, help="ONNX opset."),
+    no_check: bool = typer.Option(False, "--no-check", help="Skip the parity gate (not recommended)."),
+    device: str = DeviceOpt,
+    max_rel: Optional[float] = MaxRelOpt,
+    min_cosine: Optional[float] = MinCosOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """Export a connector to ONNX with dynamic axes, then gate it on parity with PyTorch."""
+    tolerance = _tolerance(connector, max_rel, min_cosine)
+    with err.status("starting") as status:
+        result = pipeline.export(
+            connector, preset, weights, output, opset, check=not no_check, device=device,
+            tolerance=tolerance, step=lambda message: status.update(message),
+        )
+    for warning in result.warnings:
+        err.print(f"[yellow]warning:[/] {escape(warning)}")
+    if as_json:
+        print(json.dumps(result.manifest, indent=2))
+        return
+    record = result.manifest
+    if result.weights:
+        w = result.weights
+        out.print(f"weights: {escape(w.path)} ({w.layout} layout, {len(w.state_dict)} connector tensors, {w.ignored_keys} other keys ignored)")
+    for spec in record["inputs"] + record["outputs"]:
+        kind = "input " if spec in record["inputs"] else "output"
+        out.print(f"  {kind} {spec['name']} {escape(shape_text(spec['shape']))} {spec['dtype']}", highlight=False)
+    if result.parity:
+        out.print(parity_table(result.parity))
+    size = result.path.stat().st_size
+    out.print(
+        f"[green]wrote[/] {escape(str(result.path))} ({human_size(size)}) and its manifest {escape(result.path.name)}.json "
+        f"in {result.seconds:.1f} s",
+        soft_wrap=True,
+    )
+
+
+@app.command("check")
+def check_command(
+    artifact: Path = typer.Argument(..., help="An .onnx file exported by mmexport (its manifest must sit beside it)."),
+    weights: Optional[Path] = typer.Option(None, "--weights", "-w", help="Weights to rebuild the reference from; default: the manifest's."),
+    device: str = DeviceOpt,
+    max_rel: Optional[float] = MaxRelOpt,
+    min_cosine: Optional[float] = MinCosOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """Re-run the parity gate on an exported artifact (exit 1 when it fails)."""
+    record = pipeline.manifest.read(artifact)
+    tolerance = _tolerance(record["connector"], max_rel, min_cosine)
+    with err.status("checking parity"):
+        _, report = pipeline.check(artifact, weights, device, tolerance)
+    if as_json:
+        print(json.dumps(report.to_json(), indent=2))
+    else:
+        out.print(parity_table(report))
+    if not report.passed:
+        raise MmexportError(report.failure())
+
+
+def _usage_line(exc: click.UsageError) -> str:
+    hint = ""
+    if exc.ctx is not None:
+        hint = f" (see '{exc.ctx.command_path} --help')"
+    return f"error: {exc.format_message()}{hint}"
+
+
+def _terminate(signum, frame) -> None:
+    raise KeyboardInterrupt  # SIGTERM unwinds like Ctrl-C, so staging folders are removed
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv
+    signal.signal(signal.SIGTERM, _terminate)
+    try:
+        result = app(args=argv, prog_name="mmexport", standalone_mode=False)
+        return result if isinstance(result, int) else 0
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    except click.UsageError as exc:
+        err.print(_usage_line(exc), markup=False, highlight=False)
+        return 2
+    except (KeyboardInterrupt, click.exceptions.Abort):
+        err.print("interrupted; nothing was written")
+        return 130
+    except MmexportError as exc:
+        if debug:
+            traceback.print_exc()
+        err.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
+        return exc.exit_code
+    except Exception as exc:  # a bug or an unforeseen environment problem: still one line
+        if debug:
+            traceback.print_exc()
+        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        err.print(f"error: unexpected {type(exc).__name__}: {detail} (run with --debug for the traceback)", markup=False, highlight=False, soft_wrap=True)
+        return 1
+
+
+def run() -> None:
+    sys.exit(main())

@@ -1,0 +1,32 @@
+"""The connector registry: one module per family, one line each here."""
+
+from __future__ import annotations
+
+import importlib
+
+from ..errors import UsageError
+from .base import Axis, Connector, KeyLayout, TensorSpec, Tolerance
+
+# CLI name -> module in this package that defines CONNECTOR.
+_MODULES = {
+    "linear": "linear",
+    "mlp": "mlp",
+    "qformer": "qformer",
+}
+
+
+def names() -> list[str]:
+    return list(_MODULES)
+
+
+def get(name: str) -> Connector:
+    if name not in _MODULES:
+        raise UsageError(f"unknown connector '{name}'; choose one of: {', '.join(_MODULES)}")
+    return importlib.import_module(f"{__name__}.{_MODULES[name]}").CONNECTOR
+
+
+def all_connectors() -> list[Connector]:
+    return [get(name) for name in _MODULES]
+
+
+__all__ = ["Axis", "Connector", "KeyLayout", "TensorSpec", "Tolerance", "all_connectors", "get", "names"]

@@ -1,0 +1,151 @@
+"""What every connector declares: its module, presets, I/O with named dynamic axes,
+checkpoint key layouts and tolerances (in the spirit of Optimum's OnnxConfig)."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import torch
+from torch import nn
+
+from ..errors import UsageError
+
+
+@dataclass(frozen=True)
+class Axis:
+    """A dynamic dimension: its ONNX name, its range and the sizes the parity gate tries."""
+
+    name: str
+    min: int
+    opt: int
+    max: int
+    samples: tuple[int, ...]  # sizes checked by the parity gate, one per parity shape
+    multiple_of: int = 1
+
+    def check(self, size: int, tensor: str) -> None:
+        if not self.min <= size <= self.max or size % self.multiple_of:
+            rule = f"in [{self.min}, {self.max}]"
+            if self.multiple_of > 1:
+                rule += f" and a multiple of {self.multiple_of}"
+            raise UsageError(f"{tensor}: axis '{self.name}' = {size} is out of range; it must be {rule}")
+
+
+Dim = int | Axis
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    name: str
+    dims: tuple[Dim, ...]
+    dtype: str = "float32"
+
+    @property
+    def axes(self) -> dict[int, Axis]:
+        return {i: d for i, d in enumerate(self.dims) if isinstance(d, Axis)}
+
+    def shape(self, sizes: dict[str, int]) -> tuple[int, ...]:
+        return tuple(sizes[d.name] if isinstance(d, Axis) else d for d in self.dims)
+
+    def describe(self) -> str:
+        return "[" + ", ".join(d.name if isinstance(d, Axis) else str(d) for d in self.dims) + "]"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "dtype": self.dtype,
+            "shape": [d.name if isinstance(d, Axis) else d for d in self.dims],
+            "dynamic_axes": {
+                str(i): {"name": a.name, "min": a.min, "opt": a.opt, "max": a.max, "multiple_of": a.multiple_of}
+                for i, a in self.axes.items()
+            },
+        }
+
+
+@dataclass(frozen=True)
+class Tolerance:
+    """Parity thresholds. max_rel is the largest absolute error divided by the largest
+    reference magnitude of that output (elementwise ratios explode near zero)."""
+
+    max_rel: float = 1e-4
+    min_cosine: float = 0.99999
+
+
+@dataclass(frozen=True)
+class KeyLayout:
+    """One checkpoint naming scheme: regex rules that map its keys onto the module's."""
+
+    name: str
+    rules: tuple[tuple[str, str], ...]
+
+    def rename(self, key: str) -> str | None:
+        for pattern, replacement in self.rules:
+            match = re.fullmatch(pattern, key)
+            if match:
+                return match.expand(replacement)
+        return None
+
+
+@dataclass
+class Connector:
+    """A connector family. Subclasses fill in the class attributes and the methods."""
+
+    name: str
+    family: str
+    systems: tuple[str, ...]
+    presets: dict[str, Any]  # preset name -> config dataclass instance
+    default_preset: str
+    key_layouts: tuple[KeyLayout, ...]
+    build: Callable[[Any], nn.Module]
+    inputs: Callable[[Any], list[TensorSpec]]
+    outputs: Callable[[Any], list[TensorSpec]]
+    config_from_weights: Callable[[dict[str, torch.Tensor], Any], Any] = lambda weights, config: config
+    tolerance: Tolerance = field(default_factory=Tolerance)
+
+    def preset(self, name: str | None) -> Any:
+        name = name or self.default_preset
+        if name not in self.presets:
+            raise UsageError(
+                f"unknown preset '{name}' for connector '{self.name}'; choose one of: {', '.join(self.presets)}"
+            )
+        return self.presets[name]
+
+    def config_type(self) -> type:
+        return type(self.presets[self.default_preset])
+
+    def config_from_dict(self, values: dict[str, Any]) -> Any:
+        return self.config_type()(**values)
+
+    def parity_shapes(self, config: Any) -> list[dict[str, int]]:
+        """One size dict per parity run: the i-th sample of every dynamic axis."""
+        axes = {a.name: a for spec in self.inputs(config) for a in spec.axes.values()}
+        count = max(len(a.samples) for a in axes.values())
+        return [{n: a.samples[i % len(a.samples)] for n, a in axes.items()} for i in range(count)]
+
+    def example_sizes(self, config: Any) -> dict[str, int]:
+        """Export-time sizes: >= 2 and unlike any static dim so the exporter specializes nothing."""
+        specs = self.inputs(config)
+        static = {d for s in specs for d in s.dims if isinstance(d, int)}
+        sizes: dict[str, int] = {}
+        for axis in (a for s in specs for a in s.axes.values()):
+            size = max(axis.opt, 2 * axis.multiple_of, axis.min)
+            while size in static or size in sizes.values():
+                size += axis.multiple_of
+            sizes[axis.name] = min(size, axis.max)
+        return sizes
+
+    def dummy_inputs(self, config: Any, sizes: dict[str, int], seed: int = 0) -> dict[str, torch.Tensor]:
+        generator = torch.Generator().manual_seed(seed)
+        tensors = {}
+        for spec in self.inputs(config):
+            shape = spec.shape(sizes)
+            if spec.dtype.startswith("float"):
+                tensors[spec.name] = torch.randn(shape, generator=generator, dtype=getattr(torch, spec.dtype))
+            else:
+                tensors[spec.name] = torch.ones(shape, dtype=getattr(torch, spec.dtype))
+        return tensors
+
+    def config_json(self, config: Any) -> dict[str, Any]:
+        return dataclasses.asdict(config)

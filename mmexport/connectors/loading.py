@@ -1,0 +1,110 @@
+"""Map a checkpoint's keys onto a connector, take its dims from the weights, build the module."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..checkpoint import Checkpoint, open_checkpoint
+from ..errors import WeightsError
+from .base import Connector, KeyLayout
+
+RANDOM_SEED = 0
+
+
+@dataclass
+class ConnectorWeights:
+    config: Any
+    state_dict: dict[str, torch.Tensor]
+    layout: str
+    path: str
+    ignored_keys: int  # checkpoint keys that are not the connector's (vision tower, LLM...)
+    digest: str
+    warnings: list[str] = field(default_factory=list)
+
+
+def _best_layout(connector: Connector, keys: list[str]) -> tuple[KeyLayout, dict[str, str]]:
+    """The layout that maps the most checkpoint keys; returns module key -> checkpoint key."""
+    best: tuple[KeyLayout, dict[str, str]] | None = None
+    for layout in connector.key_layouts:
+        mapping = {}
+        for key in keys:
+            renamed = layout.rename(key)
+            if renamed is not None:
+                mapping.setdefault(renamed, key)
+        if best is None or len(mapping) > len(best[1]):
+            best = (layout, mapping)
+    assert best is not None
+    return best
+
+
+def digest(state_dict: dict[str, torch.Tensor]) -> str:
+    """sha256 over names, dtypes, shapes and bytes: the same weights from any file format match."""
+    sha = hashlib.sha256()
+    for name in sorted(state_dict):
+        tensor = state_dict[name].detach().contiguous().cpu()
+        sha.update(f"{name}|{tensor.dtype}|{tuple(tensor.shape)}|".encode())
+        sha.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return "sha256:" + sha.hexdigest()
+
+
+def load_weights(connector: Connector, path: str | Path, preset_config: Any) -> ConnectorWeights:
+    checkpoint: Checkpoint = open_checkpoint(path)
+    keys = checkpoint.keys()
+    layout, mapping = _best_layout(connector, keys)
+    if not mapping:
+        layouts = ", ".join(layout.name for layout in connector.key_layouts)
+        sample = ", ".join(keys[:3]) + (", ..." if len(keys) > 3 else "")
+        raise WeightsError(
+            f"{path} holds no '{connector.name}' weights (keys like {sample}); "
+            f"expected a checkpoint in one of these layouts: {layouts}"
+        )
+    state = {name: checkpoint.tensor(source) for name, source in mapping.items()}
+    try:
+        config = connector.config_from_weights(state, preset_config)
+    except KeyError as exc:
+        raise WeightsError(f"{path} ({layout.name} layout) lacks the connector key {exc}; is it a '{connector.name}' checkpoint?") from exc
+    warnings = [
+        f"{f.name}={getattr(config, f.name)} from the weights overrides the preset's {getattr(preset_config, f.name)}"
+        for f in dataclasses.fields(config)
+        if getattr(config, f.name) != getattr(preset_config, f.name)
+    ]
+    with torch.device("meta"):  # names and shapes only, no memory
+        expected = connector.build(config).state_dict()
+    missing = sorted(set(expected) - set(state))
+    if missing:
+        shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
+        raise WeightsError(f"{path} ({layout.name} layout) is missing connector keys: {shown}")
+    misshaped = [
+        f"{name} {tuple(state[name].shape)} (expected {tuple(t.shape)})"
+        for name, t in expected.items()
+        if state[name].shape != t.shape
+    ]
+    if misshaped:
+        raise WeightsError(f"{path} has mis-shaped connector keys: {', '.join(misshaped[:5])}")
+    state = {name: state[name] for name in expected}
+    return ConnectorWeights(
+        config=config,
+        state_dict=state,
+        layout=layout.name,
+        path=str(Path(path).resolve()),
+        ignored_keys=len(keys) - len(state),
+        digest=digest(state),
+        warnings=warnings,
+    )
+
+
+def build_module(connector: Connector, config: Any, weights: ConnectorWeights | None = None) -> nn.Module:
+    """fp32 module in eval mode; random weights come from a fixed seed so `check` can rebuild them."""
+    with torch.random.fork_rng():
+        torch.manual_seed(RANDOM_SEED)
+        module = connector.build(config)
+    if weights is not None:
+        module.load_state_dict({k: v.float() for k, v in weights.state_dict.items()})
+    return module.float().eval()

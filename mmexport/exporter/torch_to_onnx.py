@@ -1,0 +1,98 @@
+"""torch -> ONNX with the dynamo exporter, named dynamic axes, one file when it fits."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import warnings
+from pathlib import Path
+from typing import Any
+
+import onnx
+import torch
+from torch import nn
+
+from ..connectors import Axis, Connector
+from ..errors import MmexportError
+
+DEFAULT_OPSET = 18  # decomposed attention: builds in TensorRT(-RTX) at every precision
+PROTOBUF_LIMIT = 2 * 1024**3
+EXTERNAL_DATA_THRESHOLD = int(1.8 * 1024**3)  # headroom for the graph itself
+
+
+def _dynamic_shapes(connector: Connector, config: Any) -> tuple[dict[int, Any], ...]:
+    dims: dict[str, Any] = {}
+
+    def dim(axis: Axis):
+        if axis.name not in dims:
+            if axis.multiple_of > 1:
+                # The exporter proves divisibility through a derived dim: size = k * blocks.
+                blocks = torch.export.Dim(f"{axis.name}_blocks", min=max(1, -(-axis.min // axis.multiple_of)), max=axis.max // axis.multiple_of)
+                dims[axis.name] = axis.multiple_of * blocks
+            else:
+                dims[axis.name] = torch.export.Dim(axis.name, min=axis.min, max=axis.max)
+        return dims[axis.name]
+
+    return tuple({i: dim(a) for i, a in spec.axes.items()} for spec in connector.inputs(config))
+
+
+def _name_axes(model: onnx.ModelProto, connector: Connector, config: Any) -> None:
+    """Give every dynamic dim of the graph's inputs and outputs its axis name."""
+    specs = {s.name: s for s in connector.inputs(config) + connector.outputs(config)}
+    for value in list(model.graph.input) + list(model.graph.output):
+        spec = specs.get(value.name)
+        if spec is None:
+            continue
+        for i, axis in spec.axes.items():
+            value.type.tensor_type.shape.dim[i].dim_param = axis.name
+
+
+@contextlib.contextmanager
+def _quiet_exporter():
+    """The exporter talks a lot (warnings, logging, prints); keep the CLI's output clean."""
+    loggers = [logging.getLogger(n) for n in ("torch.onnx", "torch.export", "torch._export", "onnxscript")]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.ERROR)
+    sink = io.StringIO()
+    try:
+        with warnings.catch_warnings(), contextlib.redirect_stdout(sink), contextlib.redirect_stderr(sink):
+            warnings.simplefilter("ignore")
+            yield sink
+    finally:
+        for lg, level in zip(loggers, levels):
+            lg.setLevel(level)
+
+
+def parameter_bytes(module: nn.Module) -> int:
+    return sum(t.numel() * t.element_size() for t in list(module.parameters()) + list(module.buffers()))
+
+
+def export_module(module: nn.Module, connector: Connector, config: Any, path: Path, opset: int = DEFAULT_OPSET) -> bool:
+    """Export to `path`; returns whether the weights went to an external data file."""
+    sizes = connector.example_sizes(config)
+    example = connector.dummy_inputs(config, sizes)
+    input_names = [s.name for s in connector.inputs(config)]
+    output_names = [s.name for s in connector.outputs(config)]
+    external = parameter_bytes(module) > EXTERNAL_DATA_THRESHOLD
+    with _quiet_exporter() as log:
+        try:
+            program = torch.onnx.export(
+                module,
+                tuple(example[n] for n in input_names),
+                dynamo=True,
+                input_names=input_names,
+                output_names=output_names,
+                dynamic_shapes=_dynamic_shapes(connector, config),
+                opset_version=opset,
+                optimize=True,
+            )
+        except Exception as exc:  # the exporter raises many types; all mean the same to the user
+            detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise MmexportError(f"torch.onnx export of '{connector.name}' failed: {detail}") from exc
+    if log.getvalue() and logging.getLogger("mmexport").isEnabledFor(logging.DEBUG):
+        logging.getLogger("mmexport").debug(log.getvalue())
+    _name_axes(program.model_proto, connector, config)
+    program.save(str(path), external_data=external)
+    return external

@@ -1,0 +1,67 @@
+"""Rich tables for the CLI (the API returns data; this only shows it)."""
+
+from __future__ import annotations
+
+from rich.markup import escape
+from rich.table import Table
+
+from .connectors import Connector, TensorSpec
+from .exporter.parity import ParityReport
+
+
+def connectors_table(connectors: list[Connector]) -> Table:
+    table = Table(title="Connectors (default preset first)", title_justify="left", show_lines=True)
+    for column in ("connector", "family", "systems", "presets", "input -> output"):
+        table.add_column(column, overflow="fold", no_wrap=column in ("connector", "presets"))
+    for c in connectors:
+        config = c.preset(None)
+        presets = [c.default_preset] + [p for p in c.presets if p != c.default_preset]
+        table.add_row(
+            c.name,
+            c.family,
+            ", ".join(c.systems),
+            "\n".join(presets),
+            escape(_io_text(c.inputs(config), c.outputs(config))),
+        )
+    return table
+
+
+def shape_text(shape: list) -> str:
+    return "[" + ", ".join(map(str, shape)) + "]"
+
+
+def _io_text(inputs: list[TensorSpec], outputs: list[TensorSpec]) -> str:
+    def side(specs: list[TensorSpec]) -> str:
+        if len(specs) == 1:
+            return specs[0].describe()
+        return "\n".join(f"{s.name} {s.describe()}" for s in specs)
+
+    return f"{side(inputs)}\n-> {side(outputs)}"
+
+
+def parity_table(report: ParityReport) -> Table:
+    tol = report.tolerance
+    table = Table(
+        title=f"Parity vs PyTorch fp32 ({report.provider}; limits: max_rel <= {tol.max_rel:g}, cosine >= {tol.min_cosine})",
+        title_justify="left",
+    )
+    for column in ("shape", "output", "max abs", "max rel", "cosine", ""):
+        table.add_column(column, justify="right" if column.startswith(("max", "cos")) else "left")
+    for row in report.rows:
+        table.add_row(
+            ", ".join(f"{k}={v}" for k, v in row.shape.items()),
+            row.output,
+            f"{row.max_abs:.3g}",
+            f"{row.max_rel:.3g}",
+            f"{row.cosine:.8f}",
+            "[green]ok[/]" if row.passed else "[red]FAIL[/]",
+        )
+    return table
+
+
+def human_size(size: int) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if size < 1024 or unit == "GB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{size} B"
