@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import pickle
+import warnings
 from pathlib import Path
 from typing import Callable
 
@@ -107,22 +108,34 @@ def _open_file(path: Path) -> Reader:
 def _torch_state_dict(path: Path) -> dict[str, torch.Tensor]:
     """torch.load with weights_only=True: a pickle that holds code or objects is refused."""
     try:
-        try:
-            loaded = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-        except RuntimeError as exc:
-            if "mmap" not in str(exc):  # legacy (non-zip) files cannot be memory-mapped
-                raise
-            loaded = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # torch warns about pickle protocols; the outcome is what counts
+            try:
+                loaded = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+            except RuntimeError as exc:
+                if "mmap" not in str(exc):  # legacy (non-zip) files cannot be memory-mapped
+                    raise
+                loaded = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else "unsupported content"
         raise WeightsError(
-            f"{path} is not a plain weights file (refused to unpickle it: {first}); "
+            f"{path} is not a plain weights file (refused to unpickle it: {_unpickler_reason(exc)}); "
             "re-save it as a state dict of tensors or as .safetensors"
         ) from exc
     except (RuntimeError, EOFError, OSError, ValueError) as exc:
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise WeightsError(f"cannot read {path}: {reason}; the file may be truncated or not a PyTorch checkpoint") from exc
     return _tensors_of(loaded, path)
+
+
+def _unpickler_reason(exc: Exception) -> str:
+    # torch's message is long and suggests weights_only=False; keep only what it refused.
+    text = str(exc)
+    if "WeightsUnpickler error:" in text:
+        detail = text.split("WeightsUnpickler error:", 1)[1].strip().splitlines()[0]
+        detail = detail.split(" was not an allowed global")[0].rstrip(".")
+        if detail:
+            return detail
+    return "it holds Python objects, not only tensors"
 
 
 def _tensors_of(loaded: object, path: Path) -> dict[str, torch.Tensor]:

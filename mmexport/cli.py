@@ -9,7 +9,6 @@ import traceback
 from pathlib import Path
 from typing import Optional
 
-import click
 import typer
 from rich.console import Console
 from rich.markup import escape
@@ -45,14 +44,18 @@ def _tolerance(connector_name: str, max_rel: float | None, min_cosine: float | N
     return Tolerance(max_rel if max_rel is not None else base.max_rel, min_cosine if min_cosine is not None else base.min_cosine)
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        out.print(f"mmexport {__version__}")
+        raise typer.Exit()
+
+
 @app.callback()
 def _root(
     debug: bool = typer.Option(False, "--debug", help="Show tracebacks on errors."),
-    version: bool = typer.Option(False, "--version", help="Print the version and exit.", is_eager=True),
+    version: bool = typer.Option(False, "--version", help="Print the version and exit.", is_eager=True, callback=_print_version),
 ) -> None:
-    if version:
-        out.print(f"mmexport {__version__}")
-        raise typer.Exit()
+    pass
 
 
 @app.command("list")
@@ -137,7 +140,12 @@ def check_command(
         raise MmexportError(report.failure())
 
 
-def _usage_line(exc: click.UsageError) -> str:
+def _is_usage_error(exc: BaseException) -> bool:
+    # Typer vendors its own click; match its UsageError (and click's) by class name.
+    return any(cls.__name__ == "UsageError" for cls in type(exc).__mro__)
+
+
+def _usage_line(exc) -> str:
     hint = ""
     if exc.ctx is not None:
         hint = f" (see '{exc.ctx.command_path} --help')"
@@ -155,12 +163,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         result = app(args=argv, prog_name="mmexport", standalone_mode=False)
         return result if isinstance(result, int) else 0
-    except click.exceptions.Exit as exc:
+    except typer.Exit as exc:
         return exc.exit_code
-    except click.UsageError as exc:
-        err.print(_usage_line(exc), markup=False, highlight=False)
-        return 2
-    except (KeyboardInterrupt, click.exceptions.Abort):
+    except (KeyboardInterrupt, typer.Abort):
         err.print("interrupted; nothing was written")
         return 130
     except MmexportError as exc:
@@ -169,6 +174,13 @@ def main(argv: list[str] | None = None) -> int:
         err.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
         return exc.exit_code
     except Exception as exc:  # a bug or an unforeseen environment problem: still one line
+        if type(exc).__name__ == "NoArgsIsHelpError":
+            return 2  # the help is already printed
+        if _is_usage_error(exc):
+            if debug:
+                traceback.print_exc()
+            err.print(_usage_line(exc), markup=False, highlight=False, soft_wrap=True)
+            return 2
         if debug:
             traceback.print_exc()
         detail = str(exc).strip().splitlines()[0] if str(exc).strip() else ""

@@ -40,7 +40,7 @@ def now() -> str:
 
 
 def write(path: Path, manifest: dict[str, Any]) -> None:
-    path.write_text(json.dumps({"format": FORMAT, **manifest}, indent=2) + "\n")
+    path.write_text(json.dumps(manifest, indent=2) + "\n")
 
 
 def read(artifact: Path) -> dict[str, Any]:

@@ -42,8 +42,10 @@ def _io_text(inputs: list[TensorSpec], outputs: list[TensorSpec]) -> str:
 def parity_table(report: ParityReport) -> Table:
     tol = report.tolerance
     table = Table(
-        title=f"Parity vs PyTorch fp32 ({report.provider}; limits: max_rel <= {tol.max_rel:g}, cosine >= {tol.min_cosine})",
+        title=f"Parity vs PyTorch fp32 ({report.provider})",
         title_justify="left",
+        caption=f"pass: max rel <= {tol.max_rel:g} and cosine >= {tol.min_cosine}; max rel = max abs error / max |reference|",
+        caption_justify="left",
     )
     for column in ("shape", "output", "max abs", "max rel", "cosine", ""):
         table.add_column(column, justify="right" if column.startswith(("max", "cos")) else "left")

@@ -82,6 +82,7 @@ def export(
             step("checking parity in ONNX Runtime")
             report = run_parity(staging.path(), module, connector, config, tolerance, device=device)
         record = {
+            "format": manifest.FORMAT,
             "artifact": output.name,
             "kind": "onnx",
             "precision": "fp32",

@@ -1,0 +1,71 @@
+"""Shared helpers: run the real CLI, and write checkpoints in the released models' layouts."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+import torch
+
+from mmexport.cli import main
+
+
+def pytest_collection_modifyitems(config, items):
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA GPU")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(skip)
+
+
+class CliResult:
+    def __init__(self, code: int, stdout: str, stderr: str):
+        self.code, self.stdout, self.stderr = code, stdout, stderr
+
+    def __repr__(self) -> str:
+        return f"exit {self.code}\nstdout:\n{self.stdout}\nstderr:\n{self.stderr}"
+
+
+@pytest.fixture
+def cli(capsys):
+    """Run `mmexport ARGS` in this process (fast) and capture what it prints."""
+
+    def run(*args: str) -> CliResult:
+        capsys.readouterr()
+        code = main([str(a) for a in args])
+        captured = capsys.readouterr()
+        return CliResult(code, captured.out, captured.err)
+
+    return run
+
+
+def run_subprocess(*args: str, cwd: Path, timeout: float = 600) -> CliResult:
+    """Run the installed console script as a user would."""
+    env = dict(os.environ, COLUMNS="120")
+    proc = subprocess.run(["mmexport", *map(str, args)], cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env)
+    return CliResult(proc.returncode, proc.stdout, proc.stderr)
+
+
+def ort_run(path: Path, **inputs: torch.Tensor) -> list[np.ndarray]:
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    return session.run(None, {k: v.numpy() for k, v in inputs.items()})
+
+
+def relative_error(actual: np.ndarray, expected: torch.Tensor) -> float:
+    expected = expected.detach().double().numpy()
+    return float(np.abs(actual - expected).max() / np.abs(expected).max())
+
+
+def cosine(actual: np.ndarray, expected: torch.Tensor) -> float:
+    a, e = actual.astype(np.float64).ravel(), expected.detach().double().numpy().ravel()
+    return float(a @ e / (np.linalg.norm(a) * np.linalg.norm(e)))
+
+
+def files_in(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir())
