@@ -35,6 +35,19 @@ DeviceOpt = typer.Option("cpu", "--device", help="ONNX Runtime device for the pa
 JsonOpt = typer.Option(False, "--json", help="Print the result as JSON on stdout (for CI).")
 MaxRelOpt = typer.Option(None, "--max-rel", help="Parity limit on max abs error / max |reference|.")
 MinCosOpt = typer.Option(None, "--min-cosine", help="Parity limit on cosine similarity.")
+ShapeOpt = typer.Option(None, "--shape", help="Parity shape as AXIS=SIZE,... (repeatable), e.g. batch=2,tokens=1001.")
+
+
+def _parse_shapes(values: list[str] | None) -> list[dict[str, int]] | None:
+    if not values:
+        return None
+    shapes = []
+    for value in values:
+        try:
+            shapes.append({k.strip(): int(v) for k, v in (item.split("=") for item in value.split(","))})
+        except ValueError:
+            raise typer.BadParameter(f"'{value}' is not AXIS=SIZE,...", param_hint="--shape") from None
+    return shapes
 
 
 def _tolerance(connector_name: str, max_rel: float | None, min_cosine: float | None) -> Tolerance | None:
@@ -87,6 +100,7 @@ def onnx_command(
     device: str = DeviceOpt,
     max_rel: Optional[float] = MaxRelOpt,
     min_cosine: Optional[float] = MinCosOpt,
+    shape: Optional[list[str]] = ShapeOpt,
     as_json: bool = JsonOpt,
 ) -> None:
     """Export a connector to ONNX with dynamic axes, then gate it on parity with PyTorch."""
@@ -94,7 +108,7 @@ def onnx_command(
     with err.status("starting") as status:
         result = pipeline.export(
             connector, preset, weights, output, opset, check=not no_check, device=device,
-            tolerance=tolerance, step=lambda message: status.update(message),
+            tolerance=tolerance, shapes=_parse_shapes(shape), step=lambda message: status.update(message),
         )
     for warning in result.warnings:
         err.print(f"[yellow]warning:[/] {escape(warning)}")
@@ -125,13 +139,14 @@ def check_command(
     device: str = DeviceOpt,
     max_rel: Optional[float] = MaxRelOpt,
     min_cosine: Optional[float] = MinCosOpt,
+    shape: Optional[list[str]] = ShapeOpt,
     as_json: bool = JsonOpt,
 ) -> None:
     """Re-run the parity gate on an exported artifact (exit 1 when it fails)."""
     record = pipeline.manifest.read(artifact)
     tolerance = _tolerance(record["connector"], max_rel, min_cosine)
     with err.status("checking parity"):
-        _, report = pipeline.check(artifact, weights, device, tolerance)
+        _, report = pipeline.check(artifact, weights, device, tolerance, _parse_shapes(shape))
     if as_json:
         print(json.dumps(report.to_json(), indent=2))
     else:

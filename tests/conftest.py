@@ -69,3 +69,26 @@ def cosine(actual: np.ndarray, expected: torch.Tensor) -> float:
 
 def files_in(folder: Path) -> list[str]:
     return sorted(p.name for p in folder.iterdir())
+
+
+def export(cli, tmp_path, connector, weights, *extra):
+    """`mmexport onnx` with weights; returns the ONNX path and its manifest."""
+    import json
+
+    out = tmp_path / f"{connector}.onnx"
+    result = cli("onnx", "--connector", connector, "--weights", weights, "-o", out, *extra)
+    assert result.code == 0, result
+    return out, json.loads((tmp_path / f"{connector}.onnx.json").read_text())
+
+
+def assert_matches_at(onnx_path, reference, shapes, seed=0):
+    """The ONNX against the original implementation at the given input shapes (fp32 gate)."""
+    generator = torch.Generator().manual_seed(seed)
+    for shape in shapes:
+        features = torch.randn(shape, generator=generator)
+        with torch.no_grad():
+            expected = reference(features)
+        (actual,) = ort_run(onnx_path, vision_features=features)
+        assert actual.shape == tuple(expected.shape)
+        assert relative_error(actual, expected) <= 1e-4, relative_error(actual, expected)
+        assert cosine(actual, expected) >= 0.99999

@@ -149,3 +149,17 @@ def test_check_with_foreign_manifest(cli, tmp_path):
 def test_debug_shows_the_traceback(cli):
     result = cli("--debug", "onnx", "-c", "mlp", "-w", "/nonexistent/w.safetensors")
     assert result.code == 2 and "Traceback" in result.stderr
+
+
+def test_token_count_not_a_multiple_of_four(cli, tmp_path):
+    result = cli("onnx", "-c", "concat-linear", "--shape", "batch=1,tokens=1001", "-o", tmp_path / "c.onnx")
+    assert_one_line(result, 2, "tokens", "multiple of 4")
+    assert files_in(tmp_path) == []
+
+
+def test_token_count_on_a_fixed_grid(cli, tmp_path):
+    assert_one_line(cli("onnx", "-c", "c-abstractor", "--shape", "batch=1,tokens=255", "-o", tmp_path / "c.onnx"), 2, "no dynamic axis tokens", "256")
+
+
+def test_malformed_shape_option(cli, tmp_path):
+    assert_one_line(cli("onnx", "-c", "mlp", "--shape", "batch:2", "-o", tmp_path / "m.onnx"), 2, "AXIS=SIZE")

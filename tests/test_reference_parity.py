@@ -10,28 +10,14 @@ import torch
 from safetensors.torch import save_file
 from transformers import Blip2QFormerConfig, Blip2QFormerModel
 
-from conftest import cosine, ort_run, relative_error
+from conftest import assert_matches_at, export
 from references import blip2, blip2_connector_output, llava_projector, to_lavis_keys
 
 SHAPES = [(1, 9), (2, 7), (3, 31)]  # batch 1 included, odd token counts
 
 
-def export(cli, tmp_path, connector, weights, *extra):
-    out = tmp_path / f"{connector}.onnx"
-    result = cli("onnx", "--connector", connector, "--weights", weights, "-o", out, *extra)
-    assert result.code == 0, result
-    return out, json.loads((tmp_path / f"{connector}.onnx.json").read_text())
-
-
 def assert_matches(onnx_path, reference, feature_dim, shapes=SHAPES):
-    for batch, tokens in shapes:
-        features = torch.randn(batch, tokens, feature_dim)
-        with torch.no_grad():
-            expected = reference(features)
-        (actual,) = ort_run(onnx_path, vision_features=features)
-        assert actual.shape == tuple(expected.shape)
-        assert relative_error(actual, expected) <= 1e-4
-        assert cosine(actual, expected) >= 0.99999
+    assert_matches_at(onnx_path, reference, [(b, t, feature_dim) for b, t in shapes])
 
 
 def test_mlp_transformers_layout_with_foreign_keys(cli, tmp_path):
@@ -127,3 +113,12 @@ def test_qformer_release_dims_blip2_opt_27b(cli, tmp_path):
         return projection(hidden)
 
     assert_matches(out, reference, 1408, shapes=[(1, 257), (2, 31)])
+
+
+def test_linear_minigpt4_llama_proj(cli, tmp_path):
+    torch.manual_seed(7)
+    reference = torch.nn.Linear(48, 64)  # MiniGPT-4: llama_proj on the 32 Q-Former outputs
+    torch.save({"model": {"llama_proj.weight": reference.weight.data, "llama_proj.bias": reference.bias.data}}, tmp_path / "prerained_minigpt4.pth")
+    out, manifest = export(cli, tmp_path, "linear", tmp_path / "prerained_minigpt4.pth", "--preset", "minigpt4-vicuna-7b")
+    assert manifest["weights"]["layout"] == "minigpt4-original"
+    assert_matches(out, reference, 48, shapes=[(1, 32), (2, 32), (3, 5)])

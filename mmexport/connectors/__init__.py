@@ -12,6 +12,13 @@ _MODULES = {
     "linear": "linear",
     "mlp": "mlp",
     "qformer": "qformer",
+    "glu": "glu",
+    "concat-linear": "concat_linear",
+    "h-reducer": "h_reducer",
+    "c-abstractor": "c_abstractor",
+    "ldp": "ldp",
+    "pixel-shuffle": "pixel_shuffle",
+    "patch-merger": "patch_merger",
 }
 
 

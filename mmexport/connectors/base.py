@@ -33,7 +33,9 @@ class Axis:
             raise UsageError(f"{tensor}: axis '{self.name}' = {size} is out of range; it must be {rule}")
 
 
-Dim = int | Axis
+Dim = int | Axis | str  # str: a derived output size such as "tokens/4", for names only
+
+BATCH = Axis("batch", min=1, opt=1, max=64, samples=(1, 2, 3))
 
 
 @dataclass(frozen=True)
@@ -49,14 +51,17 @@ class TensorSpec:
     def shape(self, sizes: dict[str, int]) -> tuple[int, ...]:
         return tuple(sizes[d.name] if isinstance(d, Axis) else d for d in self.dims)
 
+    def labels(self) -> list[int | str]:
+        return [d.name if isinstance(d, Axis) else d for d in self.dims]
+
     def describe(self) -> str:
-        return "[" + ", ".join(d.name if isinstance(d, Axis) else str(d) for d in self.dims) + "]"
+        return "[" + ", ".join(map(str, self.labels())) + "]"
 
     def to_json(self) -> dict[str, Any]:
         return {
             "name": self.name,
             "dtype": self.dtype,
-            "shape": [d.name if isinstance(d, Axis) else d for d in self.dims],
+            "shape": self.labels(),
             "dynamic_axes": {
                 str(i): {"name": a.name, "min": a.min, "opt": a.opt, "max": a.max, "multiple_of": a.multiple_of}
                 for i, a in self.axes.items()
@@ -102,6 +107,8 @@ class Connector:
     inputs: Callable[[Any], list[TensorSpec]]
     outputs: Callable[[Any], list[TensorSpec]]
     config_from_weights: Callable[[dict[str, torch.Tensor], Any], Any] = lambda weights, config: config
+    # Fix-ups that the original code applies on load (renamed keys in, module keys out).
+    adapt_weights: Callable[[dict[str, torch.Tensor]], dict[str, torch.Tensor]] = lambda weights: weights
     tolerance: Tolerance = field(default_factory=Tolerance)
 
     def preset(self, name: str | None) -> Any:
@@ -123,6 +130,18 @@ class Connector:
         axes = {a.name: a for spec in self.inputs(config) for a in spec.axes.values()}
         count = max(len(a.samples) for a in axes.values())
         return [{n: a.samples[i % len(a.samples)] for n, a in axes.items()} for i in range(count)]
+
+    def check_sizes(self, config: Any, sizes: dict[str, int]) -> None:
+        """A clear error for sizes the connector cannot take, before anything runs."""
+        axes = {a.name: a for spec in self.inputs(config) for a in spec.axes.values()}
+        unknown = set(sizes) - set(axes)
+        if unknown:
+            fixed = ", ".join(f"{s.name} {s.describe()}" for s in self.inputs(config))
+            raise UsageError(f"'{self.name}' has no dynamic axis {', '.join(sorted(unknown))}; its inputs are {fixed}")
+        for name, axis in axes.items():
+            if name not in sizes:
+                raise UsageError(f"shape for '{self.name}' lacks axis '{name}'")
+            axis.check(sizes[name], self.name)
 
     def example_sizes(self, config: Any) -> dict[str, int]:
         """Export-time sizes: >= 2 and unlike any static dim so the exporter specializes nothing."""

@@ -7,9 +7,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .base import Axis, Connector, KeyLayout, TensorSpec
-
-BATCH = Axis("batch", min=1, opt=1, max=64, samples=(1, 2, 3))
+from .base import BATCH, Axis, Connector, KeyLayout, TensorSpec
 
 
 def token_axis(opt: int) -> Axis:
@@ -50,15 +48,19 @@ def _from_weights(weights, config: LinearConfig) -> LinearConfig:
 CONNECTOR = Connector(
     name="linear",
     family="projection",
-    systems=("LLaVA v1", "PaLI-X-style linear adapters"),
+    systems=("LLaVA v1", "MiniGPT-4 (llama_proj)"),
     presets={
         # CLIP ViT-L/14 224 px, last layer, CLS dropped: 256 tokens of 1024.
         "llava-v1-7b": LinearConfig(vision_dim=1024, llm_dim=4096, tokens=256),
         "llava-v1-13b": LinearConfig(vision_dim=1024, llm_dim=5120, tokens=256),
+        # MiniGPT-4: llama_proj on the 32 Q-Former outputs (768 wide).
+        "minigpt4-vicuna-7b": LinearConfig(vision_dim=768, llm_dim=4096, tokens=32),
+        "minigpt4-vicuna-13b": LinearConfig(vision_dim=768, llm_dim=5120, tokens=32),
     },
     default_preset="llava-v1-7b",
     key_layouts=(
         KeyLayout("llava-original", ((r"(?:model\.)?mm_projector\.(weight|bias)", r"proj.\1"),)),
+        KeyLayout("minigpt4-original", ((r"llama_proj\.(weight|bias)", r"proj.\1"),)),
     ),
     build=LinearProjector,
     inputs=lambda c: io_specs(c)[0],

@@ -65,7 +65,7 @@ def load_weights(connector: Connector, path: str | Path, preset_config: Any) -> 
             f"{path} holds no '{connector.name}' weights (keys like {sample}); "
             f"expected a checkpoint in one of these layouts: {layouts}"
         )
-    state = {name: checkpoint.tensor(source) for name, source in mapping.items()}
+    state = connector.adapt_weights({name: checkpoint.tensor(source) for name, source in mapping.items()})
     try:
         config = connector.config_from_weights(state, preset_config)
     except KeyError as exc:

@@ -40,11 +40,16 @@ def _from_weights(weights, config: MLPConfig) -> MLPConfig:
 CONNECTOR = Connector(
     name="mlp",
     family="projection",
-    systems=("LLaVA-1.5", "LLaVA-NeXT", "ShareGPT4V"),
+    systems=("LLaVA-1.5", "LLaVA-NeXT", "ShareGPT4V", "LLaVA-OneVision"),
     presets={
         # CLIP ViT-L/14 336 px, penultimate layer, CLS dropped: 576 tokens of 1024.
         "llava-1.5-7b": MLPConfig(vision_dim=1024, llm_dim=4096, tokens=576),
         "llava-1.5-13b": MLPConfig(vision_dim=1024, llm_dim=5120, tokens=576),
+        "llava-v1.6-vicuna-7b": MLPConfig(vision_dim=1024, llm_dim=4096, tokens=576),  # per 336 px tile
+        "llava-v1.6-34b": MLPConfig(vision_dim=1024, llm_dim=7168, tokens=576),
+        "sharegpt4v-7b": MLPConfig(vision_dim=1024, llm_dim=4096, tokens=576),
+        # SigLIP-so400m 384 px (27x27 patches) into Qwen2-7B.
+        "llava-onevision-qwen2-7b": MLPConfig(vision_dim=1152, llm_dim=3584, tokens=729),
     },
     default_preset="llava-1.5-7b",
     key_layouts=(

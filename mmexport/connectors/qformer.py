@@ -9,8 +9,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .base import Axis, Connector, KeyLayout, TensorSpec
-from .linear import BATCH
+from .base import BATCH, Axis, Connector, KeyLayout, TensorSpec
 
 
 @dataclass(frozen=True)

@@ -62,6 +62,7 @@ def export(
     check: bool = True,
     device: str = "cpu",
     tolerance: Tolerance | None = None,
+    shapes: list[dict[str, int]] | None = None,
     step: Step = lambda message: None,
 ) -> ExportResult:
     """Export a connector to ONNX, gate it on parity, and install it with its manifest.
@@ -73,6 +74,8 @@ def export(
     output = Path(output) if output else default_output(connector.name, preset)
     if output.suffix != ".onnx":
         raise UsageError(f"output must end in .onnx: {output}")
+    for sizes in shapes or []:
+        connector.check_sizes(config, sizes)
     module = build_module(connector, config, loaded)
     with Staging(output) as staging:
         step(f"exporting to ONNX (opset {opset})")
@@ -80,7 +83,7 @@ def export(
         report = None
         if check:
             step("checking parity in ONNX Runtime")
-            report = run_parity(staging.path(), module, connector, config, tolerance, device=device)
+            report = run_parity(staging.path(), module, connector, config, tolerance, shapes, device=device)
         record = {
             "format": manifest.FORMAT,
             "artifact": output.name,
@@ -114,6 +117,7 @@ def check(
     weights: str | Path | None = None,
     device: str = "cpu",
     tolerance: Tolerance | None = None,
+    shapes: list[dict[str, int]] | None = None,
 ) -> tuple[dict[str, Any], ParityReport]:
     """Re-run the parity gate on an exported artifact, rebuilding the module from its manifest."""
     artifact = Path(artifact)
@@ -132,6 +136,8 @@ def check(
                 f"({loaded.digest[:19]} vs {recorded['digest'][:19]}); pass the original --weights"
             )
     config = loaded.config if loaded else connector.config_from_dict(record["config"])
+    for sizes in shapes or []:
+        connector.check_sizes(config, sizes)
     module = build_module(connector, config, loaded)
-    report = run_parity(artifact, module, connector, config, tolerance, device=device)
+    report = run_parity(artifact, module, connector, config, tolerance, shapes, device=device)
     return record, report

@@ -9,7 +9,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-import onnx
+import onnx_ir
 import torch
 from torch import nn
 
@@ -37,15 +37,20 @@ def _dynamic_shapes(connector: Connector, config: Any) -> tuple[dict[int, Any], 
     return tuple({i: dim(a) for i, a in spec.axes.items()} for spec in connector.inputs(config))
 
 
-def _name_axes(model: onnx.ModelProto, connector: Connector, config: Any) -> None:
-    """Give every dynamic dim of the graph's inputs and outputs its axis name."""
+def _name_axes(program: Any, connector: Connector, config: Any) -> None:
+    """Name every dynamic dim of the graph's inputs and outputs as the connector does
+    (the exporter writes its own symbols, e.g. '4*tokens_blocks' or 's53')."""
     specs = {s.name: s for s in connector.inputs(config) + connector.outputs(config)}
-    for value in list(model.graph.input) + list(model.graph.output):
+    graph = program.model.graph
+    for value in list(graph.inputs) + list(graph.outputs):
         spec = specs.get(value.name)
-        if spec is None:
+        if spec is None or value.shape is None:
             continue
-        for i, axis in spec.axes.items():
-            value.type.tensor_type.shape.dim[i].dim_param = axis.name
+        dims = list(value.shape)
+        for i, label in enumerate(spec.labels()):
+            if isinstance(label, str):
+                dims[i] = label
+        value.shape = onnx_ir.Shape(dims)
 
 
 @contextlib.contextmanager
@@ -93,6 +98,6 @@ def export_module(module: nn.Module, connector: Connector, config: Any, path: Pa
             raise MmexportError(f"torch.onnx export of '{connector.name}' failed: {detail}") from exc
     if log.getvalue() and logging.getLogger("mmexport").isEnabledFor(logging.DEBUG):
         logging.getLogger("mmexport").debug(log.getvalue())
-    _name_axes(program.model_proto, connector, config)
+    _name_axes(program, connector, config)
     program.save(str(path), external_data=external)
     return external
