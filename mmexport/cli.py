@@ -16,6 +16,7 @@ from rich.markup import escape
 from . import __version__, connectors
 from .connectors import Tolerance
 from .errors import MmexportError
+from .calibration import variants
 from .exporter import pipeline
 from .report import connectors_table, human_size, parity_table, shape_text
 
@@ -36,6 +37,14 @@ JsonOpt = typer.Option(False, "--json", help="Print the result as JSON on stdout
 MaxRelOpt = typer.Option(None, "--max-rel", help="Parity limit on max abs error / max |reference|.")
 MinCosOpt = typer.Option(None, "--min-cosine", help="Parity limit on cosine similarity.")
 ShapeOpt = typer.Option(None, "--shape", help="Parity shape as AXIS=SIZE,... (repeatable), e.g. batch=2,tokens=1001.")
+CalibOpt = typer.Option(None, "--calib", help="Calibration features: .npz (keyed by input), .npy, a folder of them, or 'synthetic'.")
+MethodOpt = typer.Option("percentile", "--method", help="int8 range calibration: entropy, percentile or minmax.")
+PercentileOpt = typer.Option(99.99, "--percentile", help="Percentile for --method percentile.")
+SamplesOpt = typer.Option(variants.DEFAULT_SAMPLES, "--samples", min=1, help="Calibration samples to read (some are held out).")
+SmoothOpt = typer.Option(variants.DEFAULT_SMOOTH_ALPHA, "--smooth", min=0.0, max=1.0, help="SmoothQuant alpha; 0 turns it off.")
+IoOpt = typer.Option("fp32", "--io", help="Input/output dtype of the variant: fp32 or fp16.")
+HighPrecisionOpt = typer.Option("fp16", "--high-precision", help="Dtype of what is not int8: fp16 or fp32.")
+
 
 
 def _parse_shapes(values: list[str] | None) -> list[dict[str, int]] | None:
@@ -101,9 +110,16 @@ def onnx_command(
     max_rel: Optional[float] = MaxRelOpt,
     min_cosine: Optional[float] = MinCosOpt,
     shape: Optional[list[str]] = ShapeOpt,
+    precision: str = typer.Option("fp32", "--precision", help="fp32, or also make an fp16/int8 variant (see `quantize`)."),
+    calib: Optional[str] = CalibOpt,
+    method: str = MethodOpt,
     as_json: bool = JsonOpt,
 ) -> None:
     """Export a connector to ONNX with dynamic axes, then gate it on parity with PyTorch."""
+    if precision not in ("fp32", *variants.PRECISIONS):
+        raise typer.BadParameter(f"'{precision}' is not fp32, fp16 or int8", param_hint="--precision")
+    if precision == "int8" and not calib:
+        raise typer.BadParameter("int8 needs --calib FEATURES (or --calib synthetic)", param_hint="--calib")
     tolerance = _tolerance(connector, max_rel, min_cosine)
     with err.status("starting") as status:
         result = pipeline.export(
@@ -113,7 +129,8 @@ def onnx_command(
     for warning in result.warnings:
         err.print(f"[yellow]warning:[/] {escape(warning)}")
     if as_json:
-        print(json.dumps(result.manifest, indent=2))
+        variant = variants.quantize(result.path, precision, calib, method, weights=weights) if precision != "fp32" else None
+        print(json.dumps(variant.manifest if variant else result.manifest, indent=2))
         return
     record = result.manifest
     if result.weights:
@@ -130,6 +147,59 @@ def onnx_command(
         f"in {result.seconds:.1f} s",
         soft_wrap=True,
     )
+    if precision != "fp32":
+        with err.status("starting") as status:
+            variant = variants.quantize(result.path, precision, calib, method, weights=weights, step=lambda message: status.update(message))
+        _print_variant(variant, as_json=False)
+
+
+def _print_variant(result: variants.VariantResult, as_json: bool) -> None:
+    for warning in result.warnings:
+        err.print(f"[bold yellow]warning:[/] {escape(warning)}")
+    if as_json:
+        print(json.dumps(result.manifest, indent=2))
+        return
+    out.print(parity_table(result.parity))
+    q = result.manifest["quantization"]
+    facts = [f"size {result.manifest['size_ratio_vs_fp32']:.2f}x fp32"]
+    if "int8_mac_share" in q:
+        facts.append(f"{q['int8_mac_share']:.0%} of weight MACs in int8 ({q['int8_layers']} layers)")
+        facts += [f"{name}: {why}" for name, why in q["kept"].items()]
+    if q.get("kept_fp32"):
+        facts.append("kept in fp32: " + ", ".join(q["kept_fp32"]))
+    for fact in facts:
+        out.print(f"  {escape(fact)}", highlight=False)
+    out.print(f"[green]wrote[/] {escape(str(result.path))} and its manifest in {result.seconds:.1f} s", soft_wrap=True)
+
+
+@app.command("quantize")
+def quantize_command(
+    artifact: Path = typer.Argument(..., help="An fp32 .onnx exported by mmexport."),
+    precision: str = typer.Option(..., "--precision", help="fp16 or int8."),
+    calib: Optional[str] = CalibOpt,
+    method: str = MethodOpt,
+    percentile: float = PercentileOpt,
+    samples: int = SamplesOpt,
+    smooth: float = SmoothOpt,
+    io: str = IoOpt,
+    high_precision: str = HighPrecisionOpt,
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Output .onnx; default NAME.PRECISION.onnx."),
+    weights: Optional[Path] = typer.Option(None, "--weights", "-w", help="Weights for the fp32 reference; default: the manifest's."),
+    min_cosine: Optional[float] = MinCosOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """Make the fp16 or calibrated int8 (TensorRT-ready QDQ) variant, gated on held-out samples."""
+    record = pipeline.manifest.read(artifact)
+    tolerance = None
+    if min_cosine is not None:
+        base = connectors.get(record["connector"]).tolerance_for(precision if precision in variants.PRECISIONS else "fp32")
+        tolerance = Tolerance(base.max_rel, min_cosine)
+    with err.status("starting") as status:
+        result = variants.quantize(
+            artifact, precision, calib, method, percentile, samples, smooth or None, io, high_precision,
+            output, weights, tolerance, step=lambda message: status.update(message),
+        )
+    _print_variant(result, as_json)
 
 
 @app.command("check")

@@ -74,8 +74,17 @@ class Tolerance:
     """Parity thresholds. max_rel is the largest absolute error divided by the largest
     reference magnitude of that output (elementwise ratios explode near zero)."""
 
-    max_rel: float = 1e-4
+    max_rel: float | None = 1e-4  # None: reported, not gated
     min_cosine: float = 0.99999
+
+    def passes(self, max_rel: float, cosine: float) -> bool:
+        return (self.max_rel is None or max_rel <= self.max_rel) and cosine >= self.min_cosine
+
+
+# Gates for reduced precision, against the fp32 PyTorch reference on held-out samples.
+FP16_TOLERANCE = Tolerance(max_rel=1e-2, min_cosine=0.9999)
+INT8_PROJECTION_TOLERANCE = Tolerance(max_rel=None, min_cosine=0.999)
+INT8_ATTENTION_TOLERANCE = Tolerance(max_rel=None, min_cosine=0.995)
 
 
 @dataclass(frozen=True)
@@ -110,6 +119,10 @@ class Connector:
     # Fix-ups that the original code applies on load (renamed keys in, module keys out).
     adapt_weights: Callable[[dict[str, torch.Tensor]], dict[str, torch.Tensor]] = lambda weights: weights
     tolerance: Tolerance = field(default_factory=Tolerance)
+    int8_tolerance: Tolerance = INT8_PROJECTION_TOLERANCE
+
+    def tolerance_for(self, precision: str) -> Tolerance:
+        return {"fp32": self.tolerance, "fp16": FP16_TOLERANCE, "int8": self.int8_tolerance}[precision]
 
     def preset(self, name: str | None) -> Any:
         name = name or self.default_preset
@@ -142,6 +155,10 @@ class Connector:
             if name not in sizes:
                 raise UsageError(f"shape for '{self.name}' lacks axis '{name}'")
             axis.check(sizes[name], self.name)
+
+    def sizes_of(self, config: Any, tensors: dict[str, Any]) -> dict[str, int]:
+        """Axis sizes read off concrete inputs."""
+        return {a.name: tensors[s.name].shape[i] for s in self.inputs(config) for i, a in s.axes.items()}
 
     def example_sizes(self, config: Any) -> dict[str, int]:
         """Export-time sizes: >= 2 and unlike any static dim so the exporter specializes nothing."""

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .base import BATCH, Axis, Connector, KeyLayout, TensorSpec
+from .base import BATCH, INT8_ATTENTION_TOLERANCE, Axis, Connector, KeyLayout, TensorSpec
 
 
 @dataclass(frozen=True)
@@ -190,4 +190,5 @@ CONNECTOR = Connector(
     inputs=lambda c: io_specs(c)[0],
     outputs=lambda c: io_specs(c)[1],
     config_from_weights=_from_weights,
+    int8_tolerance=INT8_ATTENTION_TOLERANCE,
 )

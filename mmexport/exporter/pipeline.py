@@ -112,16 +112,8 @@ def export(
     return ExportResult(output, record, report, loaded, time.perf_counter() - start, warnings)
 
 
-def check(
-    artifact: str | Path,
-    weights: str | Path | None = None,
-    device: str = "cpu",
-    tolerance: Tolerance | None = None,
-    shapes: list[dict[str, int]] | None = None,
-) -> tuple[dict[str, Any], ParityReport]:
-    """Re-run the parity gate on an exported artifact, rebuilding the module from its manifest."""
-    artifact = Path(artifact)
-    record = manifest.read(artifact)
+def reference_module(artifact: Path, record: dict[str, Any], weights: str | Path | None = None):
+    """The fp32 PyTorch module an artifact was exported from, rebuilt from its manifest."""
     connector: Connector = connectors.get(record["connector"])
     recorded = record["weights"]
     weights_path = weights or recorded.get("path")
@@ -136,8 +128,22 @@ def check(
                 f"({loaded.digest[:19]} vs {recorded['digest'][:19]}); pass the original --weights"
             )
     config = loaded.config if loaded else connector.config_from_dict(record["config"])
+    return connector, config, build_module(connector, config, loaded)
+
+
+def check(
+    artifact: str | Path,
+    weights: str | Path | None = None,
+    device: str = "cpu",
+    tolerance: Tolerance | None = None,
+    shapes: list[dict[str, int]] | None = None,
+) -> tuple[dict[str, Any], ParityReport]:
+    """Re-run the parity gate on an exported artifact, rebuilding the module from its manifest."""
+    artifact = Path(artifact)
+    record = manifest.read(artifact)
+    connector, config, module = reference_module(artifact, record, weights)
     for sizes in shapes or []:
         connector.check_sizes(config, sizes)
-    module = build_module(connector, config, loaded)
+    tolerance = tolerance or connector.tolerance_for(record.get("precision", "fp32"))
     report = run_parity(artifact, module, connector, config, tolerance, shapes, device=device)
     return record, report
