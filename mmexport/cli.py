@@ -38,7 +38,7 @@ MaxRelOpt = typer.Option(None, "--max-rel", help="Parity limit on max abs error 
 MinCosOpt = typer.Option(None, "--min-cosine", help="Parity limit on cosine similarity.")
 ShapeOpt = typer.Option(None, "--shape", help="Parity shape as AXIS=SIZE,... (repeatable), e.g. batch=2,tokens=1001.")
 CalibOpt = typer.Option(None, "--calib", help="Calibration features: .npz (keyed by input), .npy, a folder of them, or 'synthetic'.")
-MethodOpt = typer.Option("percentile", "--method", help="int8 range calibration: entropy, percentile or minmax.")
+MethodOpt = typer.Option(variants.DEFAULT_METHOD, "--method", help="int8 range calibration: entropy, percentile or minmax.")
 PercentileOpt = typer.Option(99.99, "--percentile", help="Percentile for --method percentile.")
 SamplesOpt = typer.Option(variants.DEFAULT_SAMPLES, "--samples", min=1, help="Calibration samples to read (some are held out).")
 SmoothOpt = typer.Option(variants.DEFAULT_SMOOTH_ALPHA, "--smooth", min=0.0, max=1.0, help="SmoothQuant alpha; 0 turns it off.")

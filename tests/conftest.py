@@ -92,3 +92,13 @@ def assert_matches_at(onnx_path, reference, shapes, seed=0):
         assert actual.shape == tuple(expected.shape)
         assert relative_error(actual, expected) <= 1e-4, relative_error(actual, expected)
         assert cosine(actual, expected) >= 0.99999
+
+
+def assert_one_line(result, code, *phrases):
+    """Exit `code`, no traceback, exactly one 'error:' line on stderr that names `phrases`."""
+    assert result.code == code, result
+    assert "Traceback" not in result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip() and not line.startswith("warning:")]
+    assert len(lines) == 1 and lines[0].startswith("error:"), result
+    for phrase in phrases:
+        assert phrase in lines[0], result

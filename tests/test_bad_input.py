@@ -9,17 +9,8 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from conftest import files_in
+from conftest import assert_one_line, files_in
 from references import llava_projector
-
-
-def assert_one_line(result, code, *phrases):
-    assert result.code == code, result
-    assert "Traceback" not in result.stderr
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error:"), result
-    for phrase in phrases:
-        assert phrase in lines[0], result
 
 
 def mlp_state(vision=32, llm=48, prefix="multi_modal_projector."):

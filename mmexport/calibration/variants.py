@@ -23,7 +23,11 @@ from .smoothquant import smooth
 
 PRECISIONS = ("fp16", "int8")
 DEFAULT_SAMPLES = 64
-DEFAULT_SMOOTH_ALPHA = 0.8  # measured on outlier-heavy features: 0.5 -> 0.99868, 0.8 -> 0.99899 (LLaVA-1.5 MLP)
+# Defaults chosen by measurement on outlier-heavy features (see docs/precision.md): min-max
+# ranges after SmoothQuant (alpha 0.5) keep every layer in int8 above the 0.999 gate where
+# percentile ranges clip the tokens that carry most of the output's energy.
+DEFAULT_METHOD = "minmax"
+DEFAULT_SMOOTH_ALPHA = 0.5
 MAX_KEPT_SHARE = 0.5  # past this, int8 no longer pays: fail instead of keeping more in fp16
 
 
@@ -62,7 +66,7 @@ def quantize(
     artifact: str | Path,
     precision: str,
     calib: str | None = None,
-    method: str = "percentile",
+    method: str = DEFAULT_METHOD,
     percentile: float = 99.99,
     samples: int = DEFAULT_SAMPLES,
     smooth_alpha: float | None = DEFAULT_SMOOTH_ALPHA,
