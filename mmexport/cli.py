@@ -202,6 +202,30 @@ def quantize_command(
     _print_variant(result, as_json)
 
 
+@app.command("features")
+def features_command(
+    vision_tower: Path = typer.Option(..., "--vision-tower", help="Local Hugging Face vision tower folder (CLIP, SigLIP, ...)."),
+    images: Path = typer.Option(..., "--images", help="Folder of images."),
+    output: Path = typer.Option(..., "--output", "-o", help="Features file: .npz (keyed by --name) or .npy."),
+    layer: int = typer.Option(-2, "--layer", help="Hidden state to take (-2: penultimate, as LLaVA)."),
+    drop_cls: bool = typer.Option(False, "--drop-cls", help="Drop the CLS token (LLaVA, InternVL); BLIP-2 keeps it."),
+    name: str = typer.Option("vision_features", "--name", help="Key in the .npz: the connector's input name."),
+    batch_size: int = typer.Option(8, "--batch-size", min=1),
+) -> None:
+    """Run a vision tower over images and save the features a connector takes (for --calib)."""
+    from rich.progress import Progress
+
+    from .calibration import features
+
+    with Progress(console=err, transient=True) as bar:
+        task = bar.add_task("extracting features", total=None)
+        path, shape = features.extract(
+            vision_tower, images, output, layer, drop_cls, name, batch_size,
+            progress=lambda done, total: bar.update(task, completed=done, total=total),
+        )
+    out.print(f"[green]wrote[/] {escape(str(path))}: {shape[0]} images, features {list(shape[1:])}", highlight=False)
+
+
 @app.command("check")
 def check_command(
     artifact: Path = typer.Argument(..., help="An .onnx file exported by mmexport (its manifest must sit beside it)."),
