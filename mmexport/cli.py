@@ -202,6 +202,59 @@ def quantize_command(
     _print_variant(result, as_json)
 
 
+@app.command("trt")
+def trt_command(
+    artifact: Optional[Path] = typer.Argument(None, help="An .onnx from mmexport (fp32, fp16 or int8); or use --connector."),
+    connector: Optional[str] = typer.Option(None, "--connector", "-c", help="One shot: export (and quantize) this connector first."),
+    preset: Optional[str] = PresetOpt,
+    weights: Optional[Path] = WeightsOpt,
+    precision: str = typer.Option("fp16", "--precision", help="With --connector: fp32, fp16 or int8."),
+    calib: Optional[str] = CalibOpt,
+    method: str = MethodOpt,
+    flavor: str = typer.Option("auto", "--flavor", help="auto, tensorrt or tensorrt-rtx."),
+    shapes: Optional[list[str]] = typer.Option(None, "--shapes", help="NAME:MIN:OPT:MAX, e.g. vision_features:1x1x1024:1x576x1024:8x1152x1024; repeat an input for more profiles."),
+    arch: Optional[str] = typer.Option(None, "--arch", help="TensorRT-RTX targets, e.g. sm86,sm89 (default: sm80,sm86,sm89,sm120 without a GPU)."),
+    timing_cache: Optional[Path] = typer.Option(None, "--timing-cache", help="Timing cache file to read and update."),
+    workspace: Optional[int] = typer.Option(None, "--workspace", min=1, help="Builder workspace limit in MB."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Engine path; default NAME.engine beside the ONNX."),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Build a TensorRT (or TensorRT-RTX) engine with a sidecar; precision comes from the ONNX."""
+    from rich.progress import Progress
+
+    from . import engines
+
+    if (artifact is None) == (connector is None):
+        raise typer.BadParameter("give an ONNX artifact or --connector, not both", param_hint="ARTIFACT")
+    if artifact is None:
+        if precision not in ("fp32", *variants.PRECISIONS):
+            raise typer.BadParameter(f"'{precision}' is not fp32, fp16 or int8", param_hint="--precision")
+        with err.status("exporting") as status:
+            base = output.with_suffix(".onnx") if output else None
+            exported = pipeline.export(connector, preset, weights, base, step=lambda m: status.update(m))
+            artifact = exported.path
+            if precision != "fp32":
+                artifact = variants.quantize(artifact, precision, calib, method, weights=weights, step=lambda m: status.update(m)).path
+    with Progress(console=err, transient=True) as bar:
+        tasks: dict[str, int] = {}
+
+        def progress(phase: str, step: int, steps: int) -> None:
+            if phase not in tasks:
+                tasks[phase] = bar.add_task(phase, total=steps or None)
+            bar.update(tasks[phase], completed=step)
+
+        result = engines.build(artifact, flavor, shapes, arch.split(",") if arch else None, timing_cache, workspace, output, progress)
+    if as_json:
+        print(json.dumps(result.sidecar, indent=2))
+        return
+    s = result.sidecar
+    out.print(f"{s['flavor']} {s['tensorrt_version']}, {s['precision']}, targets {', '.join(s['targets'])}", highlight=False)
+    for spec in s["inputs"]:
+        for p in spec["profiles"]:
+            out.print(f"  {spec['name']}: min {p['min']} opt {p['opt']} max {p['max']}", highlight=False)
+    out.print(f"[green]wrote[/] {escape(str(result.path))} ({human_size(s['engine_bytes'])}) and its sidecar in {result.seconds:.1f} s", soft_wrap=True)
+
+
 @app.command("features")
 def features_command(
     vision_tower: Path = typer.Option(..., "--vision-tower", help="Local Hugging Face vision tower folder (CLIP, SigLIP, ...)."),
@@ -236,7 +289,16 @@ def check_command(
     shape: Optional[list[str]] = ShapeOpt,
     as_json: bool = JsonOpt,
 ) -> None:
-    """Re-run the parity gate on an exported artifact (exit 1 when it fails)."""
+    """Re-run the parity gate on an artifact (.onnx in ONNX Runtime; .engine on a GPU); exit 1 on failure."""
+    if artifact.suffix in (".engine", ".plan"):
+        from .engines.check import check_engine
+
+        with err.status("checking the engine on the GPU"):
+            report = check_engine(artifact, weights)
+        out.print(parity_table(report)) if not as_json else print(json.dumps(report.to_json(), indent=2))
+        if not report.passed:
+            raise MmexportError(report.failure())
+        return
     record = pipeline.manifest.read(artifact)
     tolerance = _tolerance(record["connector"], max_rel, min_cosine)
     with err.status("checking parity"):

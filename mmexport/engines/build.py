@@ -1,0 +1,195 @@
+"""ONNX variant -> TensorRT engine + sidecar. Precision comes from the graph itself (fp16 tensors,
+Q/DQ): networks are strongly typed, no FP16/INT8 builder flags, no calibrator (gone in TensorRT 11).
+TensorRT's builder API directly (not Polygraphy's loaders): Polygraphy picks tensorrt or
+tensorrt_rtx by an environment variable read at import, and we want both behind one call."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import onnx
+
+from .. import manifest
+from ..artifacts import Staging
+from ..errors import MmexportError, UsageError
+from . import flavors
+from .profiles import build_profiles
+
+SIDECAR_FORMAT = "mmexport.engine/1"
+ONNX_DTYPES = {onnx.TensorProto.FLOAT: "float32", onnx.TensorProto.FLOAT16: "float16", onnx.TensorProto.INT64: "int64", onnx.TensorProto.INT32: "int32"}
+Progress = Callable[[str, int, int], None]  # phase, step, steps
+
+
+@dataclass
+class BuildResult:
+    path: Path
+    sidecar: dict[str, Any]
+    seconds: float
+
+
+def sidecar_path(engine: Path) -> Path:
+    return Path(str(engine) + ".json")
+
+
+def _logger(trt):
+    class Collecting(trt.ILogger):
+        """Keeps TensorRT's errors to report them in one line instead of printing them."""
+
+        def __init__(self):
+            trt.ILogger.__init__(self)
+            self.errors: list[str] = []
+
+        def log(self, severity, msg):
+            if severity <= trt.ILogger.Severity.ERROR:
+                self.errors.append(msg)
+
+    return Collecting()
+
+
+def _monitor(trt, progress: Progress):
+    class Monitor(trt.IProgressMonitor):
+        def __init__(self):
+            trt.IProgressMonitor.__init__(self)
+            self.steps: dict[str, int] = {}
+
+        def phase_start(self, phase_name, parent_phase, num_steps):
+            self.steps[phase_name] = num_steps
+            progress(phase_name, 0, num_steps)
+
+        def step_complete(self, phase_name, step):
+            progress(phase_name, step + 1, self.steps.get(phase_name, 0))
+            return True  # keep building
+
+        def phase_finish(self, phase_name):
+            pass
+
+    return Monitor()
+
+
+def _parse_error(parser) -> str:
+    error = parser.get_error(0)
+    node = error.node_name() or f"#{error.node()}"
+    return f"TensorRT's ONNX parser rejected node '{node}' ({error.node_operator()}): {error.desc()}"
+
+
+def _io_dtypes(path: Path) -> dict[str, str]:
+    graph = onnx.load(str(path), load_external_data=False).graph
+    return {v.name: ONNX_DTYPES.get(v.type.tensor_type.elem_type, str(v.type.tensor_type.elem_type)) for v in list(graph.input) + list(graph.output)}
+
+
+def _archs(flavor: flavors.Flavor, archs: list[str] | None) -> list[str]:
+    if flavor.name != "tensorrt-rtx":
+        if archs:
+            raise UsageError("--arch applies to TensorRT-RTX; full TensorRT builds for the GPU it runs on")
+        return ["current"]
+    if not archs:
+        return ["current"] if flavors.gpu_available() else list(flavors.RTX_DEFAULT_ARCHS)
+    known = {c.lower() for c in dir(flavor.trt.ComputeCapability) if c.startswith("SM")}
+    for arch in archs:
+        if arch.lower() not in known:
+            raise UsageError(f"--arch {arch} is not a TensorRT-RTX target; choose from {', '.join(sorted(known))} (no sm90)")
+    return [a.lower() for a in archs]
+
+
+def _current_arch() -> str | None:
+    if not flavors.gpu_available():
+        return None
+    import torch
+
+    major, minor = torch.cuda.get_device_capability()
+    return f"sm{major}{minor}"
+
+
+def build(
+    onnx_path: str | Path,
+    flavor: str = "auto",
+    shapes: list[str] | None = None,
+    archs: list[str] | None = None,
+    timing_cache: str | Path | None = None,
+    workspace_mb: int | None = None,
+    output: str | Path | None = None,
+    progress: Progress = lambda phase, step, steps: None,
+) -> BuildResult:
+    start = time.perf_counter()
+    onnx_path = Path(onnx_path)
+    record = manifest.read(onnx_path)
+    if record.get("parity") and not record["parity"].get("passed", True):
+        raise UsageError(f"{onnx_path} failed its parity gate; fix or re-export it before building an engine")
+    output = Path(output) if output else onnx_path.with_suffix(".engine")
+    chosen = flavors.resolve(flavor)
+    trt = chosen.trt
+    profiles = build_profiles(record, shapes)
+    targets = _archs(chosen, archs)
+
+    logger = _logger(trt)
+    builder = trt.Builder(logger)
+    flags = 1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED) if hasattr(trt.NetworkDefinitionCreationFlag, "STRONGLY_TYPED") else 0
+    network = builder.create_network(flags)
+    parser = trt.OnnxParser(network, logger)
+    if not parser.parse_from_file(str(onnx_path)):
+        raise MmexportError(_parse_error(parser))
+    config = builder.create_builder_config()
+    for profile_shapes in profiles:
+        profile = builder.create_optimization_profile()
+        for name, (low, opt, high) in profile_shapes.items():
+            profile.set_shape(name, low, opt, high)
+        config.add_optimization_profile(profile)
+    if workspace_mb:
+        config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, workspace_mb << 20)
+    if chosen.name == "tensorrt-rtx" and targets != ["current"]:
+        config.num_compute_capabilities = len(targets)
+        for i, arch in enumerate(targets):
+            config.set_compute_capability(getattr(trt.ComputeCapability, arch.upper()), i)
+    cache = None
+    if timing_cache:
+        data = Path(timing_cache).read_bytes() if Path(timing_cache).is_file() else b""
+        cache = config.create_timing_cache(data)
+        config.set_timing_cache(cache, ignore_mismatch=False)
+    config.progress_monitor = _monitor(trt, progress)
+    engine = builder.build_serialized_network(network, config)
+    if engine is None:
+        reason = logger.errors[-1] if logger.errors else "no reason given"
+        raise MmexportError(f"TensorRT ({chosen.name} {chosen.version}) could not build {onnx_path.name}: {reason}")
+    dtypes = _io_dtypes(onnx_path)
+    sidecar = {
+        "format": SIDECAR_FORMAT,
+        "engine": output.name,
+        "connector": record["connector"],
+        "preset": record["preset"],
+        "precision": record.get("precision", "fp32"),
+        "config": record["config"],
+        "weights": record["weights"],
+        "inputs": [
+            {
+                "name": s["name"],
+                "dtype": dtypes.get(s["name"], s["dtype"]),
+                "shape": s["shape"],
+                "dynamic_axes": s["dynamic_axes"],
+                "profiles": [{"min": list(p[s["name"]][0]), "opt": list(p[s["name"]][1]), "max": list(p[s["name"]][2])} for p in profiles],
+            }
+            for s in record["inputs"]
+        ],
+        "outputs": [{"name": s["name"], "dtype": dtypes.get(s["name"], s["dtype"]), "shape": s["shape"]} for s in record["outputs"]],
+        "flavor": chosen.name,
+        "tensorrt_version": chosen.version,
+        "targets": targets,
+        "built_on": _current_arch() if targets == ["current"] else None,
+        "onnx": {"name": onnx_path.name, "sha256": record.get("onnx_sha256")},
+        "builder": {"strongly_typed": True, "workspace_mb": workspace_mb, "timing_cache": str(timing_cache) if timing_cache else None, "profiles": len(profiles)},
+        "build_seconds": round(time.perf_counter() - start, 2),
+        "engine_bytes": engine.nbytes,
+        "layers": None,  # the inspector needs a deserialized engine, so a GPU; `mmexport check` fills nothing in
+        "tools": manifest.tool_versions(),
+        "created": manifest.now(),
+    }
+    with Staging(output) as staging:
+        staging.path().write_bytes(bytes(engine))
+        staging.path(sidecar_path(output).name).write_text(json.dumps(sidecar, indent=2) + "\n")
+        staging.commit([output.name, sidecar_path(output).name])
+    if cache is not None:
+        Path(timing_cache).write_bytes(bytes(cache.serialize()))
+    return BuildResult(output, sidecar, time.perf_counter() - start)
