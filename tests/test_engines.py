@@ -1,0 +1,169 @@
+"""Real TensorRT-RTX engine builds on this GPU-less machine, for every connector at fp32, fp16
+and int8, and the sidecar a server needs. Running engines needs a GPU: those tests are marked."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from conftest import assert_one_line, files_in
+from mmexport import connectors
+from mmexport.connectors.c_abstractor import CAbstractorConfig
+from mmexport.connectors.concat_linear import ConcatLinearConfig
+from mmexport.connectors.glu import GLUConfig
+from mmexport.connectors.h_reducer import HReducerConfig
+from mmexport.connectors.ldp import LDPConfig
+from mmexport.connectors.linear import LinearConfig
+from mmexport.connectors.mlp import MLPConfig
+from mmexport.connectors.patch_merger import PatchMergerConfig
+from mmexport.connectors.pixel_shuffle import PixelShuffleConfig
+from mmexport.connectors.qformer import QFormerConfig
+
+TINY = {  # small dims, same structure as the release presets: fast builds
+    "linear": LinearConfig(32, 48, 16),
+    "mlp": MLPConfig(32, 48, 16),
+    "qformer": QFormerConfig(vision_dim=40, llm_dim=24, num_queries=8, hidden=48, layers=2, heads=4, intermediate=64, tokens=17),
+    "glu": GLUConfig(40, 48, 64, 16),
+    "concat-linear": ConcatLinearConfig(24, 32, 4, 16),
+    "h-reducer": HReducerConfig(16, 32),
+    "c-abstractor": CAbstractorConfig(16, 16, 24, depth=1),
+    "ldp": LDPConfig(1, 16, 32),
+    "ldp-v2": LDPConfig(2, 16, 32),
+    "pixel-shuffle": PixelShuffleConfig(16, 32),
+    "patch-merger": PatchMergerConfig("rmsnorm", 16, 32, 4, 64),
+}
+
+
+@pytest.fixture
+def tiny(monkeypatch):
+    def add(name: str) -> str:
+        connector = connectors.get(name.replace("-v2", "") if name == "ldp-v2" else name)
+        monkeypatch.setitem(connector.presets, "tiny", TINY[name])
+        return connector.name
+
+    return add
+
+
+@pytest.mark.parametrize("name", list(TINY))
+def test_engines_for_every_connector_and_precision(cli, tmp_path, tiny, name):
+    connector = tiny(name)
+    fp32 = tmp_path / "c.onnx"
+    assert cli("onnx", "-c", connector, "--preset", "tiny", "-o", fp32).code == 0
+    assert cli("quantize", fp32, "--precision", "fp16").code == 0
+    result = cli("quantize", fp32, "--precision", "int8", "--calib", "synthetic", "--samples", "16", "--min-cosine", "0.9")
+    assert result.code == 0, result
+    for onnx_name, precision in (("c.onnx", "fp32"), ("c.fp16.onnx", "fp16"), ("c.int8.onnx", "int8")):
+        engine = tmp_path / f"{precision}.engine"
+        result = cli("trt", tmp_path / onnx_name, "--flavor", "tensorrt-rtx", "-o", engine, "--json")
+        assert result.code == 0, result
+        sidecar = json.loads(result.stdout)
+        assert sidecar == json.loads((tmp_path / f"{precision}.engine.json").read_text())
+        assert engine.stat().st_size == sidecar["engine_bytes"] > 0
+        assert sidecar["precision"] == precision and sidecar["connector"] == connector
+        assert sidecar["flavor"] == "tensorrt-rtx" and sidecar["targets"] == ["sm80", "sm86", "sm89", "sm120"]
+        assert sidecar["builder"]["strongly_typed"] is True
+        first = sidecar["inputs"][0]
+        assert first["profiles"][0]["min"][0] == first["dynamic_axes"]["0"]["min"]  # first axis from its minimum
+        assert sidecar["onnx"]["sha256"].startswith("sha256:")
+
+
+def test_release_size_mlp_fp16_and_int8_engines(cli, tmp_path):
+    fp32 = tmp_path / "llava15.onnx"
+    assert cli("onnx", "-c", "mlp", "--preset", "llava-1.5-7b", "-o", fp32).code == 0
+    assert cli("quantize", fp32, "--precision", "fp16").code == 0
+    assert cli("quantize", fp32, "--precision", "int8", "--calib", "synthetic", "--samples", "12").code == 0
+    sizes = {}
+    for precision in ("fp16", "int8"):
+        result = cli("trt", tmp_path / f"llava15.{precision}.onnx", "-o", tmp_path / f"{precision}.engine", "--json")
+        assert result.code == 0, result
+        sizes[precision] = json.loads(result.stdout)["engine_bytes"]
+    # weights dominate: 21M parameters are ~42 MB in fp16 and ~21 MB in int8
+    assert 38e6 < sizes["fp16"] < 50e6 and sizes["int8"] < 0.65 * sizes["fp16"]
+
+
+def test_profiles_override_and_several_profiles(cli, tmp_path, tiny):
+    tiny("mlp")
+    assert cli("onnx", "-c", "mlp", "--preset", "tiny", "-o", tmp_path / "m.onnx").code == 0
+    result = cli(
+        "trt", tmp_path / "m.onnx", "--json", "--arch", "sm86,sm89", "--timing-cache", tmp_path / "cache.bin",
+        "--shapes", "vision_features:1x1x32:1x16x32:4x64x32", "--shapes", "vision_features:8x1x32:16x16x32:32x32x32",
+    )
+    assert result.code == 0, result
+    sidecar = json.loads(result.stdout)
+    assert [p["max"] for p in sidecar["inputs"][0]["profiles"]] == [[4, 64, 32], [32, 32, 32]]
+    assert sidecar["targets"] == ["sm86", "sm89"] and sidecar["builder"]["profiles"] == 2
+    assert (tmp_path / "cache.bin").stat().st_size > 0
+
+
+def test_one_shot_trt_from_connector(cli, tmp_path, tiny):
+    tiny("linear")
+    result = cli("trt", "-c", "linear", "--preset", "tiny", "--precision", "fp16", "-o", tmp_path / "lin.engine")
+    assert result.code == 0, result
+    assert files_in(tmp_path) == ["lin.engine", "lin.engine.json", "lin.fp16.onnx", "lin.fp16.onnx.json", "lin.onnx", "lin.onnx.json"]
+
+
+@pytest.mark.parametrize(
+    "args,phrase",
+    [
+        (["--shapes", "vision_features:1x1x31:1x16x32:4x64x32"], "fixed at 32"),
+        (["--shapes", "vision_features:1x1x32:1x16x32:65x64x32"], "outside the connector's range"),
+        (["--shapes", "vision_features:2x1x32:1x16x32:4x64x32"], "min <= opt <= max"),
+        (["--shapes", "pixels:1x1x32:1x16x32:4x64x32"], "unknown input"),
+        (["--shapes", "vision_features:1x1x32"], "NAME:MIN:OPT:MAX"),
+        (["--arch", "sm90"], "no sm90"),
+        (["--flavor", "tensorrt"], "tensorrt"),
+        (["--flavor", "onnxruntime"], "unknown flavor"),
+    ],
+)
+def test_trt_bad_input(cli, tmp_path, tiny, args, phrase):
+    tiny("mlp")
+    assert cli("onnx", "-c", "mlp", "--preset", "tiny", "-o", tmp_path / "m.onnx").code == 0
+    assert_one_line(cli("trt", tmp_path / "m.onnx", *args), 2, phrase)
+    assert not list(tmp_path.glob("*.engine*"))
+
+
+def test_parser_rejection_names_the_node(cli, tmp_path, tiny):
+    import onnx
+    from onnx import helper
+
+    tiny("mlp")
+    assert cli("onnx", "-c", "mlp", "--preset", "tiny", "-o", tmp_path / "m.onnx").code == 0
+    model = onnx.load(tmp_path / "m.onnx")
+    model.graph.node.insert(0, helper.make_node("NoSuchOp", [model.graph.input[0].name], ["junk"], name="bogus_node", domain="com.example"))
+    model.opset_import.append(helper.make_opsetid("com.example", 1))
+    onnx.save(model, tmp_path / "m.onnx")
+    assert_one_line(cli("trt", tmp_path / "m.onnx"), 1, "bogus_node")
+    assert not (tmp_path / "m.engine").exists()
+
+
+def test_engine_check_and_runner_need_a_gpu(cli, tmp_path, tiny):
+    from mmexport import engines
+
+    tiny("mlp")
+    assert cli("onnx", "-c", "mlp", "--preset", "tiny", "-o", tmp_path / "m.onnx").code == 0
+    assert cli("trt", tmp_path / "m.onnx").code == 0
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU; the GPU tests cover it")
+    assert_one_line(cli("check", tmp_path / "m.engine"), 2, "needs a CUDA GPU")
+    with pytest.raises(Exception, match="needs a CUDA GPU"):
+        engines.load(tmp_path / "m.engine")
+
+
+@pytest.mark.gpu
+def test_runner_matches_pytorch_on_gpu(cli, tmp_path, tiny):
+    import numpy as np
+
+    from mmexport import engines
+
+    tiny("mlp")
+    assert cli("onnx", "-c", "mlp", "--preset", "tiny", "-o", tmp_path / "m.onnx").code == 0
+    assert cli("trt", tmp_path / "m.onnx").code == 0
+    assert cli("check", tmp_path / "m.engine").code == 0
+    runner = engines.load(tmp_path / "m.engine")
+    out = runner(np.random.rand(2, 16, 32).astype(np.float32))
+    assert out["llm_embeds"].shape == (2, 16, 48)
+    with pytest.raises(Exception, match="outside the engine's profile"):
+        runner(np.zeros((65, 16, 32), dtype=np.float32))
