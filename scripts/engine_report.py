@@ -1,0 +1,41 @@
+"""Build time and engine size with TensorRT-RTX (no GPU needed) for release presets at fp16
+and int8. Prints a Markdown table.
+
+    python scripts/engine_report.py [--connectors mlp,qformer] [--samples 16]
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+from pathlib import Path
+
+import mmexport
+from mmexport import engines
+from mmexport.calibration import quantize
+
+RELEASE = {"mlp": "llava-1.5-7b", "qformer": "blip2-opt-2.7b"}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--connectors", default="mlp,qformer")
+    parser.add_argument("--samples", type=int, default=16)
+    args = parser.parse_args()
+    print("| connector | precision | build (s) | engine (MB) | int8 / fp16 |")
+    print("| --- | --- | --- | --- | --- |")
+    for name in args.connectors.split(","):
+        with tempfile.TemporaryDirectory() as tmp:
+            fp32 = mmexport.export(name, RELEASE[name], output=Path(tmp) / f"{name}.onnx").path
+            sizes = {}
+            for precision in ("fp16", "int8"):
+                calib = "synthetic" if precision == "int8" else None
+                variant = quantize(fp32, precision, calib=calib, samples=args.samples).path
+                result = engines.build(variant, "tensorrt-rtx")
+                sizes[precision] = result.sidecar["engine_bytes"]
+                ratio = f"{sizes['int8'] / sizes['fp16']:.2f}" if precision == "int8" else "-"
+                print(f"| {name} ({RELEASE[name]}) | {precision} | {result.sidecar['build_seconds']:.1f} | {sizes[precision] / 1e6:.1f} | {ratio} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
