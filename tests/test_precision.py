@@ -191,11 +191,13 @@ def test_large_calibration_file_is_memory_mapped(mlp_onnx, tmp_path):
 
     big = np.lib.format.open_memmap(tmp_path / "big.npy", mode="w+", dtype=np.float32, shape=(200_000, TOKENS, 128))
     del big
+    # VmHWM, not ru_maxrss: the latter survives exec and would report pytest's own size after fork
     script = (
-        "import resource, numpy as np; from mmexport import connectors; from mmexport.calibration import data;"
+        "import re; from pathlib import Path; from mmexport import connectors; from mmexport.calibration import data;"
         "c = connectors.get('mlp'); cfg = c.config_from_dict(dict(vision_dim=128, llm_dim=8, tokens=64));"
         f"s = data.load(c, cfg, r'{tmp_path / 'big.npy'}', 16);"
-        "print(len(s.samples), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)"
+        "peak = int(re.search(r'VmHWM:\\s+(\\d+)', Path('/proc/self/status').read_text()).group(1)) // 1024;"
+        "print(len(s.samples), peak)"
     )
     count, peak_mb = map(int, subprocess.check_output([sys.executable, "-c", script], text=True).split())
     assert count == 16 and peak_mb < 1500
