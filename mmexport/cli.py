@@ -255,6 +255,43 @@ def trt_command(
     out.print(f"[green]wrote[/] {escape(str(result.path))} ({human_size(s['engine_bytes'])}) and its sidecar in {result.seconds:.1f} s", soft_wrap=True)
 
 
+@app.command("triton")
+def triton_command(
+    artifact: Path = typer.Argument(..., help="An .onnx or .engine made by mmexport."),
+    repo: Path = typer.Option(..., "--repo", help="Triton model repository folder (created if missing)."),
+    name: Optional[str] = typer.Option(None, "--name", help="Model name; default: the artifact's base name."),
+    max_batch: Optional[int] = typer.Option(None, "--max-batch", help="max_batch_size; default: what the artifact takes."),
+    instances: int = typer.Option(1, "--instances", help="Model instances."),
+    kind: str = typer.Option("cpu", "--kind", help="cpu or gpu instances."),
+) -> None:
+    """Write a Triton model repository entry (config.pbtxt + model) for an artifact."""
+    from .serving.triton import write_repository
+
+    path = write_repository(artifact, repo, name, max_batch, instances, kind)
+    out.print(f"[green]wrote[/] {escape(str(path))}/config.pbtxt and {escape(str(path))}/1/", soft_wrap=True)
+
+
+@app.command("serve")
+def serve_command(
+    artifact: Path = typer.Argument(..., help="An .onnx or .engine made by mmexport."),
+    name: Optional[str] = typer.Option(None, "--name", help="Model name; default: the artifact's base name."),
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on."),
+    http_port: int = typer.Option(8000, "--http-port"),
+    grpc_port: int = typer.Option(8001, "--grpc-port"),
+    metrics_port: int = typer.Option(8002, "--metrics-port"),
+    max_batch: Optional[int] = typer.Option(None, "--max-batch", help="Dynamic batching limit; default min(16, what the artifact takes)."),
+    device: str = typer.Option("cpu", "--device", help="cpu or cuda (ONNX); engines run on the GPU."),
+) -> None:
+    """Serve an artifact with a real Triton server (PyTriton): dynamic batching, HTTP and gRPC."""
+    from .serving.server import serve
+
+    try:
+        serve(artifact, name, host, http_port, grpc_port, metrics_port, max_batch, device, on_ready=lambda m: err.print(m, highlight=False))
+    except KeyboardInterrupt:
+        pass
+    err.print("server stopped")
+
+
 @app.command("features")
 def features_command(
     vision_tower: Path = typer.Option(..., "--vision-tower", help="Local Hugging Face vision tower folder (CLIP, SigLIP, ...)."),

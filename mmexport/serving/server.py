@@ -1,0 +1,87 @@
+"""`mmexport serve`: a real Triton server (PyTriton ships the tritonserver binary) serving an
+artifact through the runtime API, with dynamic batching, HTTP and gRPC, health endpoints."""
+
+from __future__ import annotations
+
+import os
+import sysconfig
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from ..errors import UsageError
+from .runtime import Runtime, load
+
+
+def _fix_libpython() -> None:
+    """Triton's Python-backend stub links the first libpython it finds; on these machines that is
+    the system's, not this interpreter's, and models fail to load. Put ours first."""
+    libdir = sysconfig.get_config_var("LIBDIR") or ""
+    paths = os.environ.get("LD_LIBRARY_PATH", "")
+    if libdir and not paths.startswith(libdir):
+        os.environ["LD_LIBRARY_PATH"] = f"{libdir}:{paths}" if paths else libdir
+
+
+def _infer_function(runtime: Runtime) -> Callable:
+    from pytriton.decorators import batch
+
+    if runtime.batch_axis:
+
+        @batch
+        def infer(**inputs):
+            return runtime(**inputs)  # stacked requests of one shape: the batch axis takes them
+
+        return infer
+
+    def infer_each(requests):
+        return [runtime(**{k: np.asarray(v) for k, v in request.items()}) for request in requests]
+
+    return infer_each
+
+
+def serve(
+    artifact: str | Path,
+    name: str | None = None,
+    host: str = "127.0.0.1",
+    http_port: int = 8000,
+    grpc_port: int = 8001,
+    metrics_port: int = 8002,
+    max_batch: int | None = None,
+    device: str = "cpu",
+    on_ready: Callable[[str], None] = lambda message: None,
+) -> None:
+    """Blocks until interrupted (Ctrl-C / SIGTERM)."""
+    try:
+        from pytriton.model_config import DynamicBatcher, ModelConfig, Tensor
+        from pytriton.triton import Triton, TritonConfig
+    except ImportError as exc:
+        raise UsageError("`mmexport serve` needs PyTriton: pip install 'mmexport[serve]'") from exc
+    runtime = load(artifact, device)
+    name = name or Path(artifact).name.split(".")[0]
+    batched = runtime.batch_axis is not None
+    limit = min(s["dynamic_axes"]["0"]["max"] for s in runtime.inputs) if batched else 0
+    if max_batch is not None and batched and not 1 <= max_batch <= limit:
+        raise UsageError(f"--max-batch {max_batch} is outside what the artifact takes (1..{limit})")
+    if max_batch and not batched:
+        raise UsageError("this artifact has no batch axis; --max-batch does not apply")
+    max_batch = (max_batch or min(limit, 16)) if batched else 0
+
+    def tensors(specs):
+        return [Tensor(name=s["name"], dtype=np.dtype(s["dtype"]).type, shape=tuple(-1 if isinstance(d, str) else d for d in (s["shape"][1:] if batched else s["shape"]))) for s in specs]
+
+    _fix_libpython()
+    config = TritonConfig(http_address=host, http_port=http_port, grpc_address=host, grpc_port=grpc_port, metrics_port=metrics_port)
+    with Triton(config=config) as triton:
+        triton.bind(
+            model_name=name,
+            infer_func=_infer_function(runtime),
+            inputs=tensors(runtime.inputs),
+            outputs=tensors(runtime.outputs),
+            config=ModelConfig(max_batch_size=max_batch, batcher=DynamicBatcher(max_queue_delay_microseconds=500)) if batched else ModelConfig(max_batch_size=0, batching=False),
+            strict=True,
+        )
+        triton.run()
+        on_ready(f"serving '{name}' ({runtime.manifest['connector']}, {runtime.manifest.get('precision', 'fp32')}, max batch {max_batch}) "
+                 f"on http://{host}:{http_port} and grpc {host}:{grpc_port}; ready at /v2/health/ready; Ctrl-C stops")
+        triton.serve()
