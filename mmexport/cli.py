@@ -370,11 +370,14 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _terminate)
     try:
         result = app(args=argv, prog_name="mmexport", standalone_mode=False)
+        if result == 130:  # Typer turns KeyboardInterrupt into exit code 130 without a word
+            raise KeyboardInterrupt
         return result if isinstance(result, int) else 0
     except typer.Exit as exc:
         return exc.exit_code
     except (KeyboardInterrupt, typer.Abort):
-        err.print("interrupted; nothing was written")
+        # Plain write: an interrupt can land inside rich's live display and leave its buffer open.
+        sys.__stderr__.write("interrupted; nothing was written\n")
         return 130
     except MmexportError as exc:
         if debug:

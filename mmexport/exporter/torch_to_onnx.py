@@ -70,6 +70,17 @@ def _quiet_exporter():
             lg.setLevel(level)
 
 
+def _interrupted(exc: BaseException) -> bool:
+    """torch.export wraps a Ctrl-C/SIGTERM in its own error; find it in the chain."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, KeyboardInterrupt):
+            return True
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return False
+
+
 def parameter_bytes(module: nn.Module) -> int:
     return sum(t.numel() * t.element_size() for t in list(module.parameters()) + list(module.buffers()))
 
@@ -94,6 +105,8 @@ def export_module(module: nn.Module, connector: Connector, config: Any, path: Pa
                 optimize=True,
             )
         except Exception as exc:  # the exporter raises many types; all mean the same to the user
+            if _interrupted(exc):
+                raise KeyboardInterrupt from exc
             detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise MmexportError(f"torch.onnx export of '{connector.name}' failed: {detail}") from exc
     if log.getvalue() and logging.getLogger("mmexport").isEnabledFor(logging.DEBUG):
