@@ -67,3 +67,12 @@ def to_lavis_keys(state_dict: dict[str, torch.Tensor], proj: str = "opt_proj") -
             key = "opt_model." + key[len("language_model.") :]
         renamed[key] = value
     return renamed
+
+
+def save_llava_projector(path, vision_dim: int, llm_dim: int, seed: int = 0) -> LlavaMultiModalProjector:
+    """A transformers-layout checkpoint (`multi_modal_projector.*`) of a random LLaVA projector."""
+    from safetensors.torch import save_file
+
+    projector = llava_projector(vision_dim, llm_dim, seed)
+    save_file({f"multi_modal_projector.{k}": v.contiguous() for k, v in projector.state_dict().items()}, path)
+    return projector

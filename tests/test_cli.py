@@ -6,17 +6,15 @@ import json
 
 import onnx
 import pytest
-from safetensors.torch import save_file
 
 from conftest import files_in, run_subprocess
-from references import llava_projector
+from references import save_llava_projector
 
 
 @pytest.fixture
 def mlp_weights(tmp_path):
-    projector = llava_projector(vision_dim=32, llm_dim=48)
     path = tmp_path / "proj.safetensors"
-    save_file({f"multi_modal_projector.{k}": v for k, v in projector.state_dict().items()}, path)
+    save_llava_projector(path, vision_dim=32, llm_dim=48)
     return path
 
 
@@ -84,8 +82,7 @@ def test_check_refuses_other_weights(cli, tmp_path, mlp_weights):
     out = tmp_path / "m.onnx"
     assert cli("onnx", "-c", "mlp", "-w", mlp_weights, "-o", out).code == 0
     other = tmp_path / "other.safetensors"
-    projector = llava_projector(vision_dim=32, llm_dim=48, seed=9)
-    save_file({f"multi_modal_projector.{k}": v for k, v in projector.state_dict().items()}, other)
+    save_llava_projector(other, vision_dim=32, llm_dim=48, seed=9)
     result = cli("check", out, "--weights", other)
     assert result.code == 2 and "differ" in result.stderr
 

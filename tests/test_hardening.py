@@ -3,7 +3,6 @@ gate green and random invalid ones get the clear error (property-based, hypothes
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import time

@@ -4,7 +4,6 @@ outlier-heavy features, TensorRT-ready QDQ (checked by building with TensorRT-RT
 from __future__ import annotations
 
 import json
-import pickle
 
 import numpy as np
 import onnx
@@ -16,7 +15,7 @@ from safetensors.torch import save_file
 import trt_rtx
 from conftest import assert_one_line, export, files_in
 from mmexport.calibration.synthetic import outlier_features
-from references import blip2, llava_projector
+from references import blip2, save_llava_projector
 
 TOKENS, VISION, LLM = 64, 256, 512
 
@@ -27,8 +26,7 @@ def mlp_onnx(tmp_path_factory):
     from mmexport.cli import main
 
     folder = tmp_path_factory.mktemp("mlp")
-    projector = llava_projector(VISION, LLM, seed=11)
-    save_file({f"multi_modal_projector.{k}": v.contiguous() for k, v in projector.state_dict().items()}, folder / "w.safetensors")
+    save_llava_projector(folder / "w.safetensors", VISION, LLM, seed=11)
     assert main(["onnx", "-c", "mlp", "-w", str(folder / "w.safetensors"), "-o", str(folder / "mlp.onnx")]) == 0
     np.save(folder / "feats.npy", outlier_features((40, TOKENS, VISION), seed=3))
     return folder

@@ -3,9 +3,7 @@ key layouts): this, not parity with our own modules, proves a connector is right
 
 from __future__ import annotations
 
-import json
 
-import pytest
 import torch
 from safetensors.torch import save_file
 from transformers import Blip2QFormerConfig, Blip2QFormerModel

@@ -17,14 +17,13 @@ import pytest
 import tritonclient.grpc as grpcclient
 import tritonclient.http as httpclient
 from google.protobuf import text_format
-from safetensors.torch import save_file
 from tritonclient.grpc import model_config_pb2
 from tritonclient.utils import InferenceServerException
 
 from conftest import assert_one_line, ort_run
 from mmexport import runtime
 from mmexport.calibration.synthetic import outlier_features
-from references import llava_projector
+from references import save_llava_projector
 
 VISION, LLM = 64, 96
 
@@ -34,8 +33,7 @@ def mlp(tmp_path_factory):
     from mmexport.cli import main
 
     folder = tmp_path_factory.mktemp("serve")
-    projector = llava_projector(VISION, LLM, seed=21)
-    save_file({f"multi_modal_projector.{k}": v.contiguous() for k, v in projector.state_dict().items()}, folder / "w.safetensors")
+    save_llava_projector(folder / "w.safetensors", VISION, LLM, seed=21)
     assert main(["onnx", "-c", "mlp", "-w", str(folder / "w.safetensors"), "-o", str(folder / "mlp.onnx")]) == 0
     return folder / "mlp.onnx"
 

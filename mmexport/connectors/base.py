@@ -113,8 +113,7 @@ class Connector:
     default_preset: str
     key_layouts: tuple[KeyLayout, ...]
     build: Callable[[Any], nn.Module]
-    inputs: Callable[[Any], list[TensorSpec]]
-    outputs: Callable[[Any], list[TensorSpec]]
+    io: Callable[[Any], tuple[list[TensorSpec], list[TensorSpec]]]  # config -> (inputs, outputs)
     config_from_weights: Callable[[dict[str, torch.Tensor], Any], Any] = lambda weights, config: config
     # Fix-ups that the original code applies on load (renamed keys in, module keys out).
     adapt_weights: Callable[[dict[str, torch.Tensor]], dict[str, torch.Tensor]] = lambda weights: weights
@@ -123,6 +122,12 @@ class Connector:
 
     def tolerance_for(self, precision: str) -> Tolerance:
         return {"fp32": self.tolerance, "fp16": FP16_TOLERANCE, "int8": self.int8_tolerance}[precision]
+
+    def inputs(self, config: Any) -> list[TensorSpec]:
+        return self.io(config)[0]
+
+    def outputs(self, config: Any) -> list[TensorSpec]:
+        return self.io(config)[1]
 
     def preset(self, name: str | None) -> Any:
         name = name or self.default_preset

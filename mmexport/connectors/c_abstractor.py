@@ -149,8 +149,7 @@ CONNECTOR = Connector(
         ),
     ),
     build=CAbstractor,
-    inputs=lambda c: io_specs(c)[0],
-    outputs=lambda c: io_specs(c)[1],
+    io=io_specs,
     config_from_weights=_from_weights,
     adapt_weights=_adapt_weights,
 )

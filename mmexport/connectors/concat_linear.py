@@ -57,7 +57,6 @@ CONNECTOR = Connector(
     default_preset="minigpt-v2",
     key_layouts=(KeyLayout("minigpt-original", ((r"(?:model\.)?llama_proj\.(weight|bias)", r"llama_proj.\1"),)),),
     build=ConcatLinear,
-    inputs=lambda c: io_specs(c)[0],
-    outputs=lambda c: io_specs(c)[1],
+    io=io_specs,
     config_from_weights=_from_weights,
 )

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .base import BATCH, Axis, Connector, KeyLayout, TensorSpec
+from .base import Axis, Connector, KeyLayout, TensorSpec
 from .blocks import grid_to_tokens, tokens_to_grid
 
 CROPS = Axis("crops", min=1, opt=1, max=64, samples=(1, 2, 3))
@@ -70,7 +70,6 @@ CONNECTOR = Connector(
         ),
     ),
     build=HReducer,
-    inputs=lambda c: io_specs(c)[0],
-    outputs=lambda c: io_specs(c)[1],
+    io=io_specs,
     config_from_weights=_from_weights,
 )

@@ -159,7 +159,6 @@ CONNECTOR = Connector(
         ),
     ),
     build=build,
-    inputs=lambda c: io_specs(c)[0],
-    outputs=lambda c: io_specs(c)[1],
+    io=io_specs,
     config_from_weights=_from_weights,
 )

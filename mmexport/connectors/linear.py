@@ -63,7 +63,6 @@ CONNECTOR = Connector(
         KeyLayout("minigpt4-original", ((r"llama_proj\.(weight|bias)", r"proj.\1"),)),
     ),
     build=LinearProjector,
-    inputs=lambda c: io_specs(c)[0],
-    outputs=lambda c: io_specs(c)[1],
+    io=io_specs,
     config_from_weights=_from_weights,
 )

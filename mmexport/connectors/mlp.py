@@ -66,7 +66,6 @@ CONNECTOR = Connector(
         ),
     ),
     build=MLPProjector,
-    inputs=lambda c: io_specs(c)[0],
-    outputs=lambda c: io_specs(c)[1],
+    io=io_specs,
     config_from_weights=_from_weights,
 )

@@ -187,8 +187,7 @@ CONNECTOR = Connector(
         ),
     ),
     build=QFormerConnector,
-    inputs=lambda c: io_specs(c)[0],
-    outputs=lambda c: io_specs(c)[1],
+    io=io_specs,
     config_from_weights=_from_weights,
     int8_tolerance=INT8_ATTENTION_TOLERANCE,
 )
