@@ -13,12 +13,11 @@ import numpy as np
 from safetensors import SafetensorError
 from safetensors.numpy import safe_open
 
-from ..connectors import Connector, TensorSpec
+from ..connectors import BATCH_AXES, Connector, TensorSpec
 from ..errors import UsageError
 from .synthetic import outlier_features
 
 MIN_SAMPLES = 8  # fewer cannot calibrate and hold out a check set
-BATCH_AXES = ("batch", "crops", "tiles")  # a first axis with one of these names indexes samples
 FILE_TYPES = (".npy", ".npz", ".safetensors")
 
 

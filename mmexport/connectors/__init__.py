@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 
 from ..errors import UsageError
-from .base import Axis, Connector, KeyLayout, TensorSpec, Tolerance
+from .base import BATCH_AXES, Axis, Connector, KeyLayout, TensorSpec, Tolerance
 
 # CLI name -> module in this package that defines CONNECTOR.
 _MODULES = {
@@ -36,4 +36,4 @@ def all_connectors() -> list[Connector]:
     return [get(name) for name in _MODULES]
 
 
-__all__ = ["Axis", "Connector", "KeyLayout", "TensorSpec", "Tolerance", "all_connectors", "get", "names"]
+__all__ = ["BATCH_AXES", "Axis", "Connector", "KeyLayout", "TensorSpec", "Tolerance", "all_connectors", "get", "names"]

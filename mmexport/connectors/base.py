@@ -3,7 +3,6 @@ checkpoint key layouts and tolerances (in the spirit of Optimum's OnnxConfig).""
 
 from __future__ import annotations
 
-import dataclasses
 import re
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -36,6 +35,9 @@ class Axis:
 Dim = int | Axis | str  # str: a derived output size such as "tokens/4", for names only
 
 BATCH = Axis("batch", min=1, opt=1, max=64, samples=(1, 2, 3))
+# Leading axes that index independent requests (images, crops, tiles): calibration splits
+# samples on them and Triton batches on them.
+BATCH_AXES = ("batch", "crops", "tiles")
 
 
 @dataclass(frozen=True)
@@ -187,6 +189,3 @@ class Connector:
             else:
                 tensors[spec.name] = torch.ones(shape, dtype=getattr(torch, spec.dtype))
         return tensors
-
-    def config_json(self, config: Any) -> dict[str, Any]:
-        return dataclasses.asdict(config)

@@ -29,7 +29,7 @@ def check_engine(engine: str | Path, weights: str | Path | None = None, toleranc
         inputs = connector.dummy_inputs(config, sizes, seed=1 + i)
         try:
             for name, tensor in inputs.items():
-                runner._check_shape(name, tuple(tensor.shape))
+                runner.check_shape(name, tuple(tensor.shape))
         except Exception:
             continue  # outside the engine's profile: not this engine's job
         with torch.inference_mode():

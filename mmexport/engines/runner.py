@@ -14,9 +14,6 @@ from ..errors import UsageError
 from . import flavors
 from .build import SIDECAR_FORMAT, sidecar_path
 
-TORCH_DTYPES = {"float32": "float32", "float16": "float16", "int64": "int64", "int32": "int32"}
-
-
 def read_sidecar(engine: Path) -> dict[str, Any]:
     path = sidecar_path(engine)
     if not engine.is_file():
@@ -75,7 +72,7 @@ class EngineRunner:
         self.inputs = [s["name"] for s in self.sidecar["inputs"]]
         self.outputs = [s["name"] for s in self.sidecar["outputs"]]
 
-    def _check_shape(self, name: str, shape: tuple[int, ...]) -> None:
+    def check_shape(self, name: str, shape: tuple[int, ...]) -> None:
         spec = next(s for s in self.sidecar["inputs"] if s["name"] == name)
         for profile in spec["profiles"]:
             if len(shape) == len(profile["min"]) and all(lo <= d <= hi for d, lo, hi in zip(shape, profile["min"], profile["max"])):
@@ -94,7 +91,7 @@ class EngineRunner:
         for spec in self.sidecar["inputs"]:
             value = feeds[spec["name"]]
             value = torch.as_tensor(np.asarray(value)) if not isinstance(value, torch.Tensor) else value
-            self._check_shape(spec["name"], tuple(value.shape))
+            self.check_shape(spec["name"], tuple(value.shape))
             tensors[spec["name"]] = value.to(device="cuda", dtype=getattr(torch, spec["dtype"])).contiguous()
         with self._lock:
             stream = torch.cuda.current_stream()

@@ -39,10 +39,6 @@ class ParityReport:
         return bool(self.rows) and all(r.passed for r in self.rows)
 
     @property
-    def worst_rel(self) -> float:
-        return max(r.max_rel for r in self.rows)
-
-    @property
     def worst_cosine(self) -> float:
         return min(r.cosine for r in self.rows)
 

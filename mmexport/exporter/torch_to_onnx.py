@@ -17,7 +17,6 @@ from ..connectors import Axis, Connector
 from ..errors import MmexportError
 
 DEFAULT_OPSET = 18  # decomposed attention: builds in TensorRT(-RTX) at every precision
-PROTOBUF_LIMIT = 2 * 1024**3
 EXTERNAL_DATA_THRESHOLD = int(1.8 * 1024**3)  # headroom for the graph itself
 
 

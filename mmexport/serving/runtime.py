@@ -3,7 +3,6 @@ inputs against the manifest (names, dtypes, ranks, fixed sizes, dynamic ranges) 
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -11,9 +10,6 @@ import numpy as np
 
 from .. import manifest
 from ..errors import UsageError
-
-BATCH_AXES = ("batch", "crops", "tiles")
-
 
 class InputError(UsageError):
     """A request that does not fit the artifact's inputs."""
@@ -57,12 +53,6 @@ class Runtime:
         self.outputs = record["outputs"]
         self._run = run
 
-    @property
-    def batch_axis(self) -> str | None:
-        """Name of the leading axis that every input and output shares, if requests batch on it."""
-        firsts = {str(s["shape"][0]) for s in self.inputs + self.outputs}
-        return firsts.pop() if len(firsts) == 1 and next(iter(firsts)) in BATCH_AXES else None
-
     def __call__(self, *args, **kwargs) -> dict[str, np.ndarray]:
         if len(args) > len(self.inputs):
             raise InputError(f"{len(args)} positional inputs given; the artifact takes {len(self.inputs)}")
@@ -71,17 +61,10 @@ class Runtime:
 
 
 def _onnx(path: Path, device: str) -> Runtime:
-    import onnxruntime as ort
+    from ..exporter.parity import session as ort_session
 
     record = manifest.read(path)
-    providers = ["CPUExecutionProvider"]
-    if device == "cuda":
-        if "CUDAExecutionProvider" not in ort.get_available_providers():
-            raise UsageError("ONNX Runtime here has no CUDA provider; install onnxruntime-gpu or use device='cpu'")
-        providers.insert(0, "CUDAExecutionProvider")
-    options = ort.SessionOptions()
-    options.log_severity_level = 3
-    session = ort.InferenceSession(str(path), options, providers=providers)  # run() is thread-safe
+    session = ort_session(path, device)  # run() is thread-safe
     names = [o.name for o in session.get_outputs()]
     return Runtime(path, record, lambda feeds: dict(zip(names, session.run(names, feeds))))
 
@@ -104,7 +87,3 @@ def load(artifact: str | Path, device: str = "cpu") -> Runtime:
     if path.suffix == ".onnx":
         return _onnx(path, device)
     raise UsageError(f"{path} is neither an .onnx nor an .engine made by mmexport")
-
-
-def describe(runtime: Runtime) -> str:
-    return json.dumps({"inputs": runtime.inputs, "outputs": runtime.outputs})

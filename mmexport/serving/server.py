@@ -12,6 +12,7 @@ import numpy as np
 
 from ..errors import UsageError
 from .runtime import Runtime, load
+from .triton import batch_limit
 
 
 def _fix_libpython() -> None:
@@ -23,10 +24,10 @@ def _fix_libpython() -> None:
         os.environ["LD_LIBRARY_PATH"] = f"{libdir}:{paths}" if paths else libdir
 
 
-def _infer_function(runtime: Runtime) -> Callable:
+def _infer_function(runtime: Runtime, batched: bool) -> Callable:
     from pytriton.decorators import batch
 
-    if runtime.batch_axis:
+    if batched:
 
         @batch
         def infer(**inputs):
@@ -59,8 +60,8 @@ def serve(
         raise UsageError("`mmexport serve` needs PyTriton: pip install 'mmexport[serve]'") from exc
     runtime = load(artifact, device)
     name = name or Path(artifact).name.split(".")[0]
-    batched = runtime.batch_axis is not None
-    limit = min(s["dynamic_axes"]["0"]["max"] for s in runtime.inputs) if batched else 0
+    limit = batch_limit(runtime.manifest)
+    batched = limit is not None
     if max_batch is not None and batched and not 1 <= max_batch <= limit:
         raise UsageError(f"--max-batch {max_batch} is outside what the artifact takes (1..{limit})")
     if max_batch and not batched:
@@ -75,7 +76,7 @@ def serve(
     with Triton(config=config) as triton:
         triton.bind(
             model_name=name,
-            infer_func=_infer_function(runtime),
+            infer_func=_infer_function(runtime, batched),
             inputs=tensors(runtime.inputs),
             outputs=tensors(runtime.outputs),
             config=ModelConfig(max_batch_size=max_batch, batcher=DynamicBatcher(max_queue_delay_microseconds=500)) if batched else ModelConfig(max_batch_size=0, batching=False),

@@ -12,7 +12,7 @@ from typing import Any
 
 from .. import manifest
 from ..errors import UsageError
-from .runtime import BATCH_AXES
+from ..connectors import BATCH_AXES
 
 TRITON_TYPES = {"float32": "TYPE_FP32", "float16": "TYPE_FP16", "int64": "TYPE_INT64", "int32": "TYPE_INT32"}
 
@@ -27,7 +27,7 @@ def _record(artifact: Path) -> tuple[dict[str, Any], str, str]:
     raise UsageError(f"{artifact} is neither an .onnx nor an .engine made by mmexport")
 
 
-def _batch_limit(record: dict[str, Any]) -> int | None:
+def batch_limit(record: dict[str, Any]) -> int | None:
     """Largest batch the artifact takes on a shared leading batch axis (None: no such axis)."""
     specs = record["inputs"] + record["outputs"]
     if not all(str(s["shape"][0]) in BATCH_AXES for s in specs) or len({str(s["shape"][0]) for s in specs}) != 1:
@@ -73,7 +73,7 @@ def write_repository(
     if instances < 1:
         raise UsageError("--instances must be at least 1")
     name = name or artifact.name.split(".")[0]
-    limit = _batch_limit(record)
+    limit = batch_limit(record)
     if limit is None:
         if max_batch:
             raise UsageError(f"{artifact.name} has no batch axis (inputs {[s['shape'] for s in record['inputs']]}); Triton batching does not apply")
