@@ -13,19 +13,24 @@ from .errors import UsageError
 STAGING_PREFIX = ".mmexport-staging-"
 
 
+def check_writable(final: Path, option: str = "-o") -> Path:
+    """A clear error now, not after minutes of work, for an output that cannot be written."""
+    folder = final.parent
+    if not folder.is_dir():
+        raise UsageError(f"output folder does not exist: {folder}; create it first or choose another {option}")
+    if not os.access(folder, os.W_OK):
+        raise UsageError(f"output folder is not writable: {folder}; choose another {option}")
+    if final.is_dir():
+        raise UsageError(f"output path is a folder: {final}; give a file name")
+    return final
+
+
 class Staging:
     """A staging folder next to `final`; `commit` renames its files to their final names."""
 
     def __init__(self, final: Path):
-        self.final = Path(final)
-        folder = self.final.parent
-        if not folder.is_dir():
-            raise UsageError(f"output folder does not exist: {folder}; create it first or choose another -o")
-        if not os.access(folder, os.W_OK):
-            raise UsageError(f"output folder is not writable: {folder}; choose another -o")
-        if self.final.is_dir():
-            raise UsageError(f"output path is a folder: {self.final}; give a file name")
-        self.dir = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=folder))
+        self.final = check_writable(Path(final))
+        self.dir = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=self.final.parent))
 
     def path(self, name: str | None = None) -> Path:
         """Where to write a file that becomes `final` (name None) or a sibling of it."""
@@ -57,3 +62,12 @@ class Staging:
 
 def manifest_path(artifact: Path) -> Path:
     return Path(str(artifact) + ".json")
+
+
+def write_json(final: Path, data: object) -> None:
+    """A JSON file written whole or not at all."""
+    import json
+
+    with Staging(final) as staging:
+        staging.path().write_text(json.dumps(data, indent=2) + "\n")
+        staging.commit([final.name])

@@ -18,6 +18,7 @@ from .connectors import Tolerance
 from .errors import MmexportError
 from .calibration import variants
 from .exporter import pipeline
+from .bench.backends import BACKENDS as _BACKENDS
 from .report import connectors_table, human_size, parity_table, shape_text
 
 app = typer.Typer(
@@ -41,8 +42,9 @@ CalibOpt = typer.Option(None, "--calib", help="Calibration features: .npz (keyed
 MethodOpt = typer.Option(variants.DEFAULT_METHOD, "--method", help="int8 range calibration: entropy, percentile or minmax.")
 PercentileOpt = typer.Option(99.99, "--percentile", help="Percentile for --method percentile.")
 SamplesOpt = typer.Option(variants.DEFAULT_SAMPLES, "--samples", min=1, help="Calibration samples to read (some are held out).")
-SmoothOpt = typer.Option(variants.DEFAULT_SMOOTH_ALPHA, "--smooth", min=0.0, max=1.0, help="SmoothQuant alpha; 0 turns it off.")
+SmoothOpt = typer.Option(None, "--smooth", min=0.0, max=1.0, help="SmoothQuant alpha; 0 turns it off; default: 0.5, then 0.65 and 0.8 if the gate misses.")
 IoOpt = typer.Option("fp32", "--io", help="Input/output dtype of the variant: fp32 or fp16.")
+BACKEND_NAMES = list(_BACKENDS)
 HighPrecisionOpt = typer.Option("fp16", "--high-precision", help="Dtype of what is not int8: fp16 or fp32.")
 
 
@@ -180,7 +182,7 @@ def quantize_command(
     method: str = MethodOpt,
     percentile: float = PercentileOpt,
     samples: int = SamplesOpt,
-    smooth: float = SmoothOpt,
+    smooth: Optional[float] = SmoothOpt,
     io: str = IoOpt,
     high_precision: str = HighPrecisionOpt,
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Output .onnx; default NAME.PRECISION.onnx."),
@@ -196,7 +198,7 @@ def quantize_command(
         tolerance = Tolerance(base.max_rel, min_cosine)
     with err.status("starting") as status:
         result = variants.quantize(
-            artifact, precision, calib, method, percentile, samples, smooth or None, io, high_precision,
+            artifact, precision, calib, method, percentile, samples, smooth, io, high_precision,
             output, weights, tolerance, step=lambda message: status.update(message),
         )
     _print_variant(result, as_json)
@@ -314,6 +316,58 @@ def features_command(
             progress=lambda done, total: bar.update(task, completed=done, total=total),
         )
     out.print(f"[green]wrote[/] {escape(str(path))}: {shape[0]} images, features {list(shape[1:])}", highlight=False)
+
+
+@app.command("bench")
+def bench_command(
+    connector: str = ConnectorOpt,
+    preset: Optional[str] = PresetOpt,
+    weights: Optional[Path] = WeightsOpt,
+    backends: Optional[str] = typer.Option(None, "--backends", help="Comma-separated; default all: " + ",".join(BACKEND_NAMES) + "."),
+    batch: str = typer.Option("1", "--batch", help="Batch sizes, comma-separated, e.g. 1,4,16."),
+    tokens: Optional[int] = typer.Option(None, "--tokens", help="Vision tokens per image, for connectors whose token count is dynamic."),
+    warmup: int = typer.Option(3, "--warmup", min=0, help="Untimed runs per backend and batch size."),
+    iters: int = typer.Option(20, "--iters", min=1, help="Timed runs per backend and batch size."),
+    threads: Optional[int] = typer.Option(None, "--threads", min=1, help="CPU threads for every backend; default: PyTorch's default."),
+    calib: str = typer.Option("synthetic", "--calib", help="Calibration features for ort-int8 (as in `quantize`)."),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the results to this .json file."),
+    plot: Optional[Path] = typer.Option(None, "--plot", help="Also write latency against batch size to this .png file."),
+) -> None:
+    """Time PyTorch, torch.compile, ONNX Runtime (fp32/fp16/int8) and TensorRT side by side on one connector."""
+    from .artifacts import check_writable, write_json
+    from .bench import bench
+    from .bench.run import parse_backends
+    from .report import bench_table, skipped_lines
+
+    try:
+        batches = [int(b) for b in batch.split(",") if b.strip()]
+    except ValueError:
+        raise typer.BadParameter(f"'{batch}' is not a comma-separated list of integers", param_hint="--batch") from None
+    chosen = parse_backends(backends)
+    for path, suffix, option in ((json_out, ".json", "--json"), (plot, ".png", "--plot")):
+        if path is not None:
+            if path.suffix.lower() != suffix:
+                raise typer.BadParameter(f"'{path}' must end in {suffix}", param_hint=option)
+            check_writable(path, option)
+    if plot is not None:
+        from .bench.plot import pyplot
+
+        pyplot()
+    with err.status("starting") as status:
+        report = bench(connector, preset, weights, chosen, batches, tokens, warmup, iters, threads, calib, step=lambda m: status.update(m))
+    for note in report.notes:
+        err.print(f"[yellow]note:[/] {escape(note)}")
+    out.print(bench_table(report))
+    for line in skipped_lines(report):
+        out.print(f"[dim]{escape(line)}[/]", soft_wrap=True)
+    if json_out is not None:
+        write_json(json_out, report.to_json())
+        out.print(f"[green]wrote[/] {escape(str(json_out))}")
+    if plot is not None:
+        from .bench.plot import write_plot
+
+        write_plot(report, plot)
+        out.print(f"[green]wrote[/] {escape(str(plot))}")
 
 
 @app.command("check")

@@ -68,3 +68,31 @@ def human_size(size: int) -> str:
             return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
         size /= 1024
     return f"{size} B"
+
+
+def bench_table(report) -> Table:
+    """One row per backend and batch size, with its ratio to PyTorch eager on the same inputs."""
+    m = report.machine
+    s = report.settings
+    where = f"{m['cpu']}, {s['threads']} threads" + (f", {m['gpu']}" if m.get("gpu") else "")
+    connector = report.results[0].connector + " " + report.results[0].preset if report.results else ""
+    table = Table(
+        title=f"{connector} on {where}: median of {s['iters']} interleaved runs after {s['warmup']} warm-up",
+        title_justify="left",
+        caption="x torch: median latency / PyTorch eager fp32 at the same batch; cosine: output vs PyTorch eager fp32; "
+        "memory: what the backend added (RSS on CPU, device memory on CUDA)",
+        caption_justify="left",
+    )
+    for column in ("backend", "dtype", "batch", "median ms", "p90 ms", "items/s", "x torch", "mem MB", "cosine"):
+        table.add_column(column, justify="left" if column in ("backend", "dtype") else "right", no_wrap=column == "backend")
+    for r in sorted(report.results, key=lambda r: r.batch):
+        ratio = report.ratio(r)
+        table.add_row(
+            r.backend, r.precision, str(r.batch), f"{r.median_ms:.2f}", f"{r.p90_ms:.2f}", f"{r.throughput_per_s:.1f}",
+            "-" if ratio is None else f"{ratio:.2f}x", f"{r.peak_mem_mb:.0f}", f"{r.cosine:.5f}",
+        )
+    return table
+
+
+def skipped_lines(report) -> list[str]:
+    return [f"skipped {s.backend}: {s.reason}" for s in report.skipped]

@@ -27,7 +27,8 @@ DEFAULT_SAMPLES = 64
 # ranges after SmoothQuant (alpha 0.5) keep every layer in int8 above the 0.999 gate where
 # percentile ranges clip the tokens that carry most of the output's energy.
 DEFAULT_METHOD = "minmax"
-DEFAULT_SMOOTH_ALPHA = 0.5
+DEFAULT_SMOOTH_ALPHA = None  # auto: AUTO_SMOOTH_ALPHAS in turn
+AUTO_SMOOTH_ALPHAS = (0.5, 0.65, 0.8)
 MAX_KEPT_SHARE = 0.5  # past this, int8 no longer pays: fail instead of keeping more in fp16
 
 
@@ -121,28 +122,44 @@ def quantize(
                 report = gate(model, target)
                 details["kept_fp32"] = {op: f"all-fp16 graph failed the gate (cosine {report.worst_cosine:.6f} after keeping)" for op in fp16.SENSITIVE_OPS}
         else:
-            base = copy.deepcopy(source)
-            if smooth_alpha:
-                step(f"migrating activation outliers into weights (SmoothQuant, alpha {smooth_alpha})")
-                details["smoothed_activations"] = len(smooth(base, calibrate_on, smooth_alpha))
+            # SmoothQuant alpha: the one asked for, or the first of AUTO_SMOOTH_ALPHAS whose graph
+            # passes the gate; only then are layers kept in higher precision (costs speed).
+            alphas = [smooth_alpha] if smooth_alpha is not None else list(AUTO_SMOOTH_ALPHAS)
+            best = None
+            tried = []
+            for alpha in alphas:
+                tried.append(alpha)
+                base = copy.deepcopy(source)
+                if alpha:
+                    step(f"migrating activation outliers into weights (SmoothQuant, alpha {alpha})")
+                    smoothed = len(smooth(base, calibrate_on, alpha))
+                step(f"calibrating int8 ({method}, {len(calibrate_on)} samples)")
+                result = int8.quantize(base, calibrate_on, method, percentile)
+                model = fp16.to_fp16(result.model, io_fp16) if high_precision == "fp16" else result.model
+                report = gate(model, target)
+                if best is None or report.worst_cosine > best[-1].worst_cosine:
+                    best = (alpha, base, smoothed if alpha else 0, result, model, report)
+                if report.passed:
+                    break
+            alpha, base, smoothed, result, model, report = best
+            details["smoothed_activations"] = smoothed
             ranking = None
             exclude: dict[str, str] = {}
             total = len(weighted_nodes(base))
-            while True:
-                step(f"calibrating int8 ({method}, {len(calibrate_on)} samples, {len(exclude)} layers kept in {high_precision})")
-                result = int8.quantize(base, calibrate_on, method, percentile, exclude)
-                model = fp16.to_fp16(result.model, io_fp16) if high_precision == "fp16" else result.model
-                report = gate(model, target)
-                if report.passed or len(exclude) >= total * MAX_KEPT_SHARE:
-                    break
+            while not report.passed and len(exclude) < total * MAX_KEPT_SHARE:
                 ranking = ranking or int8.rank_by_error(base, calibrate_on)
                 grow = max(1, len(exclude))  # 1, 2, 4, 8, ... layers kept
                 for name, error in ranking[len(exclude) : len(exclude) + grow]:
                     exclude[name] = f"kept in {high_precision}: its own int8 error {error:.4f} ranks among the worst"
+                step(f"calibrating int8 ({method}, {len(calibrate_on)} samples, {len(exclude)} layers kept in {high_precision})")
+                result = int8.quantize(base, calibrate_on, method, percentile, exclude)
+                model = fp16.to_fp16(result.model, io_fp16) if high_precision == "fp16" else result.model
+                report = gate(model, target)
             details |= {
                 "method": method,
                 "percentile": percentile if method == "percentile" else None,
-                "smooth_alpha": smooth_alpha,
+                "smooth_alpha": alpha or None,
+                "smooth_alphas_tried": tried,
                 "high_precision": high_precision,
                 "int8_layers": len(result.quantized),
                 "kept": result.kept,

@@ -1,0 +1,192 @@
+"""The backends `mmexport bench` compares. Each turns a BenchContext into a callable that runs
+the connector once on given inputs, or raises Unavailable with the reason it cannot run here."""
+
+from __future__ import annotations
+
+import copy
+import importlib
+import functools
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+from ..errors import MmexportError
+
+
+class Unavailable(Exception):
+    """This backend cannot run on this machine; the message says why."""
+
+
+Inputs = dict[str, np.ndarray]
+# A backend binds one set of host inputs (staging them where it runs) and returns a call
+# that runs the connector once on them and returns its first output.
+Bind = Callable[[Inputs], Callable[[], Any]]
+
+
+@dataclass
+class BenchContext:
+    """What the backends share: the fp32 module and the artifacts made from it, built on demand."""
+
+    connector: Any
+    config: Any
+    module: torch.nn.Module
+    workdir: Path
+    export_artifact: Callable[[], Path]  # the gated fp32 .onnx
+    threads: int
+    max_batch: int
+    calib: str = "synthetic"
+    notes: list[str] = field(default_factory=list)
+
+    @functools.cached_property
+    def onnx_fp32(self) -> Path:
+        return self.export_artifact()
+
+    def variant(self, precision: str, high_precision: str = "fp16") -> Path:
+        from ..calibration import variants
+
+        out = self.workdir / f"model.{precision}.{high_precision}.onnx"
+        if not out.exists():
+            try:
+                variants.quantize(self.onnx_fp32, precision, calib=self.calib, high_precision=high_precision, output=out)
+            except MmexportError as exc:
+                raise Unavailable(f"the {precision} variant missed its gate: {exc}") from None
+        return out
+
+
+def first_output(outputs: Any) -> Any:
+    return outputs[0] if isinstance(outputs, (tuple, list)) else outputs
+
+
+def to_host(value: Any) -> np.ndarray:
+    return value.float().cpu().numpy() if isinstance(value, torch.Tensor) else np.asarray(value, dtype=np.float32)
+
+
+def _torch_cpu(compile_module: bool) -> Callable[[BenchContext, Any], Bind]:
+    def make(ctx: BenchContext, _: Any) -> Bind:
+        module = copy.deepcopy(ctx.module)  # its own weights, so its memory is counted like the others'
+        if compile_module:
+            try:
+                importlib.import_module("torch._inductor")  # fails early where inductor cannot work
+            except Exception as exc:  # pragma: no cover - depends on the install
+                raise Unavailable(f"torch.compile is not usable here: {exc}") from None
+            module = torch.compile(module, dynamic=True)
+
+        def bind(inputs: Inputs) -> Callable[[], Any]:
+            tensors = [torch.from_numpy(v) for v in inputs.values()]
+
+            def call() -> Any:
+                with torch.inference_mode():
+                    return first_output(module(*tensors))
+
+            return call
+
+        return bind
+
+    return make
+
+
+def _torch_cuda(dtype: torch.dtype) -> Callable[[BenchContext, Any], Bind]:
+    def make(ctx: BenchContext, _: Any) -> Bind:
+        module = copy.deepcopy(ctx.module).to("cuda", dtype)
+
+        def bind(inputs: Inputs) -> Callable[[], Any]:
+            # Inputs live on the GPU, as in a server after the vision tower: time the connector, not PCIe.
+            tensors = [torch.from_numpy(v).to("cuda", dtype) for v in inputs.values()]
+
+            def call() -> Any:
+                with torch.inference_mode():
+                    out = first_output(module(*tensors))
+                torch.cuda.synchronize()
+                return out
+
+            return call
+
+        return bind
+
+    return make
+
+
+def _ort_artifact(precision: str) -> Callable[[BenchContext], Path]:
+    def artifact(ctx: BenchContext) -> Path:
+        if precision == "fp32":
+            return ctx.onnx_fp32
+        # On a CPU, int8 pays only with fp32 around it: ONNX Runtime's CPU kernels for fp16
+        # are few, and the casts cost more than int8 saves (docs/precision.md).
+        return ctx.variant(precision, high_precision="fp32" if precision == "int8" else "fp16")
+
+    return artifact
+
+
+def _ort(ctx: BenchContext, path: Path) -> Bind:
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = ctx.threads
+    options.inter_op_num_threads = 1
+    options.log_severity_level = 3
+    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    name = session.get_outputs()[0].name
+    dtypes = {i.name: np.float16 if i.type == "tensor(float16)" else np.float32 for i in session.get_inputs()}
+
+    def bind(inputs: Inputs) -> Callable[[], Any]:
+        feed = {k: v.astype(dtypes[k], copy=False) for k, v in inputs.items()}
+        return lambda: session.run([name], feed)[0]
+
+    return bind
+
+
+def _trt_engine(ctx: BenchContext) -> Path:
+    from ..engines import flavors
+    from ..engines.build import build
+    from ..errors import UsageError
+
+    if not torch.cuda.is_available():
+        raise Unavailable("TensorRT engines run on a CUDA GPU; none is visible")
+    try:
+        flavors.resolve("auto")
+    except UsageError as exc:
+        raise Unavailable(str(exc)) from None
+    has_batch = any(a.name == "batch" for s in ctx.connector.inputs(ctx.config) for a in s.axes.values())
+    shapes = [f"batch:1:{ctx.max_batch}:{ctx.max_batch}"] if has_batch else None
+    return build(ctx.variant("fp16"), shapes=shapes, archs=["current"], output=ctx.workdir / "model.fp16.engine").path
+
+
+def _trt(ctx: BenchContext, engine: Path) -> Bind:
+    from ..engines.runner import EngineRunner
+
+    runner = EngineRunner(engine)
+
+    def bind(inputs: Inputs) -> Callable[[], Any]:
+        tensors = {k: torch.from_numpy(v).cuda() for k, v in inputs.items()}
+        return lambda: first_output(list(runner(**tensors).values()))
+
+    return bind
+
+
+@dataclass(frozen=True)
+class Backend:
+    name: str
+    precision: str
+    device: str  # cuda backends are skipped where no GPU is visible
+    make: Callable[[BenchContext, Any], Bind]  # (context, what `artifact` made) -> bind
+    # Builds what the backend runs (export, quantize, engine) before its memory is measured.
+    artifact: Callable[[BenchContext], Any] = lambda ctx: None
+
+
+BACKENDS = {
+    b.name: b
+    for b in (
+        Backend("torch", "fp32", "cpu", _torch_cpu(compile_module=False)),
+        Backend("torch-compile", "fp32", "cpu", _torch_cpu(compile_module=True)),
+        Backend("ort", "fp32", "cpu", _ort, _ort_artifact("fp32")),
+        Backend("ort-fp16", "fp16", "cpu", _ort, _ort_artifact("fp16")),
+        Backend("ort-int8", "int8", "cpu", _ort, _ort_artifact("int8")),
+        Backend("torch-cuda", "fp32", "cuda", _torch_cuda(torch.float32)),
+        Backend("torch-cuda-fp16", "fp16", "cuda", _torch_cuda(torch.float16)),
+        Backend("trt", "fp16", "cuda", _trt, _trt_engine),
+    )
+}
+BASELINE = "torch"

@@ -1,0 +1,91 @@
+"""Timing and memory primitives for `mmexport bench`: interleaved rounds, robust statistics."""
+
+from __future__ import annotations
+
+import os
+import platform
+import time
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import numpy as np
+
+
+def resident_mb() -> float:
+    """This process's resident memory now (Linux /proc; elsewhere the peak, which only grows)."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    import resource
+
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / 1024 / (1024 if platform.system() == "Darwin" else 1)
+
+
+def gpu_used_mb() -> float:
+    """Device memory in use on the current GPU, whoever allocated it (TensorRT does not use torch's allocator)."""
+    import torch
+
+    free, total = torch.cuda.mem_get_info()
+    return (total - free) / 2**20
+
+
+@dataclass
+class Timing:
+    times_ms: list[float]
+
+    @property
+    def median_ms(self) -> float:
+        return float(np.median(self.times_ms))
+
+    @property
+    def p90_ms(self) -> float:
+        return float(np.percentile(self.times_ms, 90))
+
+
+def interleaved(calls: dict[str, Callable[[], Any]], warmup: int, iters: int) -> dict[str, Timing]:
+    """Time each call `iters` times in rounds, rotating the order each round so no backend
+    always follows the same one. Before each timed call one untimed call lets the thread
+    pools that the previous backend left spinning (OpenMP, ONNX Runtime) settle."""
+    for call in calls.values():
+        for _ in range(warmup):
+            call()
+    names = list(calls)
+    times: dict[str, list[float]] = {name: [] for name in names}
+    for round_index in range(iters):
+        shift = round_index % len(names)
+        for name in names[shift:] + names[:shift]:
+            calls[name]()
+            start = time.perf_counter()
+            calls[name]()
+            times[name].append((time.perf_counter() - start) * 1000)
+    return {name: Timing(t) for name, t in times.items()}
+
+
+def machine(threads: int) -> dict[str, Any]:
+    """What the figures depend on."""
+    import onnxruntime
+    import torch
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as info:
+            cpu = next(line.split(":", 1)[1].strip() for line in info if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    record = {
+        "cpu": cpu,
+        "cpu_count": os.cpu_count(),
+        "threads": threads,
+        "memory_gb": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1) if hasattr(os, "sysconf") else None,
+        "os": platform.platform(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "onnxruntime": onnxruntime.__version__,
+        "gpu": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
+    }
+    return record

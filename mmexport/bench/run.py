@@ -1,0 +1,190 @@
+"""`mmexport bench` as a function: build every backend from one connector, time them
+interleaved at each batch size, and check each one's output against PyTorch eager."""
+
+from __future__ import annotations
+
+import ctypes
+import gc
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+from ..calibration.synthetic import outlier_features
+from ..connectors.loading import build_module
+from ..errors import UsageError
+from ..exporter import pipeline
+from ..exporter.parity import compare
+from . import measure
+from .backends import BACKENDS, BASELINE, BenchContext, Unavailable, first_output, to_host
+
+DEFAULT_BACKENDS = tuple(BACKENDS)
+
+
+@dataclass
+class Result:
+    connector: str
+    preset: str
+    backend: str
+    precision: str
+    device: str
+    batch: int
+    tokens: int | None
+    median_ms: float
+    p90_ms: float
+    throughput_per_s: float  # batch items (images, or crops/tiles sets) per second
+    peak_mem_mb: float  # memory the backend added: RSS growth on CPU, device memory on CUDA
+    cosine: float  # first output against PyTorch eager fp32, same inputs
+
+
+@dataclass
+class Skipped:
+    backend: str
+    reason: str
+
+
+@dataclass
+class BenchReport:
+    machine: dict[str, Any]
+    settings: dict[str, Any]
+    results: list[Result] = field(default_factory=list)
+    skipped: list[Skipped] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "machine": self.machine,
+            "settings": self.settings,
+            "results": [asdict(r) for r in self.results],
+            "skipped": [asdict(s) for s in self.skipped],
+            "notes": self.notes,
+        }
+
+    def ratio(self, result: Result, baseline: str = BASELINE) -> float | None:
+        base = next((r for r in self.results if r.backend == baseline and r.batch == result.batch), None)
+        return result.median_ms / base.median_ms if base else None
+
+
+def parse_backends(value: str | None) -> list[str]:
+    names = [n.strip() for n in value.split(",") if n.strip()] if value else list(DEFAULT_BACKENDS)
+    unknown = [n for n in names if n not in BACKENDS]
+    if unknown or not names:
+        raise UsageError(f"unknown backend '{(unknown or [value])[0]}'; choose from: {', '.join(BACKENDS)}")
+    return list(dict.fromkeys(names))
+
+
+def _sizes(connector: Any, config: Any, batch: int, tokens: int | None) -> dict[str, int]:
+    axes = {a.name: a for s in connector.inputs(config) for a in s.axes.values()}
+    sizes = {name: axis.opt for name, axis in axes.items()}
+    if "batch" in axes:
+        sizes["batch"] = batch
+    if tokens is not None:
+        if "tokens" not in axes:
+            fixed = ", ".join(f"{s.name} {s.describe()}" for s in connector.inputs(config))
+            raise UsageError(f"'{connector.name}' takes a fixed number of tokens ({fixed}); drop --tokens")
+        sizes["tokens"] = tokens
+    connector.check_sizes(config, sizes)
+    return sizes
+
+
+def _inputs(connector: Any, config: Any, sizes: dict[str, int]) -> dict[str, np.ndarray]:
+    """Vision-feature-like values (outlier channels, heavy tails) so that the int8 cosine in
+    the table means something; masks and ids as the connector's dummies."""
+    arrays = {k: v.numpy() for k, v in connector.dummy_inputs(config, sizes, seed=7).items()}
+    for i, spec in enumerate(connector.inputs(config)):
+        if spec.dtype.startswith("float"):
+            arrays[spec.name] = outlier_features(spec.shape(sizes), seed=10_000 + i)
+    return arrays
+
+
+def _release_memory() -> None:
+    """Hand freed heap back to the OS so the next backend's RSS growth is its own."""
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
+def bench(
+    connector_name: str,
+    preset: str | None = None,
+    weights: str | Path | None = None,
+    backends: list[str] | None = None,
+    batches: list[int] | None = None,
+    tokens: int | None = None,
+    warmup: int = 3,
+    iters: int = 20,
+    threads: int | None = None,
+    calib: str = "synthetic",
+    step: Callable[[str], None] = lambda message: None,
+) -> BenchReport:
+    backends = backends or list(DEFAULT_BACKENDS)
+    batches = batches or [1]
+    if warmup < 0 or iters < 1:
+        raise UsageError("--warmup must be >= 0 and --iters >= 1")
+    if any(b < 1 for b in batches):
+        raise UsageError(f"--batch sizes must be >= 1, got {batches}")
+    connector, preset, config, loaded = pipeline.resolve(connector_name, preset, weights)
+    sizes = {b: _sizes(connector, config, b, tokens) for b in batches}
+    threads = threads or torch.get_num_threads()
+    torch.set_num_threads(threads)
+    tokens_used = next(iter(sizes.values())).get("tokens")
+    report = BenchReport(
+        machine=measure.machine(threads),
+        settings={"backends": backends, "batches": batches, "warmup": warmup, "iters": iters, "threads": threads, "calib": calib},
+    )
+    step("building the fp32 module")
+    module = build_module(connector, config, loaded).eval()
+    inputs = {b: _inputs(connector, config, s) for b, s in sizes.items()}
+    with torch.inference_mode():
+        reference = {b: to_host(first_output(module(*(torch.from_numpy(v) for v in x.values())))) for b, x in inputs.items()}
+
+    with tempfile.TemporaryDirectory(prefix="mmexport-bench-") as tmp:
+        workdir = Path(tmp)
+
+        def export() -> Path:
+            step("exporting the fp32 ONNX graph (with its parity gate)")
+            return pipeline.export(connector_name, preset, weights, output=workdir / "model.onnx").path
+
+        ctx = BenchContext(connector, config, module, workdir, export, threads, max(batches), calib)
+        calls: dict[str, dict[int, Callable[[], Any]]] = {}
+        memory: dict[str, float] = {}
+        for name in backends:
+            backend = BACKENDS[name]
+            step(f"preparing {name}")
+            try:
+                if backend.device == "cuda" and not torch.cuda.is_available():
+                    raise Unavailable("no CUDA GPU visible to PyTorch")
+                made = backend.artifact(ctx)
+                _release_memory()
+                on_gpu = backend.device == "cuda"
+                before = measure.gpu_used_mb() if on_gpu else measure.resident_mb()
+                bind = backend.make(ctx, made)
+                calls[name] = {b: bind(inputs[b]) for b in batches}
+                for b in batches:  # first call: compiles, plans, allocates
+                    calls[name][b]()
+                memory[name] = (measure.gpu_used_mb() if on_gpu else measure.resident_mb()) - before
+            except Unavailable as exc:
+                report.skipped.append(Skipped(name, str(exc)))
+                calls.pop(name, None)
+        if calib == "synthetic" and any(BACKENDS[n].precision == "int8" for n in calls):
+            report.notes.append("int8 calibrated on synthetic features (--calib synthetic): speed is representative, accuracy is not")
+        for b in batches:
+            step(f"timing batch {b}")
+            timings = measure.interleaved({n: c[b] for n, c in calls.items()}, warmup, iters)
+            for name, timing in timings.items():
+                backend = BACKENDS[name]
+                _, _, cosine = compare(to_host(calls[name][b]()), reference[b])
+                report.results.append(
+                    Result(
+                        connector.name, preset, name, backend.precision, backend.device, b, tokens_used,
+                        round(timing.median_ms, 3), round(timing.p90_ms, 3), round(b * 1000 / timing.median_ms, 2),
+                        round(max(memory[name], 0.0), 1), round(cosine, 6),
+                    )
+                )
+    return report
+
