@@ -11,7 +11,9 @@ import onnxruntime as ort
 import pytest
 import torch
 
+from mmexport import connectors
 from mmexport.cli import main
+from tiny_configs import TINY
 
 
 def pytest_collection_modifyitems(config, items):
@@ -115,3 +117,13 @@ def assert_one_line(result, code, *phrases):
     assert len(lines) == 1 and lines[0].startswith("error:"), result
     for phrase in phrases:
         assert phrase in lines[0], result
+
+
+@pytest.fixture
+def tiny(monkeypatch):
+    def add(name: str) -> str:
+        connector = connectors.get(name.replace("-v2", "") if name == "ldp-v2" else name)
+        monkeypatch.setitem(connector.presets, "tiny", TINY[name])
+        return connector.name
+
+    return add

@@ -16,7 +16,7 @@ from mmexport import connectors, runtime
 from mmexport.connectors.loading import build_module
 from mmexport.exporter.parity import run_parity
 
-from test_engines import TINY
+from tiny_configs import TINY
 
 
 def wait_for_staging(folder, proc, timeout=60):

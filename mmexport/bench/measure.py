@@ -47,19 +47,27 @@ class Timing:
         return float(np.percentile(self.times_ms, 90))
 
 
+SETTLE_BELOW_MS = 100.0  # a call this short can be skewed by the threads the previous backend left spinning
+
+
 def interleaved(calls: dict[str, Callable[[], Any]], warmup: int, iters: int) -> dict[str, Timing]:
     """Time each call `iters` times in rounds, rotating the order each round so no backend
-    always follows the same one. Before each timed call one untimed call lets the thread
-    pools that the previous backend left spinning (OpenMP, ONNX Runtime) settle."""
-    for call in calls.values():
+    always follows the same one. Before each timed call of a short backend one untimed call lets
+    the thread pools that the previous backend left spinning (OpenMP, ONNX Runtime) settle."""
+    settle: dict[str, bool] = {}
+    for name, call in calls.items():
         for _ in range(warmup):
             call()
+        start = time.perf_counter()
+        call()
+        settle[name] = (time.perf_counter() - start) * 1000 < SETTLE_BELOW_MS
     names = list(calls)
     times: dict[str, list[float]] = {name: [] for name in names}
     for round_index in range(iters):
         shift = round_index % len(names)
         for name in names[shift:] + names[:shift]:
-            calls[name]()
+            if settle[name]:
+                calls[name]()
             start = time.perf_counter()
             calls[name]()
             times[name].append((time.perf_counter() - start) * 1000)

@@ -103,6 +103,8 @@ def _inputs(connector: Any, config: Any, sizes: dict[str, int]) -> dict[str, np.
 def _release_memory() -> None:
     """Hand freed heap back to the OS so the next backend's RSS growth is its own."""
     gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()  # cached blocks would hide the next backend's allocations
     try:
         ctypes.CDLL("libc.so.6").malloc_trim(0)
     except (OSError, AttributeError):
@@ -182,7 +184,7 @@ def bench(
                 report.results.append(
                     Result(
                         connector.name, preset, name, backend.precision, backend.device, b, tokens_used,
-                        round(timing.median_ms, 3), round(timing.p90_ms, 3), round(b * 1000 / timing.median_ms, 2),
+                        round(timing.median_ms, 4), round(timing.p90_ms, 4), round(b * 1000 / timing.median_ms, 2),
                         round(max(memory[name], 0.0), 1), round(cosine, 6),
                     )
                 )
