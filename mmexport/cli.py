@@ -115,6 +115,7 @@ def onnx_command(
     precision: str = typer.Option("fp32", "--precision", help="fp32, or also make an fp16/int8 variant (see `quantize`)."),
     calib: Optional[str] = CalibOpt,
     method: str = MethodOpt,
+    layer: Optional[int] = typer.Option(None, "--layer", min=0, help="For per-layer connectors (gated-xattn): which layer of the checkpoint; default the first."),
     as_json: bool = JsonOpt,
 ) -> None:
     """Export a connector to ONNX with dynamic axes, then gate it on parity with PyTorch."""
@@ -126,7 +127,7 @@ def onnx_command(
     with err.status("starting") as status:
         result = pipeline.export(
             connector, preset, weights, output, opset, check=not no_check, device=device,
-            tolerance=tolerance, shapes=_parse_shapes(shape), step=lambda message: status.update(message),
+            tolerance=tolerance, shapes=_parse_shapes(shape), step=lambda message: status.update(message), layer=layer,
         )
     for warning in result.warnings:
         err.print(f"[yellow]warning:[/] {escape(warning)}")

@@ -95,12 +95,17 @@ def pytest_terminal_summary(terminalreporter):
 def assert_matches_at(onnx_path, reference, shapes, seed=0):
     """The ONNX against the original implementation at the given input shapes (fp32 gate)."""
     generator = torch.Generator().manual_seed(seed)
+    feeds = [{"vision_features": torch.randn(shape, generator=generator)} for shape in shapes]
+    assert_matches_feeds(onnx_path, lambda vision_features: reference(vision_features), feeds)
+
+
+def assert_matches_feeds(onnx_path, reference, feeds):
+    """The ONNX's first output against `reference(**feed)` for each feed (fp32 gate)."""
     test = os.environ.get("PYTEST_CURRENT_TEST", "?").split(" ")[0].split("::")[-1]
-    for shape in shapes:
-        features = torch.randn(shape, generator=generator)
+    for feed in feeds:
         with torch.no_grad():
-            expected = reference(features)
-        (actual,) = ort_run(onnx_path, vision_features=features)
+            expected = reference(**feed)
+        actual = ort_run(onnx_path, **feed)[0]
         assert actual.shape == tuple(expected.shape)
         rel, cos = relative_error(actual, expected), cosine(actual, expected)
         worst = REFERENCE_ERRORS.get(test, (0.0, 1.0))

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from ..errors import MmexportError
+from ..exporter.parity import ORT_TYPES
 
 
 class Unavailable(Exception):
@@ -129,7 +130,7 @@ def _ort(ctx: BenchContext, path: Path) -> Bind:
     options.log_severity_level = 3
     session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     name = session.get_outputs()[0].name
-    dtypes = {i.name: np.float16 if i.type == "tensor(float16)" else np.float32 for i in session.get_inputs()}
+    dtypes = {i.name: ORT_TYPES[i.type] for i in session.get_inputs()}
 
     def bind(inputs: Inputs) -> Callable[[], Any]:
         feed = {k: v.astype(dtypes[k], copy=False) for k, v in inputs.items()}

@@ -89,8 +89,11 @@ def _check(spec: TensorSpec, array: Any, where: str) -> None:
     rank = len(spec.dims)
     if array.ndim != rank:
         raise UsageError(f"{where}: '{spec.name}' has rank {array.ndim}, expected {rank} {spec.describe()}")
-    if not np.issubdtype(array.dtype, np.floating):
-        raise UsageError(f"{where}: '{spec.name}' is {array.dtype}, expected floating point features")
+    if spec.dtype.startswith("float"):
+        if not np.issubdtype(array.dtype, np.floating):
+            raise UsageError(f"{where}: '{spec.name}' is {array.dtype}, expected floating point features")
+    elif not (np.issubdtype(array.dtype, np.integer) or array.dtype == np.bool_):
+        raise UsageError(f"{where}: '{spec.name}' is {array.dtype}, expected {spec.dtype} (ids or a mask)")
     for i, dim in enumerate(spec.dims):
         if isinstance(dim, int) and array.shape[i] != dim:
             raise UsageError(f"{where}: '{spec.name}' has size {array.shape[i]} on axis {i}, expected {dim} {spec.describe()}; wrong vision tower or layer?")
@@ -116,11 +119,11 @@ def load(connector: Connector, config: Any, source: str | Path, max_samples: int
                 if len(samples) == max_samples:
                     break
                 sample = {
-                    s.name: np.ascontiguousarray(arrays[s.name][i : i + 1] if _batch_axis(s) else arrays[s.name], dtype=np.float32)
+                    s.name: np.ascontiguousarray(arrays[s.name][i : i + 1] if _batch_axis(s) else arrays[s.name], dtype=s.dtype)
                     for s in specs
                 }
                 for name, array in sample.items():
-                    if not np.isfinite(array).all():
+                    if array.dtype.kind == "f" and not np.isfinite(array).all():
                         raise UsageError(f"{path.name}: '{name}' has NaN or Inf values (sample {len(samples)}); clean the features first")
                     sha.update(array.tobytes())
                 samples.append(sample)
@@ -136,8 +139,12 @@ def synthetic(connector: Connector, config: Any, count: int) -> CalibrationSet:
         for axis in spec.axes.values():
             if axis.name not in BATCH_AXES:
                 sizes[axis.name] = axis.opt
+    others = {k: v.numpy() for k, v in connector.dummy_inputs(config, sizes).items()}  # ids, masks
     samples = [
-        {s.name: outlier_features(s.shape(sizes), seed=i * 7919 + j) for j, s in enumerate(connector.inputs(config))}
+        {
+            s.name: outlier_features(s.shape(sizes), seed=i * 7919 + j) if s.dtype.startswith("float") else others[s.name]
+            for j, s in enumerate(connector.inputs(config))
+        }
         for i in range(count)
     ]
     sha = hashlib.sha256(f"synthetic/{count}/{sorted(sizes.items())}".encode())

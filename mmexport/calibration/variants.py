@@ -197,7 +197,8 @@ def quantize(
         }
         if io_fp16:
             for spec in variant["inputs"] + variant["outputs"]:
-                spec["dtype"] = "float16"
+                if spec["dtype"] == "float32":
+                    spec["dtype"] = "float16"
         manifest.write(staging.path(manifest_path(output).name), variant)
         if not report.passed:
             kept = staging.keep_as(output.with_suffix(".failed"))

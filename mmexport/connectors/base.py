@@ -96,8 +96,12 @@ class KeyLayout:
     name: str
     rules: tuple[tuple[str, str], ...]
 
-    def rename(self, key: str) -> str | None:
+    def rename(self, key: str, layer: int | None = None) -> str | None:
         for pattern, replacement in self.rules:
+            if "{layer}" in pattern:
+                if layer is None:
+                    continue
+                pattern = pattern.replace("{layer}", str(layer))
             match = re.fullmatch(pattern, key)
             if match:
                 return match.expand(replacement)
@@ -121,6 +125,12 @@ class Connector:
     adapt_weights: Callable[[dict[str, torch.Tensor]], dict[str, torch.Tensor]] = lambda weights: weights
     tolerance: Tolerance = field(default_factory=Tolerance)
     int8_tolerance: Tolerance = INT8_PROJECTION_TOLERANCE
+    # Values for inputs that are not features (token ids, masks, media locations), which need
+    # meaningful contents: (config, sizes, generator) -> {input name: tensor}.
+    special_inputs: Callable[[Any, dict[str, int], torch.Generator], dict[str, torch.Tensor]] | None = None
+    # For a connector that is one of several identical layers in a checkpoint: a regex whose
+    # group 1 is the layer index; layouts write "{layer}" where the chosen index goes.
+    layer_key: str | None = None
 
     def tolerance_for(self, precision: str) -> Tolerance:
         return {"fp32": self.tolerance, "fp16": FP16_TOLERANCE, "int8": self.int8_tolerance}[precision]
@@ -181,10 +191,13 @@ class Connector:
 
     def dummy_inputs(self, config: Any, sizes: dict[str, int], seed: int = 0) -> dict[str, torch.Tensor]:
         generator = torch.Generator().manual_seed(seed)
+        special = self.special_inputs(config, sizes, generator) if self.special_inputs else {}
         tensors = {}
         for spec in self.inputs(config):
             shape = spec.shape(sizes)
-            if spec.dtype.startswith("float"):
+            if spec.name in special:
+                tensors[spec.name] = special[spec.name]
+            elif spec.dtype.startswith("float"):
                 tensors[spec.name] = torch.randn(shape, generator=generator, dtype=getattr(torch, spec.dtype))
             else:
                 tensors[spec.name] = torch.ones(shape, dtype=getattr(torch, spec.dtype))

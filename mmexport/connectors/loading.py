@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,15 +28,31 @@ class ConnectorWeights:
     ignored_keys: int  # checkpoint keys that are not the connector's (vision tower, LLM...)
     digest: str
     warnings: list[str] = field(default_factory=list)
+    layer: int | None = None  # which layer, for per-layer connectors
 
 
-def _best_layout(connector: Connector, keys: list[str]) -> tuple[KeyLayout, dict[str, str]]:
+def _layer(connector: Connector, keys: list[str], layer: int | None, path: str | Path) -> int | None:
+    """The checkpoint layer to take: the one asked for, else the first one there."""
+    if connector.layer_key is None:
+        if layer is not None:
+            raise WeightsError(f"'{connector.name}' is not a per-layer connector; drop --layer")
+        return None
+    found = sorted({int(m.group(1)) for m in (re.match(connector.layer_key, k) for k in keys) if m})
+    if layer is None:
+        return found[0] if found else None
+    if found and layer not in found:
+        shown = ", ".join(map(str, found[:12])) + (", ..." if len(found) > 12 else "")
+        raise WeightsError(f"{path} has no '{connector.name}' layer {layer}; its layers are {shown}")
+    return layer
+
+
+def _best_layout(connector: Connector, keys: list[str], layer: int | None = None) -> tuple[KeyLayout, dict[str, str]]:
     """The layout that maps the most checkpoint keys; returns module key -> checkpoint key."""
     best: tuple[KeyLayout, dict[str, str]] | None = None
     for layout in connector.key_layouts:
         mapping = {}
         for key in keys:
-            renamed = layout.rename(key)
+            renamed = layout.rename(key, layer)
             if renamed is not None:
                 mapping.setdefault(renamed, key)
         if best is None or len(mapping) > len(best[1]):
@@ -54,10 +71,11 @@ def digest(state_dict: dict[str, torch.Tensor]) -> str:
     return "sha256:" + sha.hexdigest()
 
 
-def load_weights(connector: Connector, path: str | Path, preset_config: Any) -> ConnectorWeights:
+def load_weights(connector: Connector, path: str | Path, preset_config: Any, layer: int | None = None) -> ConnectorWeights:
     checkpoint: Checkpoint = open_checkpoint(path)
     keys = checkpoint.keys()
-    layout, mapping = _best_layout(connector, keys)
+    layer = _layer(connector, keys, layer, path)
+    layout, mapping = _best_layout(connector, keys, layer)
     if not mapping:
         layouts = ", ".join(layout.name for layout in connector.key_layouts)
         sample = ", ".join(keys[:3]) + (", ..." if len(keys) > 3 else "")
@@ -97,6 +115,7 @@ def load_weights(connector: Connector, path: str | Path, preset_config: Any) -> 
         ignored_keys=len(keys) - len(state),
         digest=digest(state),
         warnings=warnings,
+        layer=layer,
     )
 
 

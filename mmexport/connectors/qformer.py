@@ -40,9 +40,10 @@ class Attention(nn.Module):
         # -1 for the batch and sequence dims keeps both dynamic in the export.
         return x.unflatten(-1, (self.heads, -1)).transpose(1, 2)
 
-    def forward(self, x: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, context: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """`mask`: additive, broadcastable to [batch, heads, queries, keys]."""
         q, k, v = self._split(self.query(x)), self._split(self.key(context)), self._split(self.value(context))
-        return F.scaled_dot_product_attention(q, k, v).transpose(1, 2).flatten(2)
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=mask).transpose(1, 2).flatten(2)
 
 
 class ResidualOutput(nn.Module):
@@ -61,8 +62,8 @@ class AttentionBlock(nn.Module):
         self.attention = Attention(config.hidden, context_dim, config.heads)
         self.output = ResidualOutput(config.hidden, config.hidden, config.layer_norm_eps)
 
-    def forward(self, x: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
-        return self.output(self.attention(x, context), x)
+    def forward(self, x: torch.Tensor, context: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        return self.output(self.attention(x, context, mask), x)
 
 
 class Intermediate(nn.Module):
@@ -148,12 +149,22 @@ def _from_weights(weights, config: QFormerConfig) -> QFormerConfig:
     )
 
 
+# LAVIS names (BLIP-2, MiniGPT-4, InstructBLIP): Qformer.bert.* -> qformer.*, attention.self -> attention.attention.
+LAVIS_QFORMER_RULES = (
+    (r"query_tokens", "query_tokens"),
+    (r"Qformer\.bert\.embeddings\.LayerNorm\.(weight|bias)", r"qformer.layernorm.\1"),
+    (r"Qformer\.bert\.encoder\.layer\.(\d+)\.(attention|crossattention)\.self\.(.*)", r"qformer.encoder.layer.\1.\2.attention.\3"),
+    (
+        r"Qformer\.bert\.encoder\.layer\.(\d+)\.((?:attention|crossattention)\.output|intermediate_query|output_query)\.(.*)",
+        r"qformer.encoder.layer.\1.\2.\3",
+    ),
+)
 _QFORMER_BODY = r"(layernorm\..*|encoder\.layer\.\d+\.(?:attention|crossattention|intermediate_query|output_query)\..*)"
 
 CONNECTOR = Connector(
     name="qformer",
     family="q-former",
-    systems=("BLIP-2", "MiniGPT-4 (Q-Former part)"),
+    systems=("BLIP-2",),
     presets={
         "blip2-opt-2.7b": QFormerConfig(llm_dim=2560),
         "blip2-opt-6.7b": QFormerConfig(llm_dim=4096),
@@ -169,22 +180,7 @@ CONNECTOR = Connector(
                 (r"(?:model\.)?language_projection\.(weight|bias)", r"language_projection.\1"),
             ),
         ),
-        KeyLayout(
-            "lavis-original",
-            (
-                (r"query_tokens", "query_tokens"),
-                (r"Qformer\.bert\.embeddings\.LayerNorm\.(weight|bias)", r"qformer.layernorm.\1"),
-                (
-                    r"Qformer\.bert\.encoder\.layer\.(\d+)\.(attention|crossattention)\.self\.(.*)",
-                    r"qformer.encoder.layer.\1.\2.attention.\3",
-                ),
-                (
-                    r"Qformer\.bert\.encoder\.layer\.(\d+)\.((?:attention|crossattention)\.output|intermediate_query|output_query)\.(.*)",
-                    r"qformer.encoder.layer.\1.\2.\3",
-                ),
-                (r"(?:opt_proj|t5_proj)\.(weight|bias)", r"language_projection.\1"),
-            ),
-        ),
+        KeyLayout("lavis-original", LAVIS_QFORMER_RULES + ((r"(?:opt_proj|t5_proj)\.(weight|bias)", r"language_projection.\1"),)),
     ),
     build=QFormerConnector,
     io=io_specs,

@@ -20,7 +20,7 @@ from . import flavors
 from .profiles import build_profiles
 
 SIDECAR_FORMAT = "mmexport.engine/1"
-ONNX_DTYPES = {onnx.TensorProto.FLOAT: "float32", onnx.TensorProto.FLOAT16: "float16", onnx.TensorProto.INT64: "int64", onnx.TensorProto.INT32: "int32"}
+ONNX_DTYPES = {onnx.TensorProto.FLOAT: "float32", onnx.TensorProto.FLOAT16: "float16", onnx.TensorProto.INT64: "int64", onnx.TensorProto.INT32: "int32", onnx.TensorProto.BOOL: "bool"}
 Progress = Callable[[str, int, int], None]  # phase, step, steps
 
 

@@ -16,6 +16,13 @@ from ..connectors import Connector, Tolerance
 from ..errors import UsageError
 
 PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider"}
+ORT_TYPES = {
+    "tensor(float)": np.float32,
+    "tensor(float16)": np.float16,
+    "tensor(int64)": np.int64,
+    "tensor(int32)": np.int32,
+    "tensor(bool)": np.bool_,
+}
 
 
 @dataclass
@@ -110,9 +117,9 @@ def run_parity(
     sess = session(path, device)
     report = ParityReport(tolerance=tolerance, provider=sess.get_providers()[0])
     output_names = [o.name for o in sess.get_outputs()]
-    feed_types = {i.name: np.float16 if i.type == "tensor(float16)" else np.float32 for i in sess.get_inputs()}
+    feed_types = {i.name: ORT_TYPES[i.type] for i in sess.get_inputs()}
     if samples is not None:
-        cases = [{k: torch.from_numpy(np.array(v, dtype=np.float32)) for k, v in sample.items()} for sample in samples]
+        cases = [{k: torch.from_numpy(np.array(v, dtype=np.float32 if v.dtype.kind == "f" else v.dtype)) for k, v in sample.items()} for sample in samples]
     else:
         cases = [connector.dummy_inputs(config, sizes, seed=1 + i) for i, sizes in enumerate(shapes or connector.parity_shapes(config))]
     for inputs in cases:

@@ -42,14 +42,17 @@ def _weights_record(weights: ConnectorWeights | None) -> dict[str, Any]:
         "layout": weights.layout,
         "digest": weights.digest,
         "ignored_keys": weights.ignored_keys,
+        "layer": weights.layer,
     }
 
 
-def resolve(connector_name: str, preset: str | None, weights_path: str | Path | None):
+def resolve(connector_name: str, preset: str | None, weights_path: str | Path | None, layer: int | None = None):
     connector = connectors.get(connector_name)
     preset = preset or connector.default_preset
     config = connector.preset(preset)
-    weights = load_weights(connector, weights_path, config) if weights_path else None
+    if layer is not None and not weights_path:
+        raise UsageError("--layer picks a layer of a checkpoint; give --weights too")
+    weights = load_weights(connector, weights_path, config, layer) if weights_path else None
     return connector, preset, (weights.config if weights else config), weights
 
 
@@ -64,12 +67,13 @@ def export(
     tolerance: Tolerance | None = None,
     shapes: list[dict[str, int]] | None = None,
     step: Step = lambda message: None,
+    layer: int | None = None,
 ) -> ExportResult:
     """Export a connector to ONNX, gate it on parity, and install it with its manifest.
     A failed gate raises ParityError and leaves the files in OUTPUT.failed/ for inspection."""
     start = time.perf_counter()
     step("loading weights" if weights else "building the module")
-    connector, preset, config, loaded = resolve(connector_name, preset, weights)
+    connector, preset, config, loaded = resolve(connector_name, preset, weights, layer)
     warnings = list(loaded.warnings) if loaded else ["no --weights given: the connector has random weights (seed 0)"]
     output = Path(output) if output else default_output(connector.name, preset)
     if output.suffix != ".onnx":
@@ -121,7 +125,7 @@ def reference_module(artifact: Path, record: dict[str, Any], weights: str | Path
         raise UsageError(f"{artifact} was exported from a checkpoint; pass --weights to check it")
     loaded = None
     if weights_path:
-        loaded = load_weights(connector, weights_path, connector.config_from_dict(record["config"]))
+        loaded = load_weights(connector, weights_path, connector.config_from_dict(record["config"]), recorded.get("layer"))
         if recorded.get("digest") and loaded.digest != recorded["digest"]:
             raise UsageError(
                 f"weights {weights_path} differ from those {artifact.name} was exported from "

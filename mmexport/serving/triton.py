@@ -14,7 +14,7 @@ from .. import manifest
 from ..errors import UsageError
 from ..connectors import BATCH_AXES
 
-TRITON_TYPES = {"float32": "TYPE_FP32", "float16": "TYPE_FP16", "int64": "TYPE_INT64", "int32": "TYPE_INT32"}
+TRITON_TYPES = {"float32": "TYPE_FP32", "float16": "TYPE_FP16", "int64": "TYPE_INT64", "int32": "TYPE_INT32", "bool": "TYPE_BOOL"}
 
 
 def _record(artifact: Path) -> tuple[dict[str, Any], str, str]:
