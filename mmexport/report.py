@@ -11,15 +11,17 @@ from .exporter.parity import ParityReport
 
 def connectors_table(connectors: list[Connector]) -> Table:
     table = Table(title="Connectors (default preset first)", title_justify="left", show_lines=True)
-    for column in ("connector", "family", "systems", "presets", "input -> output"):
-        table.add_column(column, overflow="fold", no_wrap=column in ("connector", "presets"))
+    for column in ("connector", "systems", "presets", "input -> output"):
+        if column == "connector":  # names fit whole; long family names fold under them
+            table.add_column(column, overflow="fold", min_width=17, max_width=19)
+        else:
+            table.add_column(column, overflow="fold", ratio=1)
     for c in connectors:
         config = c.preset(None)
         presets = [c.default_preset] + [p for p in c.presets if p != c.default_preset]
         table.add_row(
-            c.name,
-            c.family,
-            ", ".join(c.systems),
+            f"{c.name}\n[dim]{c.family}[/]",
+            escape("\n".join(c.systems)),
             "\n".join(presets),
             escape(_io_text(c.inputs(config), c.outputs(config))),
         )

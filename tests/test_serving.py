@@ -222,3 +222,22 @@ def test_server_stops_cleanly_on_sigint(server):
     proc.send_signal(signal.SIGINT)
     assert proc.wait(timeout=60) == 0
     assert "server stopped" in proc.stderr.read()
+
+
+def test_runtime_with_ids_and_masks(cli, tmp_path, tiny):
+    """A connector with several inputs (InstructBLIP: features, token ids, mask): named calls work,
+    and inputs that disagree on a shared axis get the clear error, not an ONNX Runtime crash."""
+    name = tiny("instructblip")
+    out = tmp_path / "ib.onnx"
+    assert cli("onnx", "-c", name, "-p", "tiny", "-o", out).code == 0
+    model = runtime.load(out)
+    feeds = {
+        "vision_features": np.random.default_rng(0).standard_normal((2, 9, 40), dtype=np.float32),
+        "qformer_input_ids": np.array([[5, 6, 7], [8, 9, 0]], dtype=np.int64),
+        "qformer_attention_mask": np.array([[1, 1, 1], [1, 1, 0]], dtype=np.int64),
+    }
+    assert model(**feeds)["llm_embeds"].shape == (2, 8, 24)
+    with pytest.raises(runtime.InputError, match="'qformer_attention_mask' axis 'text_tokens' = 2 but 'qformer_input_ids' has 3"):
+        model(**feeds | {"qformer_attention_mask": feeds["qformer_attention_mask"][:, :2]})
+    with pytest.raises(runtime.InputError, match="must be int64"):
+        model(**feeds | {"qformer_input_ids": feeds["qformer_input_ids"].astype(np.float32)})

@@ -55,14 +55,23 @@ def _monitor(trt, progress: Progress):
         def __init__(self):
             trt.IProgressMonitor.__init__(self)
             self.steps: dict[str, int] = {}
+            self.interrupted = False
 
         def phase_start(self, phase_name, parent_phase, num_steps):
-            self.steps[phase_name] = num_steps
-            progress(phase_name, 0, num_steps)
+            try:
+                self.steps[phase_name] = num_steps
+                progress(phase_name, 0, num_steps)
+            except KeyboardInterrupt:
+                self.interrupted = True
 
         def step_complete(self, phase_name, step):
-            progress(phase_name, step + 1, self.steps.get(phase_name, 0))
-            return True  # keep building
+            # Ctrl-C/SIGTERM arrive here, in Python, while TensorRT builds in C++: an exception
+            # must not cross into TensorRT; returning False cancels the build cleanly.
+            try:
+                progress(phase_name, step + 1, self.steps.get(phase_name, 0))
+            except KeyboardInterrupt:
+                self.interrupted = True
+            return not self.interrupted
 
         def phase_finish(self, phase_name):
             pass
@@ -149,8 +158,11 @@ def build(
         data = Path(timing_cache).read_bytes() if Path(timing_cache).is_file() else b""
         cache = config.create_timing_cache(data)
         config.set_timing_cache(cache, ignore_mismatch=False)
-    config.progress_monitor = _monitor(trt, progress)
+    monitor = _monitor(trt, progress)
+    config.progress_monitor = monitor
     engine = builder.build_serialized_network(network, config)
+    if monitor.interrupted:
+        raise KeyboardInterrupt
     if engine is None:
         reason = logger.errors[-1] if logger.errors else "no reason given"
         raise MmexportError(f"TensorRT ({chosen.name} {chosen.version}) could not build {onnx_path.name}: {reason}")

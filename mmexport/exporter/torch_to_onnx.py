@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
+import re
 import warnings
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ from torch import nn
 from ..connectors import Axis, Connector
 from ..errors import MmexportError
 
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
 DEFAULT_OPSET = 18  # decomposed attention: builds in TensorRT(-RTX) at every precision
 EXTERNAL_DATA_THRESHOLD = int(1.8 * 1024**3)  # headroom for the graph itself
 
@@ -80,6 +82,14 @@ def _interrupted(exc: BaseException) -> bool:
     return False
 
 
+def _root_cause(exc: BaseException) -> str:
+    """The first line of the innermost error: the exporter's own wrapper says only which step failed."""
+    while exc.__cause__ is not None:
+        exc = exc.__cause__
+    text = _ANSI.sub("", str(exc)).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
 def parameter_bytes(module: nn.Module) -> int:
     return sum(t.numel() * t.element_size() for t in list(module.parameters()) + list(module.buffers()))
 
@@ -106,8 +116,7 @@ def export_module(module: nn.Module, connector: Connector, config: Any, path: Pa
         except Exception as exc:  # the exporter raises many types; all mean the same to the user
             if _interrupted(exc):
                 raise KeyboardInterrupt from exc
-            detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise MmexportError(f"torch.onnx export of '{connector.name}' failed: {detail}") from exc
+            raise MmexportError(f"torch.onnx export of '{connector.name}' failed: {_root_cause(exc)} (--debug shows the exporter's report)") from exc
     if log.getvalue() and logging.getLogger("mmexport").isEnabledFor(logging.DEBUG):
         logging.getLogger("mmexport").debug(log.getvalue())
     _name_axes(program, connector, config)

@@ -22,6 +22,7 @@ def _validate(specs: list[dict[str, Any]], feeds: dict[str, Any]) -> dict[str, n
     if unknown or missing:
         raise InputError(f"inputs must be {', '.join(names)}" + (f"; missing {', '.join(missing)}" if missing else "") + (f"; unknown {', '.join(unknown)}" if unknown else ""))
     checked = {}
+    seen: dict[str, tuple[str, int]] = {}  # axis name -> (input, size): shared axes must agree
     for spec in specs:
         value = feeds[spec["name"]]
         array = value if isinstance(value, np.ndarray) else np.asarray(value)
@@ -37,6 +38,9 @@ def _validate(specs: list[dict[str, Any]], feeds: dict[str, Any]) -> dict[str, n
                 if not a["min"] <= size <= a["max"] or size % a.get("multiple_of", 1):
                     rule = f"in [{a['min']}, {a['max']}]" + (f", a multiple of {a['multiple_of']}" if a.get("multiple_of", 1) > 1 else "")
                     raise InputError(f"'{spec['name']}' axis '{a['name']}' = {size} must be {rule}")
+                first = seen.setdefault(a["name"], (spec["name"], size))
+                if first[1] != size:
+                    raise InputError(f"'{spec['name']}' axis '{a['name']}' = {size} but '{first[0]}' has {first[1]}; they must match")
             elif size != shape[i]:
                 raise InputError(f"'{spec['name']}' axis {i} must be {shape[i]} {shape}, got {size}")
         checked[spec["name"]] = array
