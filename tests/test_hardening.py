@@ -52,13 +52,23 @@ def test_killing_quantize_leaves_nothing(tmp_path, sig):
     assert sorted(p.name for p in tmp_path.iterdir()) == before
 
 
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
-def test_killing_trt_build_leaves_nothing(tmp_path, sig):
+@pytest.fixture(scope="module")
+def qformer_onnx(tmp_path_factory):
+    """A graph whose TensorRT-RTX build takes long enough (about 8 s here) to interrupt."""
     pytest.importorskip("tensorrt_rtx")
-    assert subprocess.run(["mmexport", "onnx", "-c", "mlp", "-o", str(tmp_path / "m.onnx"), "--no-check"], capture_output=True).returncode == 0
+    folder = tmp_path_factory.mktemp("trt-kill")
+    assert subprocess.run(["mmexport", "onnx", "-c", "qformer", "-o", str(folder / "q.onnx"), "--no-check"], capture_output=True).returncode == 0
+    return folder / "q.onnx"
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_killing_trt_build_leaves_nothing(tmp_path, qformer_onnx, sig):
+    onnx_path = tmp_path / "q.onnx"
+    onnx_path.symlink_to(qformer_onnx)
+    (tmp_path / "q.onnx.json").symlink_to(qformer_onnx.with_suffix(".onnx.json"))
     before = sorted(p.name for p in tmp_path.iterdir())
-    proc = subprocess.Popen(["mmexport", "trt", str(tmp_path / "m.onnx"), "--flavor", "tensorrt-rtx"], stderr=subprocess.PIPE, text=True)
-    time.sleep(8.0)  # imports, parsing, then TensorRT's builder (tens of seconds for this graph)
+    proc = subprocess.Popen(["mmexport", "trt", str(onnx_path), "--flavor", "tensorrt-rtx"], stderr=subprocess.PIPE, text=True)
+    time.sleep(6.0)  # past the imports and the parse, inside TensorRT's builder
     assert proc.poll() is None, "the build ended before it could be interrupted"
     proc.send_signal(sig)
     code, stderr = proc.wait(timeout=120), proc.stderr.read()

@@ -6,6 +6,7 @@ tensorrt_rtx by an environment variable read at import, and we want both behind 
 from __future__ import annotations
 
 import json
+import signal
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,28 +51,46 @@ def _logger(trt):
     return Collecting()
 
 
-def _monitor(trt, progress: Progress):
+class _Interrupts:
+    """While TensorRT builds in C++, Ctrl-C/SIGTERM only set a flag: an exception raised inside
+    one of its Python callbacks is caught and logged by TensorRT, and the build goes on. The
+    progress monitor then cancels the build, and the caller raises KeyboardInterrupt."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self):
+        self.seen = False
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> "_Interrupts":
+        try:
+            for sig in self.SIGNALS:
+                self._previous[sig] = signal.signal(sig, self._note)
+        except ValueError:  # not the main thread: signals stay with whoever owns them
+            self._previous.clear()
+        return self
+
+    def _note(self, signum, frame) -> None:
+        self.seen = True
+
+    def __exit__(self, *exc) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+
+def _monitor(trt, progress: Progress, interrupts: _Interrupts):
     class Monitor(trt.IProgressMonitor):
         def __init__(self):
             trt.IProgressMonitor.__init__(self)
             self.steps: dict[str, int] = {}
-            self.interrupted = False
 
         def phase_start(self, phase_name, parent_phase, num_steps):
-            try:
-                self.steps[phase_name] = num_steps
-                progress(phase_name, 0, num_steps)
-            except KeyboardInterrupt:
-                self.interrupted = True
+            self.steps[phase_name] = num_steps
+            progress(phase_name, 0, num_steps)
 
         def step_complete(self, phase_name, step):
-            # Ctrl-C/SIGTERM arrive here, in Python, while TensorRT builds in C++: an exception
-            # must not cross into TensorRT; returning False cancels the build cleanly.
-            try:
-                progress(phase_name, step + 1, self.steps.get(phase_name, 0))
-            except KeyboardInterrupt:
-                self.interrupted = True
-            return not self.interrupted
+            progress(phase_name, step + 1, self.steps.get(phase_name, 0))
+            return not interrupts.seen  # False cancels the build
 
         def phase_finish(self, phase_name):
             pass
@@ -158,10 +177,10 @@ def build(
         data = Path(timing_cache).read_bytes() if Path(timing_cache).is_file() else b""
         cache = config.create_timing_cache(data)
         config.set_timing_cache(cache, ignore_mismatch=False)
-    monitor = _monitor(trt, progress)
-    config.progress_monitor = monitor
-    engine = builder.build_serialized_network(network, config)
-    if monitor.interrupted:
+    with _Interrupts() as interrupts:
+        config.progress_monitor = _monitor(trt, progress, interrupts)
+        engine = builder.build_serialized_network(network, config)
+    if interrupts.seen:
         raise KeyboardInterrupt
     if engine is None:
         reason = logger.errors[-1] if logger.errors else "no reason given"
