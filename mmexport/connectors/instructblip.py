@@ -4,6 +4,7 @@ follow transformers' InstructBlipModel (query_tokens, qformer.*, language_projec
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import torch
@@ -11,6 +12,7 @@ from torch import nn
 
 from .base import BATCH, INT8_ATTENTION_TOLERANCE, Axis, Connector, KeyLayout, TensorSpec
 from .qformer import LAVIS_QFORMER_RULES, AttentionBlock, Intermediate, QFormerConfig, ResidualOutput
+from .qformer import _from_weights as qformer_dims
 
 # Large enough to zero a softmax weight in fp32, small enough to stay finite in fp16.
 MASKED = -10000.0
@@ -113,25 +115,9 @@ def special_inputs(config: InstructBlipConfig, sizes: dict[str, int], generator:
 
 
 def _from_weights(weights, config: InstructBlipConfig) -> InstructBlipConfig:
-    _, num_queries, hidden = weights["query_tokens"].shape
-    layer_ids = {int(k.split(".")[3]) for k in weights if k.startswith("qformer.encoder.layer.")}
     vocab, _ = weights["qformer.embeddings.word_embeddings.weight"].shape
     positions, _ = weights["qformer.embeddings.position_embeddings.weight"].shape
-    return InstructBlipConfig(
-        vision_dim=weights["qformer.encoder.layer.0.crossattention.attention.key.weight"].shape[1],
-        llm_dim=weights["language_projection.weight"].shape[0],
-        num_queries=num_queries,
-        hidden=hidden,
-        layers=max(layer_ids) + 1,
-        heads=config.heads,
-        intermediate=weights["qformer.encoder.layer.0.intermediate_query.dense.weight"].shape[0],
-        cross_attention_every=config.cross_attention_every,
-        layer_norm_eps=config.layer_norm_eps,
-        tokens=config.tokens,
-        vocab_size=vocab,
-        max_positions=positions,
-        text_tokens=config.text_tokens,
-    )
+    return dataclasses.replace(qformer_dims(weights, config), vocab_size=vocab, max_positions=positions)
 
 
 CONNECTOR = Connector(

@@ -3,6 +3,7 @@ vision features) -> language_projection. Parameter names follow transformers' Bl
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import torch
@@ -133,19 +134,18 @@ def io_specs(config: QFormerConfig) -> tuple[list[TensorSpec], list[TensorSpec]]
 
 
 def _from_weights(weights, config: QFormerConfig) -> QFormerConfig:
+    """Dims from the weights (heads, eps and cross-attention frequency are not in the shapes).
+    `replace` keeps the config's own type, so subclasses (InstructBLIP) build on this."""
     _, num_queries, hidden = weights["query_tokens"].shape
     layer_ids = {int(k.split(".")[3]) for k in weights if k.startswith("qformer.encoder.layer.")}
-    return QFormerConfig(
+    return dataclasses.replace(
+        config,
         vision_dim=weights["qformer.encoder.layer.0.crossattention.attention.key.weight"].shape[1],
         llm_dim=weights["language_projection.weight"].shape[0],
         num_queries=num_queries,
         hidden=hidden,
         layers=max(layer_ids) + 1,
-        heads=config.heads,  # not recoverable from shapes
         intermediate=weights["qformer.encoder.layer.0.intermediate_query.dense.weight"].shape[0],
-        cross_attention_every=config.cross_attention_every,
-        layer_norm_eps=config.layer_norm_eps,
-        tokens=config.tokens,
     )
 
 
