@@ -17,6 +17,11 @@ from ..errors import MmexportError
 from ..exporter.parity import ORT_TYPES
 
 
+# Enough for representative int8 speed (ranges, graph shape); accuracy figures come from
+# `mmexport quantize` with the full sample count (docs/precision.md).
+CALIB_SAMPLES = 16
+
+
 class Unavailable(Exception):
     """This backend cannot run on this machine; the message says why."""
 
@@ -51,7 +56,7 @@ class BenchContext:
         out = self.workdir / f"model.{precision}.{high_precision}.onnx"
         if not out.exists():
             try:
-                variants.quantize(self.onnx_fp32, precision, calib=self.calib, high_precision=high_precision, output=out)
+                variants.quantize(self.onnx_fp32, precision, calib=self.calib, samples=CALIB_SAMPLES, high_precision=high_precision, output=out)
             except MmexportError as exc:
                 raise Unavailable(f"the {precision} variant missed its gate: {exc}") from None
         return out
