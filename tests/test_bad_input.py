@@ -154,3 +154,19 @@ def test_token_count_on_a_fixed_grid(cli, tmp_path):
 
 def test_malformed_shape_option(cli, tmp_path):
     assert_one_line(cli("onnx", "-c", "mlp", "--shape", "batch:2", "-o", tmp_path / "m.onnx"), 2, "AXIS=SIZE")
+
+
+@pytest.mark.parametrize(
+    "args,phrase",
+    [
+        (["triton", "nope.onnx", "--repo", "repo"], "artifact not found: nope.onnx"),
+        (["triton", "notes.txt", "--repo", "repo", "--kind", "tpu"], "--kind must be cpu or gpu"),
+        (["serve", "notes.txt"], "neither an .onnx nor an .engine"),
+        (["serve", "notes.txt", "--http-port", "99999"], "--http-port"),
+    ],
+)
+def test_triton_and_serve_bad_input(cli, tmp_path, monkeypatch, args, phrase):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "notes.txt").write_text("not a model")
+    assert_one_line(cli(*args), 2, phrase)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]

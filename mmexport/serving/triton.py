@@ -65,9 +65,9 @@ def write_repository(
     artifact: str | Path, repo: str | Path, name: str | None = None, max_batch: int | None = None, instances: int = 1, kind: str = "cpu"
 ) -> Path:
     artifact, repo = Path(artifact), Path(repo)
-    record, platform, filename = _record(artifact)
-    if kind not in ("cpu", "gpu"):
+    if kind not in ("cpu", "gpu"):  # options first: they cost nothing to check
         raise UsageError(f"--kind must be cpu or gpu, not '{kind}'")
+    record, platform, filename = _record(artifact)
     if platform == "tensorrt_plan" and kind == "cpu":
         raise UsageError("a TensorRT engine runs on a GPU: use --kind gpu")
     if instances < 1:
