@@ -77,6 +77,26 @@ def test_instructblip_transformers_layout_with_padded_instructions(cli, tmp_path
     assert_matches_feeds(out, reference, feeds)
 
 
+def _instructblip_lavis_keys(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """transformers InstructBLIP names -> LAVIS blip2_vicuna_instruct names."""
+    renamed = {}
+    for key, value in state.items():
+        key = key.replace("qformer.embeddings.layernorm.", "Qformer.bert.embeddings.LayerNorm.")
+        key = key.replace("qformer.embeddings.", "Qformer.bert.embeddings.").replace("qformer.encoder.", "Qformer.bert.encoder.")
+        key = key.replace(".attention.attention.", ".attention.self.").replace(".crossattention.attention.", ".crossattention.self.")
+        renamed[key.replace("language_projection.", "llm_proj.")] = value
+    return renamed
+
+
+def test_instructblip_lavis_original_checkpoint(cli, tmp_path):
+    state, reference = _instructblip(seed=19)
+    lavis = _instructblip_lavis_keys(state) | {"Qformer.cls.predictions.bias": torch.zeros(120)}
+    torch.save({"model": lavis}, tmp_path / "instruct_blip_vicuna7b_trimmed.pth")
+    out, manifest = export(cli, tmp_path, "instructblip", tmp_path / "instruct_blip_vicuna7b_trimmed.pth")
+    assert manifest["weights"]["layout"] == "lavis-original" and manifest["weights"]["ignored_keys"] == 1
+    assert_matches_feeds(out, reference, [_text_feed(2, 9, 5, 4), _text_feed(1, 13, 30, 5)])
+
+
 def test_perceiver_open_flamingo_checkpoint(cli, tmp_path):
     torch.manual_seed(13)
     resampler = original.PerceiverResampler(dim=48, depth=2, dim_head=64, heads=2, num_latents=8, ff_mult=2).eval()
