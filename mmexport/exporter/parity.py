@@ -49,6 +49,10 @@ class ParityReport:
     def worst_cosine(self) -> float:
         return min(r.cosine for r in self.rows)
 
+    @property
+    def worst_rel(self) -> float:
+        return max(r.max_rel for r in self.rows)
+
     def to_json(self) -> dict[str, Any]:
         return {
             "passed": self.passed,
