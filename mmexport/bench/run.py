@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from ..calibration.synthetic import outlier_features
+from ..connectors import BATCH_AXES
 from ..connectors.loading import build_module
 from ..errors import UsageError
 from ..exporter import pipeline
@@ -79,8 +80,10 @@ def parse_backends(value: str | None) -> list[str]:
 def _sizes(connector: Any, config: Any, batch: int, tokens: int | None) -> dict[str, int]:
     axes = {a.name: a for s in connector.inputs(config) for a in s.axes.values()}
     sizes = {name: axis.opt for name, axis in axes.items()}
-    if "batch" in axes:
-        sizes["batch"] = batch
+    # --batch sets the request axis: `batch`, or `crops`/`tiles` for connectors without one (DocOwl).
+    batch_axis = next((name for name in BATCH_AXES if name in axes), None)
+    if batch_axis:
+        sizes[batch_axis] = batch
     if tokens is not None:
         if "tokens" not in axes:
             fixed = ", ".join(f"{s.name} {s.describe()}" for s in connector.inputs(config))
@@ -152,7 +155,7 @@ def bench(
             step("exporting the fp32 ONNX graph (with its parity gate)")
             return pipeline.export(connector_name, preset, weights, output=workdir / "model.onnx").path
 
-        ctx = BenchContext(connector, config, module, workdir, export, threads, max(batches), calib)
+        ctx = BenchContext(connector, config, module, workdir, export, threads, calib)
         calls: dict[str, dict[int, Callable[[], Any]]] = {}
         memory: dict[str, float] = {}
         for name in backends:
