@@ -84,3 +84,15 @@ def test_bench_tokens_on_a_fixed_grid(cli, tmp_path):
 
 def test_bench_unknown_connector(cli):
     assert_one_line(cli("bench", "-c", "nope"), 2, "unknown connector 'nope'")
+
+
+def test_batch_sets_crops_or_tiles_where_there_is_no_batch_axis(tiny):
+    from mmexport import connectors
+    from mmexport.bench.run import _sizes
+
+    connector = connectors.get(tiny("h-reducer"))
+    assert _sizes(connector, connector.preset("tiny"), 3, None)["crops"] == 3
+    connector = connectors.get(tiny("pixel-shuffle"))
+    assert _sizes(connector, connector.preset("tiny"), 3, None) == {"tiles": 3}
+    connector = connectors.get(tiny("mlp"))
+    assert _sizes(connector, connector.preset("tiny"), 3, None)["batch"] == 3
