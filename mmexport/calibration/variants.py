@@ -149,7 +149,10 @@ def quantize(
             while not report.passed and len(exclude) < total * MAX_KEPT_SHARE:
                 ranking = ranking or int8.rank_by_error(base, calibrate_on)
                 grow = max(1, len(exclude))  # 1, 2, 4, 8, ... layers kept
-                for name, error in ranking[len(exclude) : len(exclude) + grow]:
+                more = ranking[len(exclude) : len(exclude) + grow]
+                if not more:  # every ranked layer (MatMuls; convolutions are not ranked) is already kept
+                    break
+                for name, error in more:
                     exclude[name] = f"kept in {high_precision}: its own int8 error {error:.4f} ranks among the worst"
                 step(f"calibrating int8 ({method}, {len(calibrate_on)} samples, {len(exclude)} layers kept in {high_precision})")
                 result = int8.quantize(base, calibrate_on, method, percentile, exclude)
