@@ -79,6 +79,12 @@ def render(runs: list[dict], gpu_runs: list[dict], invocation: str) -> str:
         "",
         *table(runs),
         "",
+        *[
+            f"- {run['results'][0]['connector']}: {skip['backend']} skipped, {skip['reason'].split('; nothing installed')[0]}"
+            for run in runs
+            for skip in run["skipped"]
+        ],
+        "",
         "glu and idefics2 ran at batch 1 and 2 (" + ", ".join(f"{k}: --batch {v}" for k, v in HEAVY_BATCH.items()) + "): one batch-8 call takes 15-40 s here.",
         "",
         "Geometric mean of ort / torch over connectors: " + ", ".join(f"batch {b}: {geomean(v):.2f}" for b, v in ort_ratios.items() if v) + ".",
