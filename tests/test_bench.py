@@ -82,6 +82,10 @@ def test_bench_tokens_on_a_fixed_grid(cli, tmp_path):
     assert_one_line(cli("bench", "-c", "c-abstractor", "--tokens", "576"), 2, "fixed number of tokens")
 
 
+def test_bench_batch_on_a_packed_connector(cli):
+    assert_one_line(cli("bench", "-c", "patch-merger", "--batch", "1,8"), 2, "no batch axis", "--tokens")
+
+
 def test_bench_unknown_connector(cli):
     assert_one_line(cli("bench", "-c", "nope"), 2, "unknown connector 'nope'")
 

@@ -84,6 +84,9 @@ def _sizes(connector: Any, config: Any, batch: int, tokens: int | None) -> dict[
     batch_axis = next((name for name in BATCH_AXES if name in axes), None)
     if batch_axis:
         sizes[batch_axis] = batch
+    elif batch != 1:
+        fixed = ", ".join(f"{s.name} {s.describe()}" for s in connector.inputs(config))
+        raise UsageError(f"'{connector.name}' has no batch axis ({fixed}): images are packed along tokens; use --tokens, not --batch")
     if tokens is not None:
         if "tokens" not in axes:
             fixed = ", ".join(f"{s.name} {s.describe()}" for s in connector.inputs(config))
