@@ -4,8 +4,8 @@ the connector once on given inputs, or raises Unavailable with the reason it can
 from __future__ import annotations
 
 import copy
-import importlib
 import functools
+import importlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -43,7 +43,7 @@ class BenchContext:
     export_artifact: Callable[[], Path]  # the gated fp32 .onnx
     threads: int
     calib: str = "synthetic"
-    notes: list[str] = field(default_factory=list)
+    failed: dict[Path, str] = field(default_factory=dict)  # variants that missed their gate, and why
 
     @functools.cached_property
     def onnx_fp32(self) -> Path:
@@ -53,12 +53,14 @@ class BenchContext:
         from ..calibration import variants
 
         out = self.workdir / f"model.{precision}.{high_precision}.onnx"
-        if not out.exists():
+        if out not in self.failed and not out.exists():
             try:
                 variants.quantize(self.onnx_fp32, precision, calib=self.calib, samples=CALIB_SAMPLES, high_precision=high_precision, output=out)
             except MmexportError as exc:
                 # Only what failed: the files it kept are in the bench's temporary folder, gone after the run.
-                raise Unavailable(f"the {precision} variant missed its gate ({str(exc).split('; nothing installed')[0]})") from None
+                self.failed[out] = f"the {precision} variant missed its gate ({str(exc).split('; nothing installed')[0]})"
+        if out in self.failed:
+            raise Unavailable(self.failed[out])
         return out
 
 
