@@ -61,3 +61,19 @@ def tokens_to_grid(x: torch.Tensor, side: int) -> torch.Tensor:
 def grid_to_tokens(x: torch.Tensor) -> torch.Tensor:
     """(B, C, H, W) -> (B, H*W, C)"""
     return x.flatten(2).transpose(1, 2)
+
+
+def split_heads(x: torch.Tensor, heads: int) -> torch.Tensor:
+    """[b, n, h*d] -> [b, h, n, d]; -1 for the head size keeps batch and sequence dynamic in the export."""
+    return x.unflatten(-1, (heads, -1)).transpose(1, 2)
+
+
+def merge_heads(x: torch.Tensor) -> torch.Tensor:
+    """[b, h, n, d] -> [b, n, h*d]."""
+    return x.transpose(1, 2).flatten(2)
+
+
+def multi_head_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, heads: int, mask: torch.Tensor | None = None) -> torch.Tensor:
+    """Scaled dot-product attention over `heads` heads of [b, n, h*d] projections (mask additive or boolean)."""
+    return merge_heads(F.scaled_dot_product_attention(split_heads(q, heads), split_heads(k, heads), split_heads(v, heads), attn_mask=mask))
+

@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from .base import BATCH, INT8_ATTENTION_TOLERANCE, Axis, Connector, KeyLayout, TensorSpec
+from .blocks import merge_heads, split_heads
 from .perceiver import feed_forward
 
 # Masked scores: exp() underflows to exactly 0 against any real score in fp32, and the value
@@ -41,14 +42,11 @@ class MaskedCrossAttention(nn.Module):
         self.to_kv = nn.Linear(config.dim_visual, inner * 2, bias=False)
         self.to_out = nn.Linear(inner, config.dim, bias=False)
 
-    def _heads(self, x: torch.Tensor) -> torch.Tensor:
-        return x.unflatten(-1, (self.heads, -1)).transpose(1, 2)
-
     def forward(self, x: torch.Tensor, media: torch.Tensor, media_locations: torch.Tensor) -> torch.Tensor:
         latents = media.shape[2]
-        q = self._heads(self.to_q(self.norm(x))) * self.scale
+        q = split_heads(self.to_q(self.norm(x)), self.heads) * self.scale
         k, v = self.to_kv(media.flatten(1, 2)).chunk(2, dim=-1)
-        scores = q @ self._heads(k).transpose(-1, -2)  # [b, h, text, media*latents]
+        scores = q @ split_heads(k, self.heads).transpose(-1, -2)  # [b, h, text, media*latents]
         # Text token i sees media j (1-based) only if j == number of media tags up to i.
         text_time = media_locations.to(torch.int64).cumsum(dim=-1)  # [b, text]
         media_time = torch.arange(1, media.shape[1] + 1, device=media.device).repeat_interleave(latents)
@@ -56,8 +54,7 @@ class MaskedCrossAttention(nn.Module):
         scores = torch.where(visible, scores, MASKED)
         weights = scores.softmax(dim=-1)
         weights = torch.where((text_time == 0)[:, None, :, None], 0.0, weights)  # no media yet: attend to nothing
-        out = (weights @ self._heads(v)).transpose(1, 2).flatten(2)
-        return self.to_out(out)
+        return self.to_out(merge_heads(weights @ split_heads(v, self.heads)))
 
 
 class GatedCrossAttentionBlock(nn.Module):

@@ -12,7 +12,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from .base import BATCH, INT8_ATTENTION_TOLERANCE, Axis, Connector, KeyLayout, TensorSpec
-from .blocks import RMSNorm
+from .blocks import RMSNorm, merge_heads, split_heads
 
 # Masked scores: zero weight in fp32, finite in fp16. Latents are never masked, so no row is empty.
 MASKED = -10000.0
@@ -52,17 +52,14 @@ class PerceiverAttention(nn.Module):
         self.v_proj = nn.Linear(config.text_dim, config.kv_heads * config.head_dim, bias=False)
         self.o_proj = nn.Linear(config.heads * config.head_dim, config.text_dim, bias=False)
 
-    def _heads(self, x: torch.Tensor, heads: int) -> torch.Tensor:
-        x = x.unflatten(-1, (heads, -1)).transpose(1, 2)
+    def _kv_heads(self, x: torch.Tensor) -> torch.Tensor:
         # Grouped KV heads repeated explicitly: plain MatMuls for every runtime.
-        return x.repeat_interleave(self.heads // heads, dim=1) if heads != self.heads else x
+        return split_heads(x, self.kv_heads).repeat_interleave(self.heads // self.kv_heads, dim=1)
 
     def forward(self, latents: torch.Tensor, context: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         both = torch.cat([context, latents], dim=1)
-        q = self._heads(self.q_proj(latents), self.heads)
-        k, v = self._heads(self.k_proj(both), self.kv_heads), self._heads(self.v_proj(both), self.kv_heads)
-        out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
-        return self.o_proj(out.transpose(1, 2).flatten(2))
+        q, k, v = split_heads(self.q_proj(latents), self.heads), self._kv_heads(self.k_proj(both)), self._kv_heads(self.v_proj(both))
+        return self.o_proj(merge_heads(F.scaled_dot_product_attention(q, k, v, attn_mask=mask)))
 
 
 class PerceiverLayer(nn.Module):

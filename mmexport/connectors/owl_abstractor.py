@@ -12,6 +12,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from .base import BATCH, INT8_ATTENTION_TOLERANCE, Axis, Connector, KeyLayout, TensorSpec
+from .blocks import multi_head_attention
 
 
 @dataclass(frozen=True)
@@ -35,12 +36,8 @@ class MultiHeadAttention(nn.Module):
         self.key = nn.Linear(config.vision_dim, config.hidden)
         self.value = nn.Linear(config.vision_dim, config.hidden)
 
-    def _heads(self, x: torch.Tensor) -> torch.Tensor:
-        return x.unflatten(-1, (self.heads, -1)).transpose(1, 2)
-
     def forward(self, queries: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
-        out = F.scaled_dot_product_attention(self._heads(self.query(queries)), self._heads(self.key(context)), self._heads(self.value(context)))
-        return out.transpose(1, 2).flatten(2)
+        return multi_head_attention(self.query(queries), self.key(context), self.value(context), self.heads)
 
 
 class SwiGLUWithNorm(nn.Module):

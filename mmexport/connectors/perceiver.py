@@ -8,9 +8,9 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
-from torch.nn import functional as F
 
 from .base import BATCH, INT8_ATTENTION_TOLERANCE, Axis, Connector, KeyLayout, TensorSpec
+from .blocks import multi_head_attention
 
 
 @dataclass(frozen=True)
@@ -41,15 +41,11 @@ class PerceiverAttention(nn.Module):
         self.to_kv = nn.Linear(config.dim, inner * 2, bias=False)
         self.to_out = nn.Linear(inner, config.dim, bias=False)
 
-    def _heads(self, x: torch.Tensor) -> torch.Tensor:  # [b, n, h*d] -> [b, h, n, d]
-        return x.unflatten(-1, (self.heads, -1)).transpose(1, 2)
-
     def forward(self, media: torch.Tensor, latents: torch.Tensor) -> torch.Tensor:
         media, latents = self.norm_media(media), self.norm_latents(latents)
         k, v = self.to_kv(torch.cat([media, latents], dim=-2)).chunk(2, dim=-1)
         # The original subtracts the row max before softmax; softmax is invariant to it.
-        out = F.scaled_dot_product_attention(self._heads(self.to_q(latents)), self._heads(k), self._heads(v))
-        return self.to_out(out.transpose(1, 2).flatten(2))
+        return self.to_out(multi_head_attention(self.to_q(latents), k, v, self.heads))
 
 
 class PerceiverResampler(nn.Module):

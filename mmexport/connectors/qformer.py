@@ -11,6 +11,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from .base import BATCH, INT8_ATTENTION_TOLERANCE, Axis, Connector, KeyLayout, TensorSpec
+from .blocks import multi_head_attention
 
 
 @dataclass(frozen=True)
@@ -37,14 +38,9 @@ class Attention(nn.Module):
         self.key = nn.Linear(context_dim, hidden)
         self.value = nn.Linear(context_dim, hidden)
 
-    def _split(self, x: torch.Tensor) -> torch.Tensor:
-        # -1 for the batch and sequence dims keeps both dynamic in the export.
-        return x.unflatten(-1, (self.heads, -1)).transpose(1, 2)
-
     def forward(self, x: torch.Tensor, context: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         """`mask`: additive, broadcastable to [batch, heads, queries, keys]."""
-        q, k, v = self._split(self.query(x)), self._split(self.key(context)), self._split(self.value(context))
-        return F.scaled_dot_product_attention(q, k, v, attn_mask=mask).transpose(1, 2).flatten(2)
+        return multi_head_attention(self.query(x), self.key(context), self.value(context), self.heads, mask)
 
 
 class ResidualOutput(nn.Module):

@@ -15,6 +15,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from .base import BATCH, INT8_ATTENTION_TOLERANCE, Connector, KeyLayout, TensorSpec
+from .blocks import multi_head_attention
 
 
 @dataclass(frozen=True)
@@ -59,15 +60,11 @@ class MultiheadAttention(nn.Module):
         self.out_proj = nn.Linear(dim, dim)
         nn.init.xavier_uniform_(self.in_proj_weight)
 
-    def _heads(self, x: torch.Tensor) -> torch.Tensor:
-        return x.unflatten(-1, (self.heads, -1)).transpose(1, 2)
-
     def forward(self, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor) -> torch.Tensor:  # batch-first
         wq, wk, wv = self.in_proj_weight.chunk(3)
         bq, bk, bv = self.in_proj_bias.chunk(3)
         q, k, v = F.linear(query, wq, bq), F.linear(key, wk, bk), F.linear(value, wv, bv)
-        out = F.scaled_dot_product_attention(self._heads(q), self._heads(k), self._heads(v))
-        return self.out_proj(out.transpose(1, 2).flatten(2))
+        return self.out_proj(multi_head_attention(q, k, v, self.heads))
 
 
 class Resampler(nn.Module):
