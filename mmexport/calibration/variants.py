@@ -125,20 +125,25 @@ def quantize(
             # SmoothQuant alpha: the one asked for, or the first of AUTO_SMOOTH_ALPHAS whose graph
             # passes the gate; only then are layers kept in higher precision (costs speed).
             alphas = [smooth_alpha] if smooth_alpha is not None else list(AUTO_SMOOTH_ALPHAS)
+
+            def attempt(base: onnx.ModelProto, exclude: dict[str, str]):
+                step(f"calibrating int8 ({method}, {len(calibrate_on)} samples, {len(exclude)} layers kept in {high_precision})")
+                result = int8.quantize(base, calibrate_on, method, percentile, exclude)
+                model = fp16.to_fp16(result.model, io_fp16) if high_precision == "fp16" else result.model
+                return result, model, gate(model, target)
+
             best = None
             tried = []
             for alpha in alphas:
                 tried.append(alpha)
                 base = copy.deepcopy(source)
+                smoothed = 0
                 if alpha:
                     step(f"migrating activation outliers into weights (SmoothQuant, alpha {alpha})")
                     smoothed = len(smooth(base, calibrate_on, alpha))
-                step(f"calibrating int8 ({method}, {len(calibrate_on)} samples)")
-                result = int8.quantize(base, calibrate_on, method, percentile)
-                model = fp16.to_fp16(result.model, io_fp16) if high_precision == "fp16" else result.model
-                report = gate(model, target)
+                result, model, report = attempt(base, {})
                 if best is None or report.worst_cosine > best[-1].worst_cosine:
-                    best = (alpha, base, smoothed if alpha else 0, result, model, report)
+                    best = (alpha, base, smoothed, result, model, report)
                 if report.passed:
                     break
             alpha, base, smoothed, result, model, report = best
@@ -154,10 +159,7 @@ def quantize(
                     break
                 for name, error in more:
                     exclude[name] = f"kept in {high_precision}: its own int8 error {error:.4f} ranks among the worst"
-                step(f"calibrating int8 ({method}, {len(calibrate_on)} samples, {len(exclude)} layers kept in {high_precision})")
-                result = int8.quantize(base, calibrate_on, method, percentile, exclude)
-                model = fp16.to_fp16(result.model, io_fp16) if high_precision == "fp16" else result.model
-                report = gate(model, target)
+                result, model, report = attempt(base, exclude)
             details |= {
                 "method": method,
                 "percentile": percentile if method == "percentile" else None,
