@@ -13,23 +13,26 @@ from .errors import UsageError
 STAGING_PREFIX = ".mmexport-staging-"
 
 
-def check_writable(final: Path, option: str = "-o") -> Path:
+def check_writable(final: Path, option: str = "-o", folder_output: bool = False) -> Path:
     """A clear error now, not after minutes of work, for an output that cannot be written."""
     folder = final.parent
     if not folder.is_dir():
         raise UsageError(f"output folder does not exist: {folder}; create it first or choose another {option}")
     if not os.access(folder, os.W_OK):
         raise UsageError(f"output folder is not writable: {folder}; choose another {option}")
-    if final.is_dir():
+    if final.is_dir() and not folder_output:
         raise UsageError(f"output path is a folder: {final}; give a file name")
+    if final.exists() and not final.is_dir() and folder_output:
+        raise UsageError(f"output path is a file: {final}; give a folder name")
     return final
 
 
 class Staging:
-    """A staging folder next to `final`; `commit` renames its files to their final names."""
+    """A staging folder next to `final`; `commit` renames its files to their final names, and
+    `commit_folder` makes the staging folder itself `final` (a Triton model entry)."""
 
-    def __init__(self, final: Path):
-        self.final = check_writable(Path(final))
+    def __init__(self, final: Path, folder_output: bool = False):
+        self.final = check_writable(Path(final), folder_output=folder_output)
         self.dir = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=self.final.parent))
 
     def path(self, name: str | None = None) -> Path:
@@ -42,6 +45,16 @@ class Staging:
         for name in order:
             os.replace(self.dir / name, self.final.parent / name)
         self.discard()
+
+    def commit_folder(self) -> None:
+        """Replace `final` with the staging folder; the old one is removed only after the swap."""
+        old = None
+        if self.final.exists():
+            old = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=self.final.parent)) / "old"
+            os.replace(self.final, old)
+        os.replace(self.dir, self.final)
+        if old is not None:
+            shutil.rmtree(old.parent, ignore_errors=True)
 
     def keep_as(self, folder: Path) -> Path:
         """Keep the staged files, as they are, in a folder for inspection."""
@@ -58,10 +71,6 @@ class Staging:
 
     def __exit__(self, *exc) -> None:
         self.discard()
-
-
-def manifest_path(artifact: Path) -> Path:
-    return Path(str(artifact) + ".json")
 
 
 def write_json(final: Path, data: object) -> None:

@@ -1,4 +1,5 @@
-"""The `mmexport` command: a thin Typer layer over the API; errors become one line and an exit code."""
+"""The `mmexport` command: parses options, calls the API (api.py), prints. Errors become one line
+and an exit code (2: usage, 1: failure); --debug shows the traceback."""
 
 from __future__ import annotations
 
@@ -7,19 +8,18 @@ import signal
 import sys
 import traceback
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 
-from . import __version__, connectors
-from .connectors import Tolerance
-from .errors import MmexportError
-from .calibration import variants
-from .exporter import pipeline
-from .bench.backends import BACKENDS as _BACKENDS
-from .report import connectors_table, human_size, parity_table, shape_text
+from . import __version__, api, connectors, precisions
+from .bench.backends import BACKENDS
+from .errors import MmexportError, UsageError
+from .precisions import QuantizeOptions
+from .report import connectors_table, human_size, parity_table
+from .specs import Limits
 
 app = typer.Typer(
     add_completion=False,
@@ -29,27 +29,29 @@ app = typer.Typer(
 )
 out = Console()
 err = Console(stderr=True)
+STATE = {"debug": False}
+PRECISION_CHOICES = ("fp32", *precisions.names())
 
 ConnectorOpt = typer.Option(..., "--connector", "-c", help="Connector name (see `mmexport list`).")
-PresetOpt = typer.Option(None, "--preset", "-p", help="Released-model dims; default: the connector's first preset.")
+PresetOpt = typer.Option(None, "--preset", "-p", help="Released-model dims; default: the connector's first preset (dims then come from --weights).")
 WeightsOpt = typer.Option(None, "--weights", "-w", help=".safetensors, .bin/.pt (weights only) or a Hugging Face folder.")
 DeviceOpt = typer.Option("cpu", "--device", help="ONNX Runtime device for the parity gate: cpu or cuda.")
 JsonOpt = typer.Option(False, "--json", help="Print the result as JSON on stdout (for CI).")
 MaxRelOpt = typer.Option(None, "--max-rel", help="Parity limit on max abs error / max |reference|.")
 MinCosOpt = typer.Option(None, "--min-cosine", help="Parity limit on cosine similarity.")
+MinTokenOpt = typer.Option(None, "--min-token-cosine", help="Parity limit on the 1st percentile of the per-token cosine.")
 ShapeOpt = typer.Option(None, "--shape", help="Parity shape as AXIS=SIZE,... (repeatable), e.g. batch=2,tokens=1001.")
-CalibOpt = typer.Option(None, "--calib", help="Calibration features: .npz (keyed by input), .npy, a folder of them, or 'synthetic'.")
-MethodOpt = typer.Option(variants.DEFAULT_METHOD, "--method", help="int8 range calibration: entropy, percentile or minmax.")
+CalibOpt = typer.Option(None, "--calib", help="Calibration features: .npz (keyed by input), .npy, a folder of them, or synthetic[:FAMILY].")
+MethodOpt = typer.Option(None, "--method", help="Activation ranges: minmax, mse, percentile or entropy; default: searched.")
 PercentileOpt = typer.Option(99.99, "--percentile", help="Percentile for --method percentile.")
-SamplesOpt = typer.Option(variants.DEFAULT_SAMPLES, "--samples", min=1, help="Calibration samples to read (some are held out).")
-SmoothOpt = typer.Option(None, "--smooth", min=0.0, max=1.0, help="SmoothQuant alpha; 0 turns it off; default: 0.5, then 0.65 and 0.8 if the gate misses.")
+SamplesOpt = typer.Option(64, "--samples", min=1, help="Calibration samples to read (some are held out for the gate).")
+SmoothOpt = typer.Option(None, "--smooth", min=0.0, max=1.0, help="SmoothQuant alpha; 0 turns it off; default: searched.")
 IoOpt = typer.Option("fp32", "--io", help="Input/output dtype of the variant: fp32 or fp16.")
-BACKEND_NAMES = list(_BACKENDS)
-HighPrecisionOpt = typer.Option("fp16", "--high-precision", help="Dtype of what is not int8: fp16 or fp32.")
+HighPrecisionOpt = typer.Option(None, "--high-precision", help="Dtype of what is not int8/fp8: fp16 or fp32; default: what --target wants.")
+TargetOpt = typer.Option("tensorrt", "--target", help="What the variant is for: tensorrt (fp16 around int8/fp8) or cpu (ONNX Runtime, fp32 around).")
 
 
-
-def _parse_shapes(values: list[str] | None) -> list[dict[str, int]] | None:
+def _shapes(values: list[str] | None) -> list[dict[str, int]] | None:
     if not values:
         return None
     shapes = []
@@ -61,14 +63,26 @@ def _parse_shapes(values: list[str] | None) -> list[dict[str, int]] | None:
     return shapes
 
 
-def _tolerance(connector_name: str, max_rel: float | None, min_cosine: float | None) -> Tolerance | None:
-    if max_rel is None and min_cosine is None:
-        return None
-    base = connectors.get(connector_name).tolerance
-    return Tolerance(max_rel if max_rel is not None else base.max_rel, min_cosine if min_cosine is not None else base.min_cosine)
+def _precision(value: str) -> str:
+    if value not in PRECISION_CHOICES:
+        raise typer.BadParameter(f"'{value}' is not one of {', '.join(PRECISION_CHOICES)}", param_hint="--precision")
+    return value
 
 
-def _print_version(value: bool) -> None:
+def _options(calib, method, percentile=99.99, samples=64, smooth=None, io="fp32", high_precision=None, target="tensorrt") -> QuantizeOptions:
+    return QuantizeOptions(calib, method, percentile, samples, smooth, io, high_precision, target)
+
+
+def _status(message: str):
+    return err.status(message)
+
+
+def _warn(lines: list[str]) -> None:
+    for line in lines:
+        err.print(f"[yellow]warning:[/] {escape(line)}")
+
+
+def _version(value: bool) -> None:
     if value:
         out.print(f"mmexport {__version__}")
         raise typer.Exit()
@@ -77,27 +91,27 @@ def _print_version(value: bool) -> None:
 @app.callback()
 def _root(
     debug: bool = typer.Option(False, "--debug", help="Show tracebacks on errors."),
-    version: bool = typer.Option(False, "--version", help="Print the version and exit.", is_eager=True, callback=_print_version),
+    version: bool = typer.Option(False, "--version", help="Print the version and exit.", is_eager=True, callback=_version),
 ) -> None:
-    pass
+    STATE["debug"] = debug
 
 
 @app.command("list")
 def list_connectors(as_json: bool = JsonOpt) -> None:
     """List connectors, the systems that use them, their presets and I/O shapes."""
     items = connectors.all_connectors()
-    if as_json:
-        rows = []
-        for c in items:
-            config = c.preset(None)
-            rows.append({
-                "connector": c.name, "family": c.family, "systems": list(c.systems),
-                "default_preset": c.default_preset, "presets": list(c.presets),
-                "inputs": [s.to_json() for s in c.inputs(config)], "outputs": [s.to_json() for s in c.outputs(config)],
-            })
-        print(json.dumps(rows, indent=2))
+    if not as_json:
+        out.print(connectors_table(items))
         return
-    out.print(connectors_table(items))
+    rows = []
+    for c in items:
+        config = c.preset(None)
+        rows.append({
+            "connector": c.name, "family": c.family, "systems": list(c.systems),
+            "default_preset": c.default_preset, "presets": list(c.presets),
+            "inputs": [s.to_json() for s in c.inputs(config)], "outputs": [s.to_json() for s in c.outputs(config)],
+        })
+    print(json.dumps(rows, indent=2))
 
 
 @app.command("onnx")
@@ -106,67 +120,59 @@ def onnx_command(
     preset: Optional[str] = PresetOpt,
     weights: Optional[Path] = WeightsOpt,
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Output .onnx path; default CONNECTOR-PRESET.onnx."),
-    opset: int = typer.Option(pipeline.DEFAULT_OPSET, "--opset", min=17, max=23, help="ONNX opset."),
+    opset: int = typer.Option(18, "--opset", min=17, max=23, help="ONNX opset."),
     no_check: bool = typer.Option(False, "--no-check", help="Skip the parity gate (not recommended)."),
     device: str = DeviceOpt,
     max_rel: Optional[float] = MaxRelOpt,
     min_cosine: Optional[float] = MinCosOpt,
     shape: Optional[list[str]] = ShapeOpt,
-    precision: str = typer.Option("fp32", "--precision", help="fp32, or also make an fp16/int8 variant (see `quantize`)."),
+    precision: str = typer.Option("fp32", "--precision", help="fp32, or also make a variant: " + ", ".join(precisions.names()) + "."),
     calib: Optional[str] = CalibOpt,
-    method: str = MethodOpt,
+    method: Optional[str] = MethodOpt,
+    target: str = TargetOpt,
     layer: Optional[int] = typer.Option(None, "--layer", min=0, help="For per-layer connectors (gated-xattn): which layer of the checkpoint; default the first."),
     as_json: bool = JsonOpt,
 ) -> None:
     """Export a connector to ONNX with dynamic axes, then gate it on parity with PyTorch."""
-    if precision not in ("fp32", *variants.PRECISIONS):
-        raise typer.BadParameter(f"'{precision}' is not fp32, fp16 or int8", param_hint="--precision")
-    if precision == "int8" and not calib:
-        raise typer.BadParameter("int8 needs --calib FEATURES (or --calib synthetic)", param_hint="--calib")
-    tolerance = _tolerance(connector, max_rel, min_cosine)
-    with err.status("starting") as status:
-        result = pipeline.export(
-            connector, preset, weights, output, opset, check=not no_check, device=device,
-            tolerance=tolerance, shapes=_parse_shapes(shape), step=lambda message: status.update(message), layer=layer,
+    _precision(precision)
+    if precision != "fp32" and precisions.get(precision).needs_calibration and not calib:
+        raise typer.BadParameter(f"{precision} needs --calib FEATURES (or --calib synthetic)", param_hint="--calib")
+    with _status("starting") as status:
+        made = api.make(
+            connector, precision, _options(calib, method, target=target), step=status.update,
+            preset=preset, weights=weights, output=output, opset=opset, check=not no_check, device=device,
+            limits=Limits(max_rel, min_cosine), shapes=_shapes(shape), layer=layer,
         )
-    for warning in result.warnings:
-        err.print(f"[yellow]warning:[/] {escape(warning)}")
+    _warn(made.exported.warnings)
     if as_json:
-        variant = variants.quantize(result.path, precision, calib, method, weights=weights) if precision != "fp32" else None
-        print(json.dumps(variant.manifest if variant else result.manifest, indent=2))
+        print(json.dumps((made.variant or made.exported).record.to_json(), indent=2))
         return
-    record = result.manifest
-    if result.weights:
-        w = result.weights
+    _print_export(made.exported)
+    if made.variant:
+        _print_variant(made.variant)
+
+
+def _print_export(result: api.ExportResult) -> None:
+    w = result.reference.weights
+    if w:
         out.print(f"weights: {escape(w.path)} ({w.layout} layout, {len(w.state_dict)} connector tensors, {w.ignored_keys} other keys ignored)")
-    for spec in record["inputs"] + record["outputs"]:
-        kind = "input " if spec in record["inputs"] else "output"
-        out.print(f"  {kind} {spec['name']} {escape(shape_text(spec['shape']))} {spec['dtype']}", highlight=False)
+    for kind, specs in (("input ", result.record.inputs), ("output", result.record.outputs)):
+        for spec in specs:
+            out.print(f"  {kind} {spec.name} {escape(spec.describe())} {spec.dtype}", highlight=False)
     if result.parity:
         out.print(parity_table(result.parity))
-    size = result.path.stat().st_size
-    out.print(
-        f"[green]wrote[/] {escape(str(result.path))} ({human_size(size)}) and its manifest {escape(result.path.name)}.json "
-        f"in {result.seconds:.1f} s",
-        soft_wrap=True,
-    )
-    if precision != "fp32":
-        with err.status("starting") as status:
-            variant = variants.quantize(result.path, precision, calib, method, weights=weights, step=lambda message: status.update(message))
-        _print_variant(variant, as_json=False)
+    size = human_size(result.path.stat().st_size)
+    out.print(f"[green]wrote[/] {escape(str(result.path))} ({size}) and its manifest {escape(result.path.name)}.json in {result.seconds:.1f} s", soft_wrap=True)
 
 
-def _print_variant(result: variants.VariantResult, as_json: bool) -> None:
-    for warning in result.warnings:
-        err.print(f"[bold yellow]warning:[/] {escape(warning)}")
-    if as_json:
-        print(json.dumps(result.manifest, indent=2))
-        return
+def _print_variant(result: api.VariantResult) -> None:
+    _warn(result.warnings)
     out.print(parity_table(result.parity))
-    q = result.manifest["quantization"]
-    facts = [f"size {result.manifest['size_ratio_vs_fp32']:.2f}x fp32"]
-    if "int8_mac_share" in q:
-        facts.append(f"{q['int8_mac_share']:.0%} of weight MACs in int8 ({q['int8_layers']} layers)")
+    q = result.record.quantization or {}
+    facts = [f"size {result.record.size_ratio_vs_fp32:.2f}x fp32"]
+    if "quantized_mac_share" in q:
+        facts.append(f"{q['quantized_mac_share']:.0%} of weight MACs in {result.record.precision} ({q['quantized_layers']} layers), "
+                     f"ranges {q['method']}, SmoothQuant alpha {q['smooth_alpha'] or 'off'}, the rest {q['high_precision']} (--target {result.record.target})")
         facts += [f"{name}: {why}" for name, why in q["kept"].items()]
     if q.get("kept_fp32"):
         facts.append("kept in fp32: " + ", ".join(q["kept_fp32"]))
@@ -178,84 +184,81 @@ def _print_variant(result: variants.VariantResult, as_json: bool) -> None:
 @app.command("quantize")
 def quantize_command(
     artifact: Path = typer.Argument(..., help="An fp32 .onnx exported by mmexport."),
-    precision: str = typer.Option(..., "--precision", help="fp16 or int8."),
+    precision: str = typer.Option(..., "--precision", help=", ".join(precisions.names()) + "."),
     calib: Optional[str] = CalibOpt,
-    method: str = MethodOpt,
+    method: Optional[str] = MethodOpt,
     percentile: float = PercentileOpt,
     samples: int = SamplesOpt,
     smooth: Optional[float] = SmoothOpt,
     io: str = IoOpt,
-    high_precision: str = HighPrecisionOpt,
+    high_precision: Optional[str] = HighPrecisionOpt,
+    target: str = TargetOpt,
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Output .onnx; default NAME.PRECISION.onnx."),
     weights: Optional[Path] = typer.Option(None, "--weights", "-w", help="Weights for the fp32 reference; default: the manifest's."),
     min_cosine: Optional[float] = MinCosOpt,
+    min_token_cosine: Optional[float] = MinTokenOpt,
     as_json: bool = JsonOpt,
 ) -> None:
-    """Make the fp16 or calibrated int8 (TensorRT-ready QDQ) variant, gated on held-out samples."""
-    record = pipeline.manifest.read(artifact)
-    tolerance = None
-    if min_cosine is not None:
-        base = connectors.get(record["connector"]).tolerance_for(precision if precision in variants.PRECISIONS else "fp32")
-        tolerance = Tolerance(base.max_rel, min_cosine)
-    with err.status("starting") as status:
-        result = variants.quantize(
-            artifact, precision, calib, method, percentile, samples, smooth, io, high_precision,
-            output, weights, tolerance, step=lambda message: status.update(message),
-        )
-    _print_variant(result, as_json)
+    """Make a lower-precision variant (fp16, int8, fp8), gated on held-out samples."""
+    options = _options(calib, method, percentile, samples, smooth, io, high_precision, target)
+    with _status("starting") as status:
+        result = api.quantize(artifact, precision, options, output, weights, Limits(None, min_cosine, min_token_cosine), step=status.update)
+    if as_json:
+        _warn(result.warnings)
+        print(json.dumps(result.record.to_json(), indent=2))
+        return
+    _print_variant(result)
 
 
 @app.command("trt")
 def trt_command(
-    artifact: Optional[Path] = typer.Argument(None, help="An .onnx from mmexport (fp32, fp16 or int8); or use --connector."),
+    artifact: Optional[Path] = typer.Argument(None, help="An .onnx from mmexport (any precision); or use --connector."),
     connector: Optional[str] = typer.Option(None, "--connector", "-c", help="One shot: export (and quantize) this connector first."),
     preset: Optional[str] = PresetOpt,
     weights: Optional[Path] = WeightsOpt,
-    precision: str = typer.Option("fp16", "--precision", help="With --connector: fp32, fp16 or int8."),
+    precision: str = typer.Option("fp16", "--precision", help="With --connector: " + ", ".join(PRECISION_CHOICES) + "."),
     calib: Optional[str] = CalibOpt,
-    method: str = MethodOpt,
+    method: Optional[str] = MethodOpt,
     flavor: str = typer.Option("auto", "--flavor", help="auto, tensorrt or tensorrt-rtx."),
     shapes: Optional[list[str]] = typer.Option(None, "--shapes", help="NAME:MIN:OPT:MAX, e.g. vision_features:1x1x1024:1x576x1024:8x1152x1024; repeat an input for more profiles."),
-    arch: Optional[str] = typer.Option(None, "--arch", help="TensorRT-RTX targets, e.g. sm86,sm89 (default: sm80,sm86,sm89,sm120 without a GPU)."),
+    arch: Optional[str] = typer.Option(None, "--arch", help="TensorRT-RTX targets, e.g. sm86,sm89 (default: sm80,sm86,sm89,sm120 without a GPU; fp8: sm89,sm120)."),
     timing_cache: Optional[Path] = typer.Option(None, "--timing-cache", help="Timing cache file to read and update."),
     workspace: Optional[int] = typer.Option(None, "--workspace", min=1, help="Builder workspace limit in MB."),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Engine path; default NAME.engine beside the ONNX."),
     as_json: bool = JsonOpt,
 ) -> None:
-    """Build a TensorRT (or TensorRT-RTX) engine with a sidecar; precision comes from the ONNX."""
+    """Build a TensorRT (or TensorRT-RTX) engine with its record; precision comes from the ONNX."""
     from rich.progress import Progress
-
-    from . import engines
 
     if (artifact is None) == (connector is None):
         raise typer.BadParameter("give an ONNX artifact or --connector, not both", param_hint="ARTIFACT")
-    if artifact is None:
-        if precision not in ("fp32", *variants.PRECISIONS):
-            raise typer.BadParameter(f"'{precision}' is not fp32, fp16 or int8", param_hint="--precision")
-        with err.status("exporting") as status:
-            base = output.with_suffix(".onnx") if output else None
-            exported = pipeline.export(connector, preset, weights, base, step=lambda m: status.update(m))
-            artifact = exported.path
-            if precision != "fp32":
-                artifact = variants.quantize(artifact, precision, calib, method, weights=weights, step=lambda m: status.update(m)).path
     with Progress(console=err, transient=True) as bar:
-        tasks: dict[str, int] = {}
+        tasks: dict[str, Any] = {}
 
         def progress(phase: str, step: int, steps: int) -> None:
             if phase not in tasks:
                 tasks[phase] = bar.add_task(phase, total=steps or None)
             bar.update(tasks[phase], completed=step)
 
-        result = engines.build(artifact, flavor, shapes, arch.split(",") if arch else None, timing_cache, workspace, output, progress)
+        build = {"flavor": flavor, "shapes": shapes, "archs": arch.split(",") if arch else None, "timing_cache": timing_cache,
+                 "workspace_mb": workspace, "output": output, "progress": progress}
+        if artifact is not None:
+            result = api.build_engine(artifact, **build)
+        else:
+            base = output.with_suffix(".onnx") if output else None
+            assert connector is not None
+            result = api.make(connector, _precision(precision), _options(calib, method), engine=build, preset=preset, weights=weights, output=base).engine
+    assert result is not None
     if as_json:
-        print(json.dumps(result.sidecar, indent=2))
+        print(json.dumps(result.record.to_json(), indent=2))
         return
-    s = result.sidecar
-    out.print(f"{s['flavor']} {s['tensorrt_version']}, {s['precision']}, targets {', '.join(s['targets'])}", highlight=False)
-    for spec in s["inputs"]:
-        for p in spec["profiles"]:
-            out.print(f"  {spec['name']}: min {p['min']} opt {p['opt']} max {p['max']}", highlight=False)
-    out.print(f"[green]wrote[/] {escape(str(result.path))} ({human_size(s['engine_bytes'])}) and its sidecar in {result.seconds:.1f} s", soft_wrap=True)
+    e = result.record.engine
+    assert e is not None
+    out.print(f"{e.flavor} {e.tensorrt_version}, {result.record.precision}, targets {', '.join(e.targets)}", highlight=False)
+    for profile in e.profiles:
+        for name, bounds in profile.items():
+            out.print(f"  {name}: min {bounds['min']} opt {bounds['opt']} max {bounds['max']}", highlight=False)
+    out.print(f"[green]wrote[/] {escape(str(result.path))} ({human_size(e.engine_bytes)}) and its manifest in {result.seconds:.1f} s", soft_wrap=True)
 
 
 @app.command("triton")
@@ -268,9 +271,7 @@ def triton_command(
     kind: str = typer.Option("cpu", "--kind", help="cpu or gpu instances."),
 ) -> None:
     """Write a Triton model repository entry (config.pbtxt + model) for an artifact."""
-    from .serving.triton import write_repository
-
-    path = write_repository(artifact, repo, name, max_batch, instances, kind)
+    path = api.write_triton(artifact, repo, name, max_batch, instances, kind)
     out.print(f"[green]wrote[/] {escape(str(path))}/config.pbtxt and {escape(str(path))}/1/", soft_wrap=True)
 
 
@@ -286,10 +287,8 @@ def serve_command(
     device: str = typer.Option("cpu", "--device", help="cpu or cuda (ONNX); engines run on the GPU."),
 ) -> None:
     """Serve an artifact with a real Triton server (PyTriton): dynamic batching, HTTP and gRPC."""
-    from .serving.server import serve
-
     try:
-        serve(artifact, name, host, http_port, grpc_port, metrics_port, max_batch, device, on_ready=lambda m: err.print(m, highlight=False))
+        api.serve(artifact, name, host, http_port, grpc_port, metrics_port, max_batch, device, on_ready=lambda m: err.print(m, highlight=False))
     except KeyboardInterrupt:
         pass
     err.print("server stopped")
@@ -324,19 +323,18 @@ def bench_command(
     connector: str = ConnectorOpt,
     preset: Optional[str] = PresetOpt,
     weights: Optional[Path] = WeightsOpt,
-    backends: Optional[str] = typer.Option(None, "--backends", help="Comma-separated; default all: " + ",".join(BACKEND_NAMES) + "."),
+    backends: Optional[str] = typer.Option(None, "--backends", help="Comma-separated; default all: " + ",".join(BACKENDS) + "."),
     batch: str = typer.Option("1", "--batch", help="Batch sizes, comma-separated, e.g. 1,4,16."),
     tokens: Optional[int] = typer.Option(None, "--tokens", help="Vision tokens per image, for connectors whose token count is dynamic."),
     warmup: int = typer.Option(3, "--warmup", min=0, help="Untimed runs per backend and batch size."),
     iters: int = typer.Option(20, "--iters", min=1, help="Timed runs per backend and batch size."),
     threads: Optional[int] = typer.Option(None, "--threads", min=1, help="CPU threads for every backend; default: PyTorch's default."),
-    calib: str = typer.Option("synthetic", "--calib", help="Calibration features for ort-int8 (as in `quantize`)."),
+    calib: str = typer.Option("synthetic", "--calib", help="Calibration features for the int8/fp8 variants (as in `quantize`)."),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the results to this .json file."),
     plot: Optional[Path] = typer.Option(None, "--plot", help="Also write latency against batch size to this .png file."),
 ) -> None:
     """Time PyTorch, torch.compile, ONNX Runtime (fp32/fp16/int8) and TensorRT side by side on one connector."""
     from .artifacts import check_writable, write_json
-    from .bench import bench
     from .bench.run import parse_backends
     from .report import bench_table, skipped_lines
 
@@ -354,8 +352,8 @@ def bench_command(
         from .bench.plot import pyplot
 
         pyplot()
-    with err.status("starting") as status:
-        report = bench(connector, preset, weights, chosen, batches, tokens, warmup, iters, threads, calib, step=lambda m: status.update(m))
+    with _status("starting") as status:
+        report = api.bench(connector, preset, weights, chosen, batches, tokens, warmup, iters, threads, calib, step=status.update)
     for note in report.notes:
         err.print(f"[yellow]note:[/] {escape(note)}")
     out.print(bench_table(report))
@@ -373,28 +371,21 @@ def bench_command(
 
 @app.command("check")
 def check_command(
-    artifact: Path = typer.Argument(..., help="An .onnx file exported by mmexport (its manifest must sit beside it)."),
+    artifact: Path = typer.Argument(..., help="An .onnx or .engine made by mmexport (its manifest beside it)."),
     weights: Optional[Path] = typer.Option(None, "--weights", "-w", help="Weights to rebuild the reference from; default: the manifest's."),
     device: str = DeviceOpt,
     max_rel: Optional[float] = MaxRelOpt,
     min_cosine: Optional[float] = MinCosOpt,
+    min_token_cosine: Optional[float] = MinTokenOpt,
     shape: Optional[list[str]] = ShapeOpt,
+    inputs: Optional[Path] = typer.Option(None, "--inputs", help="Check on these samples (.npz/.npy/folder, as --calib) instead of the gate's own."),
     as_json: bool = JsonOpt,
 ) -> None:
-    """Re-run the parity gate on an artifact (.onnx in ONNX Runtime; .engine on a GPU); exit 1 on failure."""
-    if artifact.suffix in (".engine", ".plan"):
-        from .engines.check import check_engine
-
-        with err.status("checking the engine on the GPU"):
-            report = check_engine(artifact, weights)
-        out.print(parity_table(report)) if not as_json else print(json.dumps(report.to_json(), indent=2))
-        if not report.passed:
-            raise MmexportError(report.failure())
-        return
-    record = pipeline.manifest.read(artifact)
-    tolerance = _tolerance(record["connector"], max_rel, min_cosine)
-    with err.status("checking parity"):
-        _, report = pipeline.check(artifact, weights, device, tolerance, _parse_shapes(shape))
+    """Re-run an artifact's parity gate (ONNX in ONNX Runtime, engines on a GPU) on the inputs it was gated on; exit 1 on failure."""
+    if shape and inputs:
+        raise UsageError("give --shape or --inputs, not both")
+    with _status("checking parity"):
+        _, report = api.check(artifact, weights, device, Limits(max_rel, min_cosine, min_token_cosine), _shapes(shape), inputs)
     if as_json:
         print(json.dumps(report.to_json(), indent=2))
     else:
@@ -408,10 +399,8 @@ def _is_usage_error(exc: BaseException) -> bool:
     return any(cls.__name__ == "UsageError" for cls in type(exc).__mro__)
 
 
-def _usage_line(exc) -> str:
-    hint = ""
-    if exc.ctx is not None:
-        hint = f" (see '{exc.ctx.command_path} --help')"
+def _usage_line(exc: Any) -> str:
+    hint = f" (see '{exc.ctx.command_path} --help')" if exc.ctx is not None else ""
     return f"error: {exc.format_message()}{hint}"
 
 
@@ -419,9 +408,19 @@ def _terminate(signum, frame) -> None:
     raise KeyboardInterrupt  # SIGTERM unwinds like Ctrl-C, so staging folders are removed
 
 
+def _one_line(exc: BaseException) -> tuple[str, int]:
+    """The error line and exit code for anything that ends a command."""
+    if isinstance(exc, MmexportError):
+        return f"error: {exc}", exc.exit_code
+    if _is_usage_error(exc):
+        return _usage_line(exc), 2
+    detail = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return f"error: unexpected {type(exc).__name__}: {detail} (run with --debug for the traceback)", 1
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    debug = "--debug" in argv
+    STATE["debug"] = False
     signal.signal(signal.SIGTERM, _terminate)
     try:
         result = app(args=argv, prog_name="mmexport", standalone_mode=False)
@@ -434,24 +433,14 @@ def main(argv: list[str] | None = None) -> int:
         # Plain write: an interrupt can land inside rich's live display and leave its buffer open.
         sys.__stderr__.write("interrupted; nothing was written\n")
         return 130
-    except MmexportError as exc:
-        if debug:
-            traceback.print_exc()
-        err.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
-        return exc.exit_code
-    except Exception as exc:  # a bug or an unforeseen environment problem: still one line
+    except Exception as exc:
         if type(exc).__name__ == "NoArgsIsHelpError":
             return 2  # the help is already printed
-        if _is_usage_error(exc):
-            if debug:
-                traceback.print_exc()
-            err.print(_usage_line(exc), markup=False, highlight=False, soft_wrap=True)
-            return 2
-        if debug:
+        if STATE["debug"]:
             traceback.print_exc()
-        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-        err.print(f"error: unexpected {type(exc).__name__}: {detail} (run with --debug for the traceback)", markup=False, highlight=False, soft_wrap=True)
-        return 1
+        line, code = _one_line(exc)
+        err.print(line, markup=False, highlight=False, soft_wrap=True)
+        return code
 
 
 def run() -> None:

@@ -6,7 +6,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from .connectors import Connector, TensorSpec
-from .exporter.parity import ParityReport
+from .parity import ParityReport
 
 
 def connectors_table(connectors: list[Connector]) -> Table:
@@ -42,16 +42,15 @@ def _io_text(inputs: list[TensorSpec], outputs: list[TensorSpec]) -> str:
 
 
 def parity_table(report: ParityReport) -> Table:
-    tol = report.tolerance
     table = Table(
-        title=f"Parity vs PyTorch fp32 ({report.provider})",
+        title=f"Parity vs {report.reference} ({report.provider}) on {report.inputs}",
         title_justify="left",
-        caption=(f"pass: max rel <= {tol.max_rel:g} and " if tol.max_rel is not None else "pass: ")
-        + f"cosine >= {tol.min_cosine}; max rel = max abs error / max |reference|",
+        caption=f"pass: {report.tolerance.describe()}; max rel = max abs error / max |reference|; "
+        "token p1 = 1st percentile of the per-token cosine",
         caption_justify="left",
     )
-    for column in ("shape", "output", "max abs", "max rel", "cosine", ""):
-        table.add_column(column, justify="right" if column.startswith(("max", "cos")) else "left")
+    for column in ("shape", "output", "max abs", "max rel", "cosine", "token p1", ""):
+        table.add_column(column, justify="right" if column.startswith(("max", "cos", "tok")) else "left")
     for row in report.rows:
         table.add_row(
             ", ".join(f"{k}={v}" for k, v in row.shape.items()),
@@ -59,17 +58,19 @@ def parity_table(report: ParityReport) -> Table:
             f"{row.max_abs:.3g}",
             f"{row.max_rel:.3g}",
             f"{row.cosine:.8f}",
+            f"{row.token_cosine_p1:.6f}",
             "[green]ok[/]" if row.passed else "[red]FAIL[/]",
         )
     return table
 
 
-def human_size(size: int) -> str:
-    for unit in ("B", "KB", "MB", "GB"):
-        if size < 1024 or unit == "GB":
+def human_size(size: float) -> str:
+    """Decimal units, as disk and download sizes are shown (1 MB = 10^6 bytes)."""
+    for unit in ("B", "kB", "MB", "GB"):
+        if size < 1000 or unit == "GB":
             return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    return f"{size} B"
+        size /= 1000
+    return f"{size:.1f} GB"
 
 
 def bench_table(report) -> Table:
@@ -85,13 +86,13 @@ def bench_table(report) -> Table:
         "memory: what the backend added (RSS on CPU, device memory on CUDA)",
         caption_justify="left",
     )
-    for column in ("backend", "dtype", "batch", "median ms", "p90 ms", "items/s", "x torch", "mem MB", "cosine"):
+    for column in ("backend", "dtype", "batch", "median ms", "p90 ms", "items/s", "x torch", "mem MiB", "cosine", "token p1"):
         table.add_column(column, justify="left" if column in ("backend", "dtype") else "right", no_wrap=column == "backend")
     for r in sorted(report.results, key=lambda r: r.batch):
         ratio = report.ratio(r)
         table.add_row(
             r.backend, r.precision, str(r.batch), f"{r.median_ms:.2f}", f"{r.p90_ms:.2f}", f"{r.throughput_per_s:.1f}",
-            "-" if ratio is None else f"{ratio:.2f}x", f"{r.peak_mem_mb:.0f}", f"{r.cosine:.5f}",
+            "-" if ratio is None else f"{ratio:.2f}x", f"{r.peak_mem_mb:.0f}", f"{r.cosine:.5f}", f"{r.token_cosine_p1:.4f}",
         )
     return table
 

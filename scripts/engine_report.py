@@ -11,8 +11,6 @@ import tempfile
 from pathlib import Path
 
 import mmexport
-from mmexport import engines
-from mmexport.calibration import quantize
 
 RELEASE = {"mlp": "llava-1.5-7b", "qformer": "blip2-opt-2.7b"}
 
@@ -30,11 +28,11 @@ def main() -> None:
             sizes = {}
             for precision in ("fp16", "int8"):
                 calib = "synthetic" if precision == "int8" else None
-                variant = quantize(fp32, precision, calib=calib, samples=args.samples).path
-                result = engines.build(variant, "tensorrt-rtx")
-                sizes[precision] = result.sidecar["engine_bytes"]
+                variant = mmexport.quantize(fp32, precision, mmexport.QuantizeOptions(calib=calib, samples=args.samples)).path
+                info = mmexport.build_engine(variant, "tensorrt-rtx").record.engine
+                sizes[precision] = info.engine_bytes
                 ratio = f"{sizes['int8'] / sizes['fp16']:.2f}" if precision == "int8" else "-"
-                print(f"| {name} ({RELEASE[name]}) | {precision} | {result.sidecar['build_seconds']:.1f} | {sizes[precision] / 1e6:.1f} | {ratio} |", flush=True)
+                print(f"| {name} ({RELEASE[name]}) | {precision} | {info.build_seconds:.1f} | {sizes[precision] / 1e6:.1f} | {ratio} |", flush=True)
 
 
 if __name__ == "__main__":

@@ -16,10 +16,8 @@ import torch
 
 import mmexport
 from mmexport import engines
-from mmexport.calibration import quantize
-from mmexport.engines.check import check_engine
-from mmexport.exporter.pipeline import reference_module
-from mmexport.manifest import read
+from mmexport.reference import from_record
+from mmexport.record import read
 
 RELEASE = {"mlp": "llava-1.5-7b", "qformer": "blip2-opt-2.7b"}
 
@@ -43,12 +41,14 @@ def main() -> None:
     for name, preset in RELEASE.items():
         with tempfile.TemporaryDirectory() as tmp:
             fp32 = mmexport.export(name, preset, output=Path(tmp) / f"{name}.onnx").path
-            fp16 = quantize(fp32, "fp16").path
-            built = engines.build(fp16)
-            report = check_engine(built.path)
-            print(f"{name}: engine {built.sidecar['flavor']} {built.sidecar['engine_bytes'] / 1e6:.1f} MB, parity passed={report.passed}, worst cosine {report.worst_cosine:.6f}")
+            fp16 = mmexport.quantize(fp32, "fp16").path
+            built = mmexport.build_engine(fp16)
+            _, report = mmexport.check(built.path)
+            info = built.record.engine
+            print(f"{name}: engine {info.flavor} {info.engine_bytes / 1e6:.1f} MB, parity passed={report.passed}, worst cosine {report.worst_cosine:.6f}")
             runner = engines.load(built.path)
-            connector, config, module = reference_module(fp32, read(fp32))
+            ref = from_record(fp32, read(fp32))
+            connector, config, module = ref.connector, ref.config, ref.module
             inputs = connector.dummy_inputs(config, {a: s for a, s in connector.example_sizes(config).items()} | {"batch": 1})
             cuda_inputs = {k: v.cuda() for k, v in inputs.items()}
             module16 = module.half().cuda()

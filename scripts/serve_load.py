@@ -70,7 +70,7 @@ def main() -> None:
         artifact = mmexport.export(args.connector, args.preset, output=Path(tmp) / "model.onnx").path
         model = runtime.load(artifact)
         spec = model.inputs[0]
-        dims = [model.manifest["config"]["tokens"] if d == "tokens" else d for d in spec["shape"][1:]]
+        dims = [model.record.config["tokens"] if d == "tokens" else d for d in spec.labels()[1:]]
         cases = [outlier_features((1 + i % 4, *dims), seed=i) for i in range(8)]  # batch 1..4
         print(f"{args.connector} ({args.preset}), inputs [1..4, {', '.join(map(str, dims))}], {CLIENTS} clients x {REQUESTS} requests\n")
         print("| path | requests/s | p50 ms | p99 ms | errors |")

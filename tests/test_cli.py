@@ -60,7 +60,7 @@ def test_onnx_json_output_is_the_manifest(cli, tmp_path, mlp_weights):
     assert manifest["inputs"][0]["dynamic_axes"]["0"]["name"] == "batch"
     assert manifest["inputs"][0]["dynamic_axes"]["1"]["name"] == "tokens"
     assert manifest["weights"]["digest"].startswith("sha256:")
-    assert manifest["onnx_sha256"].startswith("sha256:")
+    assert manifest["sha256"].startswith("sha256:") and manifest["kind"] == "onnx"
     assert {"torch", "onnx", "onnxruntime"} <= set(manifest["tools"])
 
 

@@ -1,5 +1,5 @@
 """Real TensorRT-RTX engine builds on this GPU-less machine, for every connector at fp32, fp16
-and int8, and the sidecar a server needs. Running engines needs a GPU: those tests are marked."""
+and int8, and the record a server needs. Running engines needs a GPU: those tests are marked."""
 
 from __future__ import annotations
 
@@ -24,15 +24,16 @@ def test_engines_for_every_connector_and_precision(cli, tmp_path, tiny, name):
         engine = tmp_path / f"{precision}.engine"
         result = cli("trt", tmp_path / onnx_name, "--flavor", "tensorrt-rtx", "-o", engine, "--json")
         assert result.code == 0, result
-        sidecar = json.loads(result.stdout)
-        assert sidecar == json.loads((tmp_path / f"{precision}.engine.json").read_text())
-        assert engine.stat().st_size == sidecar["engine_bytes"] > 0
-        assert sidecar["precision"] == precision and sidecar["connector"] == connector
-        assert sidecar["flavor"] == "tensorrt-rtx" and sidecar["targets"] == ["sm80", "sm86", "sm89", "sm120"]
-        assert sidecar["builder"]["strongly_typed"] is True
-        first = sidecar["inputs"][0]
-        assert first["profiles"][0]["min"][0] == first["dynamic_axes"]["0"]["min"]  # first axis from its minimum
-        assert sidecar["onnx"]["sha256"].startswith("sha256:")
+        record = json.loads(result.stdout)
+        assert record == json.loads((tmp_path / f"{precision}.engine.json").read_text())
+        assert record["kind"] == "engine" and engine.stat().st_size == record["engine"]["engine_bytes"] > 0
+        assert record["precision"] == precision and record["connector"] == connector
+        assert record["engine"]["flavor"] == "tensorrt-rtx" and record["engine"]["targets"] == ["sm80", "sm86", "sm89", "sm120"]
+        assert record["engine"]["builder"]["strongly_typed"] is True
+        first = record["inputs"][0]
+        profile = record["engine"]["profiles"][0][first["name"]]
+        assert profile["min"][0] == first["dynamic_axes"]["0"]["min"]  # first axis from its minimum
+        assert record["source"]["sha256"].startswith("sha256:") and record["source"]["precision"] == precision
 
 
 def test_release_size_mlp_fp16_and_int8_engines(cli, tmp_path):
@@ -44,7 +45,7 @@ def test_release_size_mlp_fp16_and_int8_engines(cli, tmp_path):
     for precision in ("fp16", "int8"):
         result = cli("trt", tmp_path / f"llava15.{precision}.onnx", "-o", tmp_path / f"{precision}.engine", "--json")
         assert result.code == 0, result
-        sizes[precision] = json.loads(result.stdout)["engine_bytes"]
+        sizes[precision] = json.loads(result.stdout)["engine"]["engine_bytes"]
     # weights dominate: 21M parameters are ~42 MB in fp16 and ~21 MB in int8
     assert 38e6 < sizes["fp16"] < 50e6 and sizes["int8"] < 0.65 * sizes["fp16"]
 
@@ -57,9 +58,9 @@ def test_profiles_override_and_several_profiles(cli, tmp_path, tiny):
         "--shapes", "vision_features:1x1x32:1x16x32:4x64x32", "--shapes", "vision_features:8x1x32:16x16x32:32x32x32",
     )
     assert result.code == 0, result
-    sidecar = json.loads(result.stdout)
-    assert [p["max"] for p in sidecar["inputs"][0]["profiles"]] == [[4, 64, 32], [32, 32, 32]]
-    assert sidecar["targets"] == ["sm86", "sm89"] and sidecar["builder"]["profiles"] == 2
+    engine = json.loads(result.stdout)["engine"]
+    assert [p["vision_features"]["max"] for p in engine["profiles"]] == [[4, 64, 32], [32, 32, 32]]
+    assert engine["targets"] == ["sm86", "sm89"]
     assert (tmp_path / "cache.bin").stat().st_size > 0
 
 
@@ -73,8 +74,8 @@ def test_one_shot_trt_from_connector(cli, tmp_path, tiny):
 @pytest.mark.parametrize(
     "args,phrase",
     [
-        (["--shapes", "vision_features:1x1x31:1x16x32:4x64x32"], "fixed at 32"),
-        (["--shapes", "vision_features:1x1x32:1x16x32:65x64x32"], "outside the connector's range"),
+        (["--shapes", "vision_features:1x1x31:1x16x32:4x64x32"], "must be 32"),
+        (["--shapes", "vision_features:1x1x32:1x16x32:65x64x32"], "out of range"),
         (["--shapes", "vision_features:2x1x32:1x16x32:4x64x32"], "min <= opt <= max"),
         (["--shapes", "pixels:1x1x32:1x16x32:4x64x32"], "unknown input"),
         (["--shapes", "vision_features:1x1x32"], "NAME:MIN:OPT:MAX"),

@@ -47,7 +47,7 @@ def test_features_feed_calibration(cli, tower_and_images, tmp_path):
     assert cli("onnx", "-c", "linear", "--preset", "llava-v1-7b", "-o", tmp_path / "l.onnx", "--no-check").code == 0
     # a 1024-wide connector cannot take 32-wide features: the calibration check says so
     result = cli("quantize", tmp_path / "l.onnx", "--precision", "int8", "--calib", tmp_path / "f.npy")
-    assert_one_line(result, 2, "expected 1024")
+    assert_one_line(result, 2, "must be 1024")
 
 
 def test_features_bad_inputs(cli, tower_and_images, tmp_path):

@@ -14,7 +14,8 @@ from hypothesis import strategies as st
 
 from mmexport import connectors, runtime
 from mmexport.connectors.loading import build_module
-from mmexport.exporter.parity import run_parity
+from mmexport.parity import OrtRunner, TorchRunner, cases_at_shapes, run_gate
+from mmexport.record import ArtifactRecord, WeightsRecord, record_path
 
 from tiny_configs import TINY
 
@@ -122,7 +123,8 @@ def valid_sizes(axis):
 def test_random_valid_shapes_keep_the_gate_green(exported, name, data):
     connector, config, module, path = exported[name]
     sizes = {n: data.draw(valid_sizes(a), label=n) for n, a in _axes(connector, config).items()}
-    report = run_parity(path, module, connector, config, shapes=[sizes])
+    reference = TorchRunner(module, [s.name for s in connector.inputs(config)], [s.name for s in connector.outputs(config)])
+    report = run_gate(OrtRunner(path), reference, cases_at_shapes(connector, config, [sizes]), connector.tolerance)
     assert report.passed, report.failure()
 
 
@@ -131,14 +133,8 @@ def test_random_valid_shapes_keep_the_gate_green(exported, name, data):
 @given(data=st.data())
 def test_random_invalid_shapes_get_the_clear_error(exported, name, data, tmp_path_factory):
     connector, config, module, path = exported[name]
-    import json
-
-    manifest = path.with_suffix(".onnx.json")
-    if not manifest.exists():  # the runtime reads the manifest; write the minimal one the export would
-        manifest.write_text(json.dumps({
-            "format": "mmexport.manifest/1", "connector": connector.name, "preset": "tiny", "config": {}, "weights": {},
-            "inputs": [s.to_json() for s in connector.inputs(config)], "outputs": [s.to_json() for s in connector.outputs(config)],
-        }))
+    if not record_path(path).exists():  # the runtime reads the record; write the one the export would
+        ArtifactRecord("onnx", path.name, connector.name, "tiny", {}, WeightsRecord(), connector.inputs(config), connector.outputs(config)).write(record_path(path))
     model = runtime.load(path)
     spec = connector.inputs(config)[0]
     opt = {n: a.opt for n, a in _axes(connector, config).items()}

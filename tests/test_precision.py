@@ -75,8 +75,7 @@ def assert_tensorrt_ready_qdq(path):
             assert len(inits[node.input[1]].dims) == 1 and inits[node.input[1]].dims[0] > 1  # per-channel
 
 
-# percentile ranges clip the tokens that carry the energy; after SmoothQuant that costs the gate
-@pytest.mark.parametrize("method,smooth", [("minmax", "0.5"), ("entropy", "0.5"), ("percentile", "0")])
+@pytest.mark.parametrize("method,smooth", [("minmax", "0.5"), ("mse", "0.5"), ("percentile", "0")])
 def test_int8_variant_on_outlier_heavy_features(cli, mlp_onnx, tmp_path, method, smooth):
     out = tmp_path / f"mlp.{method}.onnx"
     result = cli(
@@ -85,14 +84,23 @@ def test_int8_variant_on_outlier_heavy_features(cli, mlp_onnx, tmp_path, method,
     assert result.code == 0, result
     manifest = json.loads(result.stdout)
     q = manifest["quantization"]
-    assert q["method"] == method and q["calibration"]["samples"] + q["calibration"]["held_out"] == 40
+    assert q["method"] == method and q["calibration"]["samples"] + q["calibration"]["search"] + q["calibration"]["held_out"] == 40
     assert q["smooth_alpha"] == (float(smooth) or None)
     assert q["calibration"]["digest"].startswith("sha256:") and not q["calibration"]["synthetic"]
-    assert q["int8_mac_share"] >= 0.5 and q["int8_layers"] >= 1
+    assert q["quantized_mac_share"] >= 0.5 and q["quantized_layers"] >= 1
     assert min(r["cosine"] for r in manifest["parity"]["rows"]) >= 0.999  # held-out, vs fp32 PyTorch
     assert len(manifest["parity"]["rows"]) == q["calibration"]["held_out"]
     assert_tensorrt_ready_qdq(out)
     assert trt_rtx.build(out) > 0
+
+
+def test_entropy_ranges_on_outlier_channels_are_refused_with_the_cause(cli, mlp_onnx, tmp_path):
+    """TensorRT's entropy calibration clips the outlier channels that carry the output's energy:
+    no variant passes, and the one line names the widest activation and what to do instead."""
+    out = tmp_path / "mlp.entropy.onnx"
+    result = cli("quantize", mlp_onnx / "mlp.onnx", "--precision", "int8", "--calib", mlp_onnx / "feats.npy", "--method", "entropy", "-o", out)
+    assert_one_line(result, 1, "found no variant that passes", "widest activation", "fp8")
+    assert not out.exists()
 
 
 def test_int8_qformer_attention_connector(cli, tmp_path):
@@ -119,7 +127,7 @@ def test_calibration_folder_of_mixed_files(cli, mlp_onnx, tmp_path):
     result = cli("quantize", mlp_onnx / "mlp.onnx", "--precision", "int8", "--calib", folder, "-o", tmp_path / "m.onnx", "--json")
     assert result.code == 0, result
     calibration = json.loads(result.stdout)["quantization"]["calibration"]
-    assert calibration["samples"] + calibration["held_out"] == 12
+    assert calibration["samples"] + calibration["search"] + calibration["held_out"] == 12
 
 
 def test_synthetic_calibration_is_loud(cli, mlp_onnx, tmp_path):
@@ -154,13 +162,13 @@ def test_int8_fallback_ends_when_only_convolutions_are_left(tmp_path):
 def test_one_shot_export_and_int8(cli, tmp_path, mlp_onnx):
     result = cli("onnx", "-c", "mlp", "-w", mlp_onnx / "w.safetensors", "-o", tmp_path / "m.onnx", "--precision", "int8", "--calib", mlp_onnx / "feats.npy")
     assert result.code == 0, result
-    assert files_in(tmp_path) == ["m.int8.onnx", "m.int8.onnx.json", "m.onnx", "m.onnx.json"]
+    assert files_in(tmp_path) == ["m.int8.heldout.npz", "m.int8.onnx", "m.int8.onnx.json", "m.onnx", "m.onnx.json"]
 
 
 @pytest.mark.parametrize(
     "make,phrase",
     [
-        (lambda: outlier_features((10, TOKENS, VISION)).reshape(10, -1), "rank 2"),
+        (lambda: outlier_features((10, TOKENS, VISION)).reshape(10, -1), "must have rank 3"),
         (lambda: outlier_features((10, TOKENS, VISION + 1)), "wrong vision tower"),
         (lambda: outlier_features((3, TOKENS, VISION)), "at least 8"),
         (lambda: np.where(np.arange(VISION) == 5, np.nan, outlier_features((10, TOKENS, VISION))).astype(np.float32), "NaN or Inf"),
@@ -191,7 +199,7 @@ def test_int8_needs_calibration(cli, mlp_onnx):
 
 def test_unknown_method_and_precision(cli, mlp_onnx):
     assert_one_line(cli("quantize", mlp_onnx / "mlp.onnx", "--precision", "int4"), 2, "int4")
-    assert_one_line(cli("quantize", mlp_onnx / "mlp.onnx", "--precision", "int8", "--calib", "synthetic", "--method", "mse"), 2, "mse")
+    assert_one_line(cli("quantize", mlp_onnx / "mlp.onnx", "--precision", "int8", "--calib", "synthetic", "--method", "kl"), 2, "kl")
 
 
 def test_large_calibration_file_is_memory_mapped(mlp_onnx, tmp_path):

@@ -117,6 +117,6 @@ def test_linear_minigpt4_llama_proj(cli, tmp_path):
     torch.manual_seed(7)
     reference = torch.nn.Linear(48, 64)  # MiniGPT-4: llama_proj on the 32 Q-Former outputs
     torch.save({"model": {"llama_proj.weight": reference.weight.data, "llama_proj.bias": reference.bias.data}}, tmp_path / "prerained_minigpt4.pth")
-    out, manifest = export(cli, tmp_path, "linear", tmp_path / "prerained_minigpt4.pth", "--preset", "minigpt4-vicuna-7b")
+    out, manifest = export(cli, tmp_path, "linear", tmp_path / "prerained_minigpt4.pth")  # dims from the weights (a --preset must match them)
     assert manifest["weights"]["layout"] == "minigpt4-original"
     assert_matches(out, reference, 48, shapes=[(1, 32), (2, 32), (3, 5)])

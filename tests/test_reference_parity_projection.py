@@ -89,7 +89,7 @@ def test_ldp_v1_mobilevlm(cli, tmp_path):
 def test_ldp_v2_mobilevlm(cli, tmp_path):
     ldp = randomize(MobileVLMLDPNetV2Projector(24, 32), 6)
     weights = save(tmp_path, ldp.state_dict(), "model.mm_projector.")
-    out, manifest = export(cli, tmp_path, "ldp", weights, "--preset", "mobilevlm-v2-1.7b")
+    out, manifest = export(cli, tmp_path, "ldp", weights)  # the version and dims come from the weights
     assert manifest["config"]["version"] == 2
     assert_matches_at(out, ldp, [(1, 576, 24), (2, 576, 24), (3, 576, 24)])
 
@@ -133,6 +133,6 @@ def test_pixel_shuffle_internvl(cli, tmp_path, layout):
 def test_patch_merger_qwen(cli, tmp_path, preset, cls):
     merger = randomize(cls(dim=48, context_dim=16, spatial_merge_size=2), 8)
     weights = save(tmp_path, merger.state_dict(), "model.visual.merger.")
-    out, manifest = export(cli, tmp_path, "patch-merger", weights, "--preset", preset)
+    out, manifest = export(cli, tmp_path, "patch-merger", weights)  # the norm and dims come from the weights
     assert manifest["config"]["norm"] == ("layernorm" if cls is PatchMerger else "rmsnorm")
     assert_matches_at(out, merger, [(1024, 16), (4, 16), (4 * 37, 16)])

@@ -14,17 +14,38 @@ from mmexport.artifacts import Staging
 from mmexport.checkpoint import open_checkpoint
 from mmexport.connectors import Axis, TensorSpec
 from mmexport.errors import UsageError, WeightsError
-from mmexport.exporter.parity import compare
+from mmexport.parity import compare
+from mmexport.report import human_size
 
 
 def test_compare_metrics():
     expected = np.array([1.0, -2.0, 4.0], dtype=np.float32)
-    assert compare(expected, expected) == (0.0, 0.0, pytest.approx(1.0))
-    max_abs, max_rel, cosine = compare(expected + np.array([0, 0, 0.04], dtype=np.float32), expected)
-    assert max_abs == pytest.approx(0.04, rel=1e-5) and max_rel == pytest.approx(0.01, rel=1e-5)
-    assert cosine < 1.0
-    assert compare(np.array([np.nan, 0, 0]), expected)[2] == 0.0  # NaN never passes
-    assert compare(np.zeros(2), expected)[0] == float("inf")  # shape mismatch never passes
+    same = compare(expected, expected)
+    assert (same.max_abs, same.max_rel) == (0.0, 0.0) and same.cosine == pytest.approx(1.0)
+    off = compare(expected + np.array([0, 0, 0.04], dtype=np.float32), expected)
+    assert off.max_abs == pytest.approx(0.04, rel=1e-5) and off.max_rel == pytest.approx(0.01, rel=1e-5)
+    assert off.cosine < 1.0
+    assert compare(np.array([np.nan, 0, 0]), expected).cosine == 0.0  # NaN never passes
+    assert compare(np.zeros(2), expected).max_abs == float("inf")  # shape mismatch never passes
+
+
+def test_token_cosine_finds_one_ruined_token():
+    """A global cosine hides 4 bad tokens in 200; the per-token 1st percentile does not."""
+    rng = np.random.default_rng(0)
+    expected = rng.standard_normal((1, 200, 64))
+    actual = expected.copy()
+    actual[0, [3, 17, 90, 150]] = rng.standard_normal((4, 64))  # tokens replaced by noise
+    metrics = compare(actual, expected)
+    assert metrics.cosine > 0.97
+    assert metrics.token_cosine_p1 < 0.5
+    zero = np.zeros((4, 8))  # rows zero in both count as equal, not as ruined
+    assert compare(zero, zero).token_cosine_p1 == 1.0
+
+
+def test_human_size_uses_decimal_units():
+    assert human_size(999) == "999 B"
+    assert human_size(409_900_000) == "409.9 MB"
+    assert human_size(2_500_000_000) == "2.5 GB"
 
 
 def test_axis_range_and_multiple():
@@ -64,10 +85,35 @@ def test_key_layouts_rename():
     assert lavis.rename("visual_encoder.blocks.0.attn.qkv.weight") is None
 
 
-def test_tensor_spec_json():
-    spec = TensorSpec("x", (Axis("batch", 1, 1, 8, (1, 2, 3)), 16))
-    assert spec.to_json()["shape"] == ["batch", 16]
-    assert json.dumps(spec.to_json())
+def test_tensor_spec_json_round_trip():
+    spec = TensorSpec("x", (Axis("batch", 1, 1, 8, (1, 2, 3)), Axis("tokens", 4, 8, 16, (8, 4), multiple_of=4), 16, "tokens/4"), "float16")
+    data = json.loads(json.dumps(spec.to_json()))
+    assert data["shape"] == ["batch", "tokens", 16, "tokens/4"]
+    assert TensorSpec.from_json(data) == spec
+
+
+@pytest.mark.parametrize(
+    "kwargs,phrase",
+    [
+        (dict(min=4, opt=2, max=16), "min <= opt <= max"),
+        (dict(min=1, opt=8, max=4), "min <= opt <= max"),
+        (dict(min=1, opt=8, max=16, samples=(8, 17)), "size 17 is outside"),
+        (dict(min=4, opt=8, max=16, samples=(6,), multiple_of=4), "size 6 is outside"),
+    ],
+)
+def test_axis_is_validated_when_declared(kwargs, phrase):
+    with pytest.raises(ValueError, match=phrase):
+        Axis("tokens", **kwargs)
+
+
+@pytest.mark.parametrize("name", connectors.names())
+def test_every_preset_declares_valid_axes(name):
+    """Every preset's axes are built (and so validated): parity samples lie within range."""
+    connector = connectors.get(name)
+    for config in connector.presets.values():
+        for spec in connector.inputs(config):
+            for axis in spec.axes.values():
+                assert all(axis.fits(s) for s in axis.samples)
 
 
 def test_staging_discards_on_error(tmp_path):

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from ..errors import MmexportError
-from ..exporter.parity import ORT_TYPES
+from ..parity import OrtRunner
 
 
 # Enough for representative int8 speed (ranges, graph shape); accuracy figures come from
@@ -49,13 +49,15 @@ class BenchContext:
     def onnx_fp32(self) -> Path:
         return self.export_artifact()
 
-    def variant(self, precision: str, high_precision: str = "fp16") -> Path:
-        from ..calibration import variants
+    def variant(self, precision: str, target: str = "tensorrt") -> Path:
+        from .. import variants
+        from ..precisions import QuantizeOptions
 
-        out = self.workdir / f"model.{precision}.{high_precision}.onnx"
+        out = self.workdir / f"model.{precision}.{target}.onnx"
         if out not in self.failed and not out.exists():
             try:
-                variants.quantize(self.onnx_fp32, precision, calib=self.calib, samples=CALIB_SAMPLES, high_precision=high_precision, output=out)
+                options = QuantizeOptions(calib=self.calib, samples=CALIB_SAMPLES, target=target)
+                variants.quantize(self.onnx_fp32, precision, options, output=out)
             except MmexportError as exc:
                 # Only what failed: the files it kept are in the bench's temporary folder, gone after the run.
                 self.failed[out] = f"the {precision} variant missed its gate ({str(exc).split('; nothing installed')[0]})"
@@ -121,26 +123,19 @@ def _ort_artifact(precision: str) -> Callable[[BenchContext], Path]:
     def artifact(ctx: BenchContext) -> Path:
         if precision == "fp32":
             return ctx.onnx_fp32
-        # On a CPU, int8 pays only with fp32 around it: ONNX Runtime's CPU kernels for fp16
-        # are few, and the casts cost more than int8 saves (docs/precision.md).
-        return ctx.variant(precision, high_precision="fp32" if precision == "int8" else "fp16")
+        # On a CPU, int8 pays only with fp32 around it (--target cpu): ONNX Runtime's CPU kernels
+        # for fp16 are few, and the casts cost more than int8 saves (docs/precision.md).
+        return ctx.variant(precision, target="cpu" if precision == "int8" else "tensorrt")
 
     return artifact
 
 
 def _ort(ctx: BenchContext, path: Path) -> Bind:
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = ctx.threads
-    options.inter_op_num_threads = 1
-    options.log_severity_level = 3
-    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-    name = session.get_outputs()[0].name
-    dtypes = {i.name: ORT_TYPES[i.type] for i in session.get_inputs()}
+    runner = OrtRunner(path, threads=ctx.threads)
+    session, name = runner.session, runner.output_names[0]
 
     def bind(inputs: Inputs) -> Callable[[], Any]:
-        feed = {k: v.astype(dtypes[k], copy=False) for k, v in inputs.items()}
+        feed = {k: v.astype(runner.input_types[k], copy=False) for k, v in inputs.items()}
         return lambda: session.run([name], feed)[0]
 
     return bind

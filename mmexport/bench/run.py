@@ -15,10 +15,10 @@ import torch
 
 from ..calibration.synthetic import outlier_features
 from ..connectors import BATCH_AXES
-from ..connectors.loading import build_module
 from ..errors import UsageError
 from ..exporter import pipeline
-from ..exporter.parity import compare
+from ..parity import compare
+from ..reference import resolve
 from . import measure
 from .backends import BACKENDS, BASELINE, BenchContext, Unavailable, first_output, to_host
 
@@ -39,6 +39,7 @@ class Result:
     throughput_per_s: float  # batch items (images, or crops/tiles sets) per second
     peak_mem_mb: float  # memory the backend added: RSS growth on CPU, device memory on CUDA
     cosine: float  # first output against PyTorch eager fp32, same inputs
+    token_cosine_p1: float  # 1st percentile of the per-token cosine, same comparison
 
 
 @dataclass
@@ -136,7 +137,8 @@ def bench(
         raise UsageError("--warmup must be >= 0 and --iters >= 1")
     if any(b < 1 for b in batches):
         raise UsageError(f"--batch sizes must be >= 1, got {batches}")
-    connector, preset, config, loaded = pipeline.resolve(connector_name, preset, weights)
+    ref = resolve(connector_name, preset, weights)
+    connector, preset, config = ref.connector, ref.preset, ref.config
     sizes = {b: _sizes(connector, config, b, tokens) for b in batches}
     threads = threads or torch.get_num_threads()
     torch.set_num_threads(threads)
@@ -146,7 +148,7 @@ def bench(
         settings={"backends": backends, "batches": batches, "warmup": warmup, "iters": iters, "threads": threads, "calib": calib},
     )
     step("building the fp32 module")
-    module = build_module(connector, config, loaded).eval()
+    module = ref.module
     inputs = {b: _inputs(connector, config, s) for b, s in sizes.items()}
     with torch.inference_mode():
         reference = {b: to_host(first_output(module(*(torch.from_numpy(v) for v in x.values())))) for b, x in inputs.items()}
@@ -156,7 +158,7 @@ def bench(
 
         def export() -> Path:
             step("exporting the fp32 ONNX graph (with its parity gate)")
-            return pipeline.export(connector_name, preset, weights, output=workdir / "model.onnx").path
+            return pipeline.export(connector_name, preset, weights, output=workdir / "model.onnx", reference=ref).path
 
         ctx = BenchContext(connector, config, module, workdir, export, threads, calib)
         calls: dict[str, dict[int, Callable[[], Any]]] = {}
@@ -195,12 +197,12 @@ def bench(
             timings = measure.interleaved({n: c[b] for n, c in calls.items()}, warmup, iters)
             for name, timing in timings.items():
                 backend = BACKENDS[name]
-                _, _, cosine = compare(to_host(calls[name][b]()), reference[b])
+                metrics = compare(to_host(calls[name][b]()), reference[b])
                 report.results.append(
                     Result(
                         connector.name, preset, name, backend.precision, backend.device, b, tokens_used,
                         round(timing.median_ms, 4), round(timing.p90_ms, 4), round(b * 1000 / timing.median_ms, 2),
-                        round(max(memory[name], 0.0), 1), round(cosine, 6),
+                        round(max(memory[name], 0.0), 1), round(metrics.cosine, 6), round(metrics.token_cosine_p1, 5),
                     )
                 )
     return report

@@ -1,5 +1,1 @@
-"""Calibration data, fp16 conversion and int8 QDQ quantization of exported artifacts."""
-
-from .variants import VariantResult, quantize
-
-__all__ = ["VariantResult", "quantize"]
+"""Calibration data: samples read from files, synthetic feature families, vision-tower features."""

@@ -14,8 +14,9 @@ from safetensors import SafetensorError
 from safetensors.numpy import safe_open
 
 from ..connectors import BATCH_AXES, Connector, TensorSpec
+from ..specs import axes_of
 from ..errors import UsageError
-from .synthetic import outlier_features
+from .synthetic import DEFAULT_FAMILY, FAMILIES, features
 
 MIN_SAMPLES = 8  # fewer cannot calibrate and hold out a check set
 FILE_TYPES = (".npy", ".npz", ".safetensors")
@@ -27,16 +28,8 @@ class CalibrationSet:
     source: str
     digest: str
     synthetic: bool = False
+    family: str | None = None  # the synthetic family, if synthetic
     notes: list[str] = field(default_factory=list)
-
-    def split(self, held_out: int) -> tuple[list[dict[str, np.ndarray]], list[dict[str, np.ndarray]]]:
-        """(calibration, held-out): the held-out samples are never used to calibrate."""
-        return self.samples[:-held_out], self.samples[-held_out:]
-
-
-def _batch_axis(spec: TensorSpec) -> bool:
-    first = spec.dims[0]
-    return not isinstance(first, (int, str)) and first.name in BATCH_AXES
 
 
 def _arrays_in(path: Path, names: list[str]) -> Iterator[dict[str, np.ndarray]]:
@@ -86,66 +79,73 @@ def _files(source: Path) -> list[Path]:
 
 
 def _check(spec: TensorSpec, array: Any, where: str) -> None:
-    rank = len(spec.dims)
-    if array.ndim != rank:
-        raise UsageError(f"{where}: '{spec.name}' has rank {array.ndim}, expected {rank} {spec.describe()}")
     if spec.dtype.startswith("float"):
         if not np.issubdtype(array.dtype, np.floating):
             raise UsageError(f"{where}: '{spec.name}' is {array.dtype}, expected floating point features")
     elif not (np.issubdtype(array.dtype, np.integer) or array.dtype == np.bool_):
         raise UsageError(f"{where}: '{spec.name}' is {array.dtype}, expected {spec.dtype} (ids or a mask)")
-    for i, dim in enumerate(spec.dims):
-        if isinstance(dim, int) and array.shape[i] != dim:
-            raise UsageError(f"{where}: '{spec.name}' has size {array.shape[i]} on axis {i}, expected {dim} {spec.describe()}; wrong vision tower or layer?")
-        if not isinstance(dim, (int, str)) and not (i == 0 and _batch_axis(spec)):
-            dim.check(array.shape[i], f"{where}: '{spec.name}'")
+    # a file holds many requests along the batch axis: only its other axes are ranged
+    spec.check_shape(array.shape, where, skip=(0,) if spec.batch_axis else (), hint="; wrong vision tower or layer?")
+
+
+def _requests(path: Path, specs: list[TensorSpec]) -> Iterator[dict[str, np.ndarray]]:
+    """One request (batch 1 where there is a batch axis) at a time, checked, from one file."""
+    names = [s.name for s in specs]
+    for arrays in _arrays_in(path, names):
+        for spec in specs:
+            _check(spec, arrays[spec.name], path.name)
+        count = arrays[names[0]].shape[0] if specs[0].batch_axis else 1
+        for i in range(count):
+            yield {
+                s.name: np.ascontiguousarray(arrays[s.name][i : i + 1] if s.batch_axis else arrays[s.name], dtype=s.dtype)
+                for s in specs
+            }
 
 
 def load(connector: Connector, config: Any, source: str | Path, max_samples: int) -> CalibrationSet:
-    """Up to `max_samples` requests. Only those are read into memory (arrays stay memory-mapped)."""
+    """Up to `max_samples` requests; files past those are not opened (arrays stay memory-mapped)."""
     specs = connector.inputs(config)
-    names = [s.name for s in specs]
     source = Path(source)
     if not source.exists():
         raise UsageError(f"calibration data not found: {source}")
     sha = hashlib.sha256()
     samples: list[dict[str, np.ndarray]] = []
     for path in _files(source):
-        for arrays in _arrays_in(path, names):
-            for spec in specs:
-                _check(spec, arrays[spec.name], path.name)
-            per_file = arrays[names[0]].shape[0] if _batch_axis(specs[0]) else 1
-            for i in range(per_file):
-                if len(samples) == max_samples:
-                    break
-                sample = {
-                    s.name: np.ascontiguousarray(arrays[s.name][i : i + 1] if _batch_axis(s) else arrays[s.name], dtype=s.dtype)
-                    for s in specs
-                }
-                for name, array in sample.items():
-                    if array.dtype.kind == "f" and not np.isfinite(array).all():
-                        raise UsageError(f"{path.name}: '{name}' has NaN or Inf values (sample {len(samples)}); clean the features first")
-                    sha.update(array.tobytes())
-                samples.append(sample)
+        for sample in _requests(path, specs):
+            for name, array in sample.items():
+                if array.dtype.kind == "f" and not np.isfinite(array).all():
+                    raise UsageError(f"{path.name}: '{name}' has NaN or Inf values (sample {len(samples)}); clean the features first")
+                sha.update(array.tobytes())
+            samples.append(sample)
+            if len(samples) == max_samples:
+                break
+        if len(samples) == max_samples:
+            break
     if len(samples) < MIN_SAMPLES:
         raise UsageError(f"{source} holds {len(samples)} samples; at least {MIN_SAMPLES} are needed (some are held out to check the result)")
     return CalibrationSet(samples, str(source.resolve()), "sha256:" + sha.hexdigest())
 
 
-def synthetic(connector: Connector, config: Any, count: int) -> CalibrationSet:
-    """Outlier-heavy synthetic features at each input's release size, deterministic."""
-    sizes = {name: (1 if name in BATCH_AXES else size) for name, size in connector.example_sizes(config).items()}
-    for spec in connector.inputs(config):
-        for axis in spec.axes.values():
-            if axis.name not in BATCH_AXES:
-                sizes[axis.name] = axis.opt
+def synthetic_family(calib: str) -> str | None:
+    """'synthetic' or 'synthetic:FAMILY' -> the family; anything else -> None (a path)."""
+    if calib != "synthetic" and not calib.startswith("synthetic:"):
+        return None
+    family = calib.partition(":")[2] or DEFAULT_FAMILY
+    if family not in FAMILIES:
+        raise UsageError(f"unknown synthetic family '{family}'; choose one of: {', '.join(FAMILIES)}")
+    return family
+
+
+def synthetic(connector: Connector, config: Any, count: int, family: str = DEFAULT_FAMILY, first_seed: int = 0) -> CalibrationSet:
+    """Synthetic features of one family at each input's release size, deterministic."""
+    sizes = {name: (1 if name in BATCH_AXES else axis.opt) for name, axis in axes_of(connector.inputs(config)).items()}
     others = {k: v.numpy() for k, v in connector.dummy_inputs(config, sizes).items()}  # ids, masks
     samples = [
         {
-            s.name: outlier_features(s.shape(sizes), seed=i * 7919 + j) if s.dtype.startswith("float") else others[s.name]
+            s.name: features(family, s.shape(sizes), seed=(first_seed + i) * 7919 + j) if s.dtype.startswith("float") else others[s.name]
             for j, s in enumerate(connector.inputs(config))
         }
         for i in range(count)
     ]
-    sha = hashlib.sha256(f"synthetic/{count}/{sorted(sizes.items())}".encode())
-    return CalibrationSet(samples, "synthetic", "sha256:" + sha.hexdigest(), synthetic=True)
+    sha = hashlib.sha256(f"synthetic/{family}/{first_seed}/{count}/{sorted(sizes.items())}".encode())
+    return CalibrationSet(samples, f"synthetic:{family}", "sha256:" + sha.hexdigest(), synthetic=True, family=family)

@@ -11,82 +11,9 @@ import torch
 from torch import nn
 
 from ..errors import UsageError
+from ..specs import BATCH, BATCH_AXES, Axis, Dim, TensorSpec, Tolerance, axes_of
 
-
-@dataclass(frozen=True)
-class Axis:
-    """A dynamic dimension: its ONNX name, its range and the sizes the parity gate tries."""
-
-    name: str
-    min: int
-    opt: int
-    max: int
-    samples: tuple[int, ...]  # sizes checked by the parity gate, one per parity shape
-    multiple_of: int = 1
-
-    def check(self, size: int, tensor: str) -> None:
-        if not self.min <= size <= self.max or size % self.multiple_of:
-            rule = f"in [{self.min}, {self.max}]"
-            if self.multiple_of > 1:
-                rule += f" and a multiple of {self.multiple_of}"
-            raise UsageError(f"{tensor}: axis '{self.name}' = {size} is out of range; it must be {rule}")
-
-
-Dim = int | Axis | str  # str: a derived output size such as "tokens/4", for names only
-
-BATCH = Axis("batch", min=1, opt=1, max=64, samples=(1, 2, 3))
-# Leading axes that index independent requests (images, crops, tiles): calibration splits
-# samples on them and Triton batches on them.
-BATCH_AXES = ("batch", "crops", "tiles")
-
-
-@dataclass(frozen=True)
-class TensorSpec:
-    name: str
-    dims: tuple[Dim, ...]
-    dtype: str = "float32"
-
-    @property
-    def axes(self) -> dict[int, Axis]:
-        return {i: d for i, d in enumerate(self.dims) if isinstance(d, Axis)}
-
-    def shape(self, sizes: dict[str, int]) -> tuple[int, ...]:
-        return tuple(sizes[d.name] if isinstance(d, Axis) else d for d in self.dims)
-
-    def labels(self) -> list[int | str]:
-        return [d.name if isinstance(d, Axis) else d for d in self.dims]
-
-    def describe(self) -> str:
-        return "[" + ", ".join(map(str, self.labels())) + "]"
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "dtype": self.dtype,
-            "shape": self.labels(),
-            "dynamic_axes": {
-                str(i): {"name": a.name, "min": a.min, "opt": a.opt, "max": a.max, "multiple_of": a.multiple_of}
-                for i, a in self.axes.items()
-            },
-        }
-
-
-@dataclass(frozen=True)
-class Tolerance:
-    """Parity thresholds. max_rel is the largest absolute error divided by the largest
-    reference magnitude of that output (elementwise ratios explode near zero)."""
-
-    max_rel: float | None = 1e-4  # None: reported, not gated
-    min_cosine: float = 0.99999
-
-    def passes(self, max_rel: float, cosine: float) -> bool:
-        return (self.max_rel is None or max_rel <= self.max_rel) and cosine >= self.min_cosine
-
-
-# Gates for reduced precision, against the fp32 PyTorch reference on held-out samples.
-FP16_TOLERANCE = Tolerance(max_rel=1e-2, min_cosine=0.9999)
-INT8_PROJECTION_TOLERANCE = Tolerance(max_rel=None, min_cosine=0.999)
-INT8_ATTENTION_TOLERANCE = Tolerance(max_rel=None, min_cosine=0.995)
+__all__ = ["BATCH", "BATCH_AXES", "Axis", "Connector", "Dim", "KeyLayout", "TensorSpec", "Tolerance"]
 
 
 @dataclass(frozen=True)
@@ -123,17 +50,16 @@ class Connector:
     config_from_weights: Callable[[dict[str, torch.Tensor], Any], Any] = lambda weights, config: config
     # Fix-ups that the original code applies on load (renamed keys in, module keys out).
     adapt_weights: Callable[[dict[str, torch.Tensor]], dict[str, torch.Tensor]] = lambda weights: weights
-    tolerance: Tolerance = field(default_factory=Tolerance)
-    int8_tolerance: Tolerance = INT8_PROJECTION_TOLERANCE
+    tolerance: Tolerance = field(default_factory=Tolerance)  # the fp32 export gate
+    # Attention connectors (softmax over activation x activation products) get looser
+    # low-precision gates than projections: see each precision's tolerance.
+    attention: bool = False
     # Values for inputs that are not features (token ids, masks, media locations), which need
     # meaningful contents: (config, sizes, generator) -> {input name: tensor}.
     special_inputs: Callable[[Any, dict[str, int], torch.Generator], dict[str, torch.Tensor]] | None = None
     # For a connector that is one of several identical layers in a checkpoint: a regex whose
     # group 1 is the layer index; layouts write "{layer}" where the chosen index goes.
     layer_key: str | None = None
-
-    def tolerance_for(self, precision: str) -> Tolerance:
-        return {"fp32": self.tolerance, "fp16": FP16_TOLERANCE, "int8": self.int8_tolerance}[precision]
 
     def inputs(self, config: Any) -> list[TensorSpec]:
         return self.io(config)[0]
@@ -157,13 +83,13 @@ class Connector:
 
     def parity_shapes(self, config: Any) -> list[dict[str, int]]:
         """One size dict per parity run: the i-th sample of every dynamic axis."""
-        axes = {a.name: a for spec in self.inputs(config) for a in spec.axes.values()}
+        axes = axes_of(self.inputs(config))
         count = max(len(a.samples) for a in axes.values())
         return [{n: a.samples[i % len(a.samples)] for n, a in axes.items()} for i in range(count)]
 
     def check_sizes(self, config: Any, sizes: dict[str, int]) -> None:
         """A clear error for sizes the connector cannot take, before anything runs."""
-        axes = {a.name: a for spec in self.inputs(config) for a in spec.axes.values()}
+        axes = axes_of(self.inputs(config))
         unknown = set(sizes) - set(axes)
         if unknown:
             fixed = ", ".join(f"{s.name} {s.describe()}" for s in self.inputs(config))

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .base import BATCH, INT8_ATTENTION_TOLERANCE, Axis, Connector, KeyLayout, TensorSpec
+from .base import BATCH, Axis, Connector, KeyLayout, TensorSpec
 from .blocks import merge_heads, split_heads
 from .perceiver import feed_forward
 
@@ -131,7 +131,7 @@ CONNECTOR = Connector(
     build=GatedCrossAttentionBlock,
     io=io_specs,
     config_from_weights=_from_weights,
-    int8_tolerance=INT8_ATTENTION_TOLERANCE,
+    attention=True,
     special_inputs=special_inputs,
     layer_key=r"(?:module\.)?lang_encoder\.gated_cross_attn_layers\.(\d+)\.",
 )

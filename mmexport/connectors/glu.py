@@ -48,7 +48,7 @@ class GLUConnector(nn.Module):
 
 
 def io_specs(config: GLUConfig):
-    tokens = Axis("tokens", min=1, opt=config.tokens, max=4 * config.tokens, samples=(config.tokens, 7, 1601))
+    tokens = Axis("tokens", min=1, opt=config.tokens, max=4 * config.tokens, samples=(config.tokens, 7, config.tokens + config.tokens // 3 + 1))
     return (
         [TensorSpec("vision_features", (BATCH, tokens, config.vision_dim))],
         [TensorSpec("llm_embeds", (BATCH, "tokens+2", config.llm_dim))],

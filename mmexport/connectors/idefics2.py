@@ -11,7 +11,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .base import BATCH, INT8_ATTENTION_TOLERANCE, Axis, Connector, KeyLayout, TensorSpec
+from .base import BATCH, Axis, Connector, KeyLayout, TensorSpec
 from .blocks import RMSNorm, merge_heads, split_heads
 
 # Masked scores: zero weight in fp32, finite in fp16. Latents are never masked, so no row is empty.
@@ -155,6 +155,6 @@ CONNECTOR = Connector(
     build=Idefics2Connector,
     io=io_specs,
     config_from_weights=_from_weights,
-    int8_tolerance=INT8_ATTENTION_TOLERANCE,
+    attention=True,
     special_inputs=special_inputs,
 )

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .base import BATCH, INT8_ATTENTION_TOLERANCE, Axis, Connector, KeyLayout, TensorSpec
+from .base import BATCH, Axis, Connector, KeyLayout, TensorSpec
 from .qformer import LAVIS_QFORMER_RULES, AttentionBlock, Intermediate, QFormerConfig, ResidualOutput
 from .qformer import _from_weights as qformer_dims
 
@@ -161,6 +161,6 @@ CONNECTOR = Connector(
     build=InstructBlipConnector,
     io=io_specs,
     config_from_weights=_from_weights,
-    int8_tolerance=INT8_ATTENTION_TOLERANCE,
+    attention=True,
     special_inputs=special_inputs,
 )

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +26,6 @@ class ConnectorWeights:
     path: str
     ignored_keys: int  # checkpoint keys that are not the connector's (vision tower, LLM...)
     digest: str
-    warnings: list[str] = field(default_factory=list)
     layer: int | None = None  # which layer, for per-layer connectors
 
 
@@ -88,11 +86,6 @@ def load_weights(connector: Connector, path: str | Path, preset_config: Any, lay
         config = connector.config_from_weights(state, preset_config)
     except KeyError as exc:
         raise WeightsError(f"{path} ({layout.name} layout) lacks the connector key {exc}; is it a '{connector.name}' checkpoint?") from exc
-    warnings = [
-        f"{f.name}={getattr(config, f.name)} from the weights overrides the preset's {getattr(preset_config, f.name)}"
-        for f in dataclasses.fields(config)
-        if getattr(config, f.name) != getattr(preset_config, f.name)
-    ]
     with torch.device("meta"):  # names and shapes only, no memory
         expected = connector.build(config).state_dict()
     missing = sorted(set(expected) - set(state))
@@ -114,7 +107,6 @@ def load_weights(connector: Connector, path: str | Path, preset_config: Any, lay
         path=str(Path(path).resolve()),
         ignored_keys=len(keys) - len(state),
         digest=digest(state),
-        warnings=warnings,
         layer=layer,
     )
 

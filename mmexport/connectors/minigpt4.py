@@ -3,7 +3,7 @@ The module is the Q-Former connector; only the checkpoint names and the LLM widt
 
 from __future__ import annotations
 
-from .base import INT8_ATTENTION_TOLERANCE, Connector, KeyLayout
+from .base import Connector, KeyLayout
 from .qformer import LAVIS_QFORMER_RULES, QFormerConfig, QFormerConnector, _from_weights, io_specs
 
 CONNECTOR = Connector(
@@ -28,5 +28,5 @@ CONNECTOR = Connector(
     build=QFormerConnector,
     io=io_specs,
     config_from_weights=_from_weights,
-    int8_tolerance=INT8_ATTENTION_TOLERANCE,
+    attention=True,
 )

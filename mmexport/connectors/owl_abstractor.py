@@ -11,7 +11,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .base import BATCH, INT8_ATTENTION_TOLERANCE, Axis, Connector, KeyLayout, TensorSpec
+from .base import BATCH, Axis, Connector, KeyLayout, TensorSpec
 from .blocks import multi_head_attention
 
 
@@ -154,5 +154,5 @@ CONNECTOR = Connector(
     build=OwlAbstractor,
     io=io_specs,
     config_from_weights=_from_weights,
-    int8_tolerance=INT8_ATTENTION_TOLERANCE,
+    attention=True,
 )

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .base import BATCH, INT8_ATTENTION_TOLERANCE, Axis, Connector, KeyLayout, TensorSpec
+from .base import BATCH, Axis, Connector, KeyLayout, TensorSpec
 from .blocks import multi_head_attention
 
 
@@ -110,5 +110,5 @@ CONNECTOR = Connector(
     build=PerceiverResampler,
     io=io_specs,
     config_from_weights=_from_weights,
-    int8_tolerance=INT8_ATTENTION_TOLERANCE,
+    attention=True,
 )

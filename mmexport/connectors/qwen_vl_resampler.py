@@ -14,7 +14,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .base import BATCH, INT8_ATTENTION_TOLERANCE, Connector, KeyLayout, TensorSpec
+from .base import BATCH, Connector, KeyLayout, TensorSpec
 from .blocks import multi_head_attention
 
 
@@ -136,5 +136,5 @@ CONNECTOR = Connector(
     build=QwenVLResampler,
     io=io_specs,
     config_from_weights=_from_weights,
-    int8_tolerance=INT8_ATTENTION_TOLERANCE,
+    attention=True,
 )

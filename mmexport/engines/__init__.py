@@ -1,6 +1,6 @@
 """TensorRT / TensorRT-RTX engines: build (works without a GPU for TensorRT-RTX) and run (GPU)."""
 
-from .build import BuildResult, build, sidecar_path
+from .build import BuildResult, build
 
 
 def load(path):
@@ -10,4 +10,4 @@ def load(path):
     return EngineRunner(path)
 
 
-__all__ = ["BuildResult", "build", "load", "sidecar_path"]
+__all__ = ["BuildResult", "build", "load"]

@@ -1,11 +1,12 @@
-"""ONNX variant -> TensorRT engine + sidecar. Precision comes from the graph itself (fp16 tensors,
+"""ONNX variant -> TensorRT engine + record. Precision comes from the graph itself (fp16 tensors,
 Q/DQ): networks are strongly typed, no FP16/INT8 builder flags, no calibrator (gone in TensorRT 11).
 TensorRT's builder API directly (not Polygraphy's loaders): Polygraphy picks tensorrt or
 tensorrt_rtx by an environment variable read at import, and we want both behind one call."""
 
 from __future__ import annotations
 
-import json
+import hashlib
+import shutil
 import signal
 import time
 from dataclasses import dataclass
@@ -14,13 +15,13 @@ from typing import Any, Callable
 
 import onnx
 
-from .. import manifest
+from .. import precisions
 from ..artifacts import Staging
 from ..errors import MmexportError, UsageError
+from ..record import ArtifactRecord, EngineInfo, read, record_path
 from . import flavors
-from .profiles import build_profiles
+from .profiles import Profile, build_profiles
 
-SIDECAR_FORMAT = "mmexport.engine/1"
 ONNX_DTYPES = {onnx.TensorProto.FLOAT: "float32", onnx.TensorProto.FLOAT16: "float16", onnx.TensorProto.INT64: "int64", onnx.TensorProto.INT32: "int32", onnx.TensorProto.BOOL: "bool"}
 Progress = Callable[[str, int, int], None]  # phase, step, steps
 
@@ -28,12 +29,8 @@ Progress = Callable[[str, int, int], None]  # phase, step, steps
 @dataclass
 class BuildResult:
     path: Path
-    sidecar: dict[str, Any]
+    record: ArtifactRecord
     seconds: float
-
-
-def sidecar_path(engine: Path) -> Path:
-    return Path(str(engine) + ".json")
 
 
 def _logger(trt):
@@ -109,18 +106,38 @@ def _io_dtypes(path: Path) -> dict[str, str]:
     return {v.name: ONNX_DTYPES.get(v.type.tensor_type.elem_type, str(v.type.tensor_type.elem_type)) for v in list(graph.input) + list(graph.output)}
 
 
-def _archs(flavor: flavors.Flavor, archs: list[str] | None) -> list[str]:
+def _archs(flavor: flavors.Flavor, archs: list[str] | None, precision: str) -> list[str]:
     if flavor.name != "tensorrt-rtx":
         if archs:
             raise UsageError("--arch applies to TensorRT-RTX; full TensorRT builds for the GPU it runs on")
+        _check_arch(_current_arch(), precision)
         return ["current"]
     if not archs:
-        return ["current"] if flavors.gpu_available() else list(flavors.RTX_DEFAULT_ARCHS)
+        if flavors.gpu_available():
+            _check_arch(_current_arch(), precision)
+            return ["current"]
+        return [a for a in flavors.RTX_DEFAULT_ARCHS if _arch_number(a) >= (_min_arch(precision) or 0)]
     known = {c.lower() for c in dir(flavor.trt.ComputeCapability) if c.startswith("SM")}
     for arch in archs:
         if arch.lower() not in known:
             raise UsageError(f"--arch {arch} is not a TensorRT-RTX target; choose from {', '.join(sorted(known))} (no sm90)")
+        _check_arch(arch.lower(), precision)
     return [a.lower() for a in archs]
+
+
+def _arch_number(arch: str) -> int:
+    return int(arch.lower().removeprefix("sm"))
+
+
+def _min_arch(precision: str) -> int | None:
+    return None if precision == "fp32" else precisions.get(precision).min_arch
+
+
+def _check_arch(arch: str | None, precision: str) -> None:
+    """fp8 needs Ada or newer: refuse an older target in one line, before building."""
+    needed = _min_arch(precision)
+    if arch is not None and needed and _arch_number(arch) < needed:
+        raise UsageError(f"{precision} engines need sm{needed} or newer (Ada, Hopper, Blackwell); {arch} cannot run them: drop it from --arch or use an int8/fp16 variant")
 
 
 def _current_arch() -> str | None:
@@ -144,15 +161,42 @@ def build(
 ) -> BuildResult:
     start = time.perf_counter()
     onnx_path = Path(onnx_path)
-    record = manifest.read(onnx_path)
-    if record.get("parity") and not record["parity"].get("passed", True):
+    record = read(onnx_path, kind="onnx")
+    if record.gate_passed is False:
         raise UsageError(f"{onnx_path} failed its parity gate; fix or re-export it before building an engine")
     output = Path(output) if output else onnx_path.with_suffix(".engine")
     chosen = flavors.resolve(flavor)
-    trt = chosen.trt
-    profiles = build_profiles(record, shapes)
-    targets = _archs(chosen, archs)
+    profiles = build_profiles(record.inputs, shapes)
+    targets = _archs(chosen, archs, record.precision)
+    engine = _build_bytes(chosen, onnx_path, profiles, targets, timing_cache, workspace_mb, progress)
+    dtypes = _io_dtypes(onnx_path)
+    info = EngineInfo(
+        flavor=chosen.name,
+        tensorrt_version=chosen.version,
+        targets=targets,
+        built_on=_current_arch() if targets == ["current"] else None,
+        profiles=[{name: {"min": list(lo), "opt": list(opt), "max": list(hi)} for name, (lo, opt, hi) in p.items()} for p in profiles],
+        builder={"strongly_typed": True, "workspace_mb": workspace_mb, "timing_cache": str(timing_cache) if timing_cache else None},
+        build_seconds=round(time.perf_counter() - start, 2),
+        engine_bytes=len(engine),
+    )
+    engine_record = record.derive(
+        kind="engine",
+        artifact=output.name,
+        inputs=[s.with_dtype(dtypes.get(s.name, s.dtype)) for s in record.inputs],
+        outputs=[s.with_dtype(dtypes.get(s.name, s.dtype)) for s in record.outputs],
+        external_data=None,
+        sha256="sha256:" + hashlib.sha256(engine).hexdigest(),
+        parity=None,  # an engine's parity runs on a GPU: `mmexport check X.engine`
+        source={"name": onnx_path.name, "sha256": record.sha256, "precision": record.precision},
+        engine=info,
+    )
+    _install(output, engine, engine_record, onnx_path)
+    return BuildResult(output, engine_record, time.perf_counter() - start)
 
+
+def _build_bytes(chosen: flavors.Flavor, onnx_path: Path, profiles: list[Profile], targets: list[str], timing_cache, workspace_mb, progress: Progress) -> bytes:
+    trt = chosen.trt
     logger = _logger(trt)
     builder = trt.Builder(logger)
     flags = 1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED) if hasattr(trt.NetworkDefinitionCreationFlag, "STRONGLY_TYPED") else 0
@@ -185,42 +229,18 @@ def build(
     if engine is None:
         reason = logger.errors[-1] if logger.errors else "no reason given"
         raise MmexportError(f"TensorRT ({chosen.name} {chosen.version}) could not build {onnx_path.name}: {reason}")
-    dtypes = _io_dtypes(onnx_path)
-    sidecar = {
-        "format": SIDECAR_FORMAT,
-        "engine": output.name,
-        "connector": record["connector"],
-        "preset": record["preset"],
-        "precision": record.get("precision", "fp32"),
-        "config": record["config"],
-        "weights": record["weights"],
-        "inputs": [
-            {
-                "name": s["name"],
-                "dtype": dtypes.get(s["name"], s["dtype"]),
-                "shape": s["shape"],
-                "dynamic_axes": s["dynamic_axes"],
-                "profiles": [{"min": list(p[s["name"]][0]), "opt": list(p[s["name"]][1]), "max": list(p[s["name"]][2])} for p in profiles],
-            }
-            for s in record["inputs"]
-        ],
-        "outputs": [{"name": s["name"], "dtype": dtypes.get(s["name"], s["dtype"]), "shape": s["shape"]} for s in record["outputs"]],
-        "flavor": chosen.name,
-        "tensorrt_version": chosen.version,
-        "targets": targets,
-        "built_on": _current_arch() if targets == ["current"] else None,
-        "onnx": {"name": onnx_path.name, "sha256": record.get("onnx_sha256")},
-        "builder": {"strongly_typed": True, "workspace_mb": workspace_mb, "timing_cache": str(timing_cache) if timing_cache else None, "profiles": len(profiles)},
-        "build_seconds": round(time.perf_counter() - start, 2),
-        "engine_bytes": engine.nbytes,
-        "layers": None,  # the inspector needs a deserialized engine, so a GPU; `mmexport check` fills nothing in
-        "tools": manifest.tool_versions(),
-        "created": manifest.now(),
-    }
-    with Staging(output) as staging:
-        staging.path().write_bytes(bytes(engine))
-        staging.path(sidecar_path(output).name).write_text(json.dumps(sidecar, indent=2) + "\n")
-        staging.commit([output.name, sidecar_path(output).name])
     if cache is not None:
         Path(timing_cache).write_bytes(bytes(cache.serialize()))
-    return BuildResult(output, sidecar, time.perf_counter() - start)
+    return bytes(engine)
+
+
+def _install(output: Path, engine: bytes, record: ArtifactRecord, onnx_path: Path) -> None:
+    """Engine and record together; the held-out samples travel with it when it goes elsewhere."""
+    with Staging(output) as staging:
+        staging.path().write_bytes(engine)
+        record.write(staging.path(record_path(output).name))
+        names = [output.name, record_path(output).name]
+        if record.heldout and output.parent.resolve() != onnx_path.parent.resolve():
+            shutil.copy2(onnx_path.parent / record.heldout.file, staging.path(record.heldout.file))
+            names.insert(0, record.heldout.file)
+        staging.commit(names)

@@ -1,11 +1,11 @@
-"""Optimization profiles from the manifest's dynamic axes, overridable per input."""
+"""Optimization profiles from the record's dynamic axes, overridable per input."""
 
 from __future__ import annotations
 
 import re
-from typing import Any
 
 from ..errors import UsageError
+from ..specs import Axis, TensorSpec
 
 Shape = tuple[int, ...]
 Profile = dict[str, tuple[Shape, Shape, Shape]]  # input -> (min, opt, max)
@@ -17,38 +17,36 @@ def _dims(text: str, where: str) -> Shape:
     return tuple(int(v) for v in text.split("x"))
 
 
-def parse_overrides(values: list[str] | None) -> list[dict[str, tuple[Shape, Shape, Shape]]]:
+def parse_overrides(values: list[str] | None) -> list[Profile]:
     """`NAME:MIN:OPT:MAX` (trtexec style, e.g. vision_features:1x1x1024:1x576x1024:8x1152x1024).
     The k-th override of an input goes to profile k, so repeating one asks for several profiles."""
-    profiles: list[dict[str, tuple[Shape, Shape, Shape]]] = []
+    profiles: list[Profile] = []
     counts: dict[str, int] = {}
     for value in values or []:
         parts = value.split(":")
         if len(parts) != 4:
             raise UsageError(f"--shapes '{value}' is not NAME:MIN:OPT:MAX")
-        name, *shapes = parts
+        name, low, opt, high = parts
         index = counts.get(name, 0)
         counts[name] = index + 1
         while len(profiles) <= index:
             profiles.append({})
-        profiles[index][name] = tuple(_dims(s, value) for s in shapes)  # type: ignore[assignment]
+        profiles[index][name] = (_dims(low, value), _dims(opt, value), _dims(high, value))
     return profiles
 
 
-def default_profile(record: dict[str, Any]) -> Profile:
-    """min/opt/max from each dynamic axis's range in the manifest (batch 1 / release size / max)."""
-    profile: Profile = {}
-    for spec in record["inputs"]:
-        axes = {int(i): a for i, a in spec["dynamic_axes"].items()}
-        profile[spec["name"]] = tuple(  # type: ignore[assignment]
-            tuple(axes[i][key] if i in axes else d for i, d in enumerate(spec["shape"])) for key in ("min", "opt", "max")
-        )
-    return profile
+def _bound(spec: TensorSpec, pick: str) -> Shape:
+    return tuple(getattr(d, pick) if isinstance(d, Axis) else int(d) for d in spec.dims)  # type: ignore[arg-type]
 
 
-def build_profiles(record: dict[str, Any], overrides: list[str] | None) -> list[Profile]:
-    base = default_profile(record)
-    specs = {s["name"]: s for s in record["inputs"]}
+def default_profile(inputs: list[TensorSpec]) -> Profile:
+    """min/opt/max from each dynamic axis's range (batch 1 / release size / the connector's max)."""
+    return {s.name: (_bound(s, "min"), _bound(s, "opt"), _bound(s, "max")) for s in inputs}
+
+
+def build_profiles(inputs: list[TensorSpec], overrides: list[str] | None) -> list[Profile]:
+    base = default_profile(inputs)
+    specs = {s.name: s for s in inputs}
     profiles = []
     for override in parse_overrides(overrides) or [{}]:
         unknown = set(override) - set(base)
@@ -56,28 +54,21 @@ def build_profiles(record: dict[str, Any], overrides: list[str] | None) -> list[
             raise UsageError(f"--shapes names unknown input(s) {', '.join(sorted(unknown))}; inputs: {', '.join(base)}")
         profile = dict(base) | override
         for name, (low, opt, high) in profile.items():
-            _check(specs[name], low, opt, high)
+            for label, dims in (("min", low), ("opt", opt), ("max", high)):
+                _check(specs[name], label, dims)
+            if not all(a <= b <= c for a, b, c in zip(low, opt, high)):
+                raise UsageError(f"--shapes {name}: needs min <= opt <= max on every axis")
         profiles.append(profile)
     return profiles
 
 
-def _check(spec: dict[str, Any], low: Shape, opt: Shape, high: Shape) -> None:
-    name, shape = spec["name"], spec["shape"]
-    axes = {int(i): a for i, a in spec["dynamic_axes"].items()}
-    for label, dims in (("min", low), ("opt", opt), ("max", high)):
-        if len(dims) != len(shape):
-            raise UsageError(f"--shapes {name}: {label} has rank {len(dims)}, the input has rank {len(shape)} {shape}")
-        for i, d in enumerate(dims):
-            if i not in axes and d != shape[i]:
-                raise UsageError(f"--shapes {name}: {label} axis {i} is {d} but that axis is fixed at {shape[i]}")
-            if i in axes and not axes[i]["min"] <= d <= axes[i]["max"]:
-                a = axes[i]
-                raise UsageError(f"--shapes {name}: {label} {a['name']}={d} is outside the connector's range [{a['min']}, {a['max']}]")
-            if i in axes and d % a_multiple(axes[i]):
-                raise UsageError(f"--shapes {name}: {label} {axes[i]['name']}={d} must be a multiple of {a_multiple(axes[i])}")
-    if not all(a <= b <= c for a, b, c in zip(low, opt, high)):
-        raise UsageError(f"--shapes {name}: needs min <= opt <= max on every axis")
+def _check(spec: TensorSpec, label: str, dims: Shape) -> None:
+    spec.check_shape(dims, f"--shapes {spec.name} {label}")  # the one range rule (specs.Axis.check)
 
 
-def a_multiple(axis: dict[str, Any]) -> int:
-    return int(axis.get("multiple_of", 1))
+def fits(profile: Profile, shapes: dict[str, Shape]) -> bool:
+    """Whether concrete input shapes lie within a profile."""
+    return all(
+        name in shapes and len(shapes[name]) == len(low) and all(lo <= d <= hi for d, lo, hi in zip(shapes[name], low, high))
+        for name, (low, _, high) in profile.items()
+    )

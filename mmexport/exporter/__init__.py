@@ -1,5 +1,5 @@
-"""torch -> ONNX export and the ONNX Runtime parity gate."""
+"""torch -> ONNX export with its parity gate."""
 
-from .pipeline import ExportResult, check, export
+from .pipeline import ExportResult, export
 
-__all__ = ["ExportResult", "check", "export"]
+__all__ = ["ExportResult", "export"]

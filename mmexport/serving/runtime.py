@@ -1,84 +1,71 @@
 """One call signature for every artifact: `load(path)` returns a thread-safe callable that checks
-inputs against the manifest (names, dtypes, ranks, fixed sizes, dynamic ranges) before running."""
+inputs against the record (names, dtypes, ranks, fixed sizes, dynamic ranges) before running."""
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
-from .. import manifest
 from ..errors import UsageError
+from ..record import ArtifactRecord, kind_of, read
+from ..specs import TensorSpec, check_shared_axes
+
 
 class InputError(UsageError):
     """A request that does not fit the artifact's inputs."""
 
 
-def _validate(specs: list[dict[str, Any]], feeds: dict[str, Any]) -> dict[str, np.ndarray]:
-    names = [s["name"] for s in specs]
+class TargetWarning(UserWarning):
+    """An artifact runs somewhere it was not made for (it works, but slower than it could)."""
+
+
+def validate(specs: list[TensorSpec], feeds: dict[str, Any]) -> dict[str, np.ndarray]:
+    names = [s.name for s in specs]
     unknown = sorted(set(feeds) - set(names))
     missing = [n for n in names if n not in feeds]
     if unknown or missing:
         raise InputError(f"inputs must be {', '.join(names)}" + (f"; missing {', '.join(missing)}" if missing else "") + (f"; unknown {', '.join(unknown)}" if unknown else ""))
-    checked = {}
-    seen: dict[str, tuple[str, int]] = {}  # axis name -> (input, size): shared axes must agree
+    arrays = {name: value if isinstance(value, np.ndarray) else np.asarray(value) for name, value in feeds.items()}
     for spec in specs:
-        value = feeds[spec["name"]]
-        array = value if isinstance(value, np.ndarray) else np.asarray(value)
-        if array.dtype != np.dtype(spec["dtype"]):
-            raise InputError(f"'{spec['name']}' must be {spec['dtype']}, got {array.dtype}")
-        shape = spec["shape"]
-        if array.ndim != len(shape):
-            raise InputError(f"'{spec['name']}' must have rank {len(shape)} {shape}, got shape {list(array.shape)}")
-        axes = {int(i): a for i, a in spec["dynamic_axes"].items()}
-        for i, size in enumerate(array.shape):
-            if i in axes:
-                a = axes[i]
-                if not a["min"] <= size <= a["max"] or size % a.get("multiple_of", 1):
-                    rule = f"in [{a['min']}, {a['max']}]" + (f", a multiple of {a['multiple_of']}" if a.get("multiple_of", 1) > 1 else "")
-                    raise InputError(f"'{spec['name']}' axis '{a['name']}' = {size} must be {rule}")
-                first = seen.setdefault(a["name"], (spec["name"], size))
-                if first[1] != size:
-                    raise InputError(f"'{spec['name']}' axis '{a['name']}' = {size} but '{first[0]}' has {first[1]}; they must match")
-            elif size != shape[i]:
-                raise InputError(f"'{spec['name']}' axis {i} must be {shape[i]} {shape}, got {size}")
-        checked[spec["name"]] = array
-    return checked
+        if arrays[spec.name].dtype != np.dtype(spec.dtype):
+            raise InputError(f"'{spec.name}' must be {spec.dtype}, got {arrays[spec.name].dtype}")
+    try:
+        check_shared_axes(specs, {name: a.shape for name, a in arrays.items()}, "request")
+    except UsageError as exc:
+        raise InputError(str(exc)) from None
+    return arrays
 
 
 class Runtime:
     """`model(vision_features=x)` or `model(x)` -> {output name: numpy array}."""
 
-    def __init__(self, path: Path, record: dict[str, Any], run):
+    def __init__(self, path: Path, record: ArtifactRecord, run: Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]], notes: list[str]):
         self.path = path
-        self.manifest = record
-        self.inputs = record["inputs"]
-        self.outputs = record["outputs"]
+        self.record = record
+        self.inputs = record.inputs
+        self.outputs = record.outputs
+        self.notes = notes  # e.g. an artifact made for another target
         self._run = run
 
-    def __call__(self, *args, **kwargs) -> dict[str, np.ndarray]:
+    def __call__(self, *args: Any, **kwargs: Any) -> dict[str, np.ndarray]:
         if len(args) > len(self.inputs):
             raise InputError(f"{len(args)} positional inputs given; the artifact takes {len(self.inputs)}")
-        feeds = _validate(self.inputs, dict(zip((s["name"] for s in self.inputs), args)) | kwargs)
+        feeds = validate(self.inputs, dict(zip((s.name for s in self.inputs), args)) | kwargs)
         return self._run(feeds)
 
 
-def _onnx(path: Path, device: str) -> Runtime:
-    from ..exporter.parity import session as ort_session
-
-    record = manifest.read(path)
-    session = ort_session(path, device)  # run() is thread-safe
-    names = [o.name for o in session.get_outputs()]
-    return Runtime(path, record, lambda feeds: dict(zip(names, session.run(names, feeds))))
-
-
-def _engine(path: Path) -> Runtime:
-    from ..engines.runner import EngineRunner, read_sidecar
-
-    sidecar = read_sidecar(path)
-    runner = EngineRunner(path)
-    return Runtime(path, sidecar, lambda feeds: runner(**feeds))
+def target_notes(record: ArtifactRecord, runs_on: str) -> list[str]:
+    """Say when a variant made for one target runs on another (it works, but slower)."""
+    if record.target is None or record.target == runs_on:
+        return []
+    return [
+        f"{record.artifact} is a {record.precision} variant made for {record.target} (layers around the "
+        f"{record.precision} ones in {'fp16' if record.target == 'tensorrt' else 'fp32'}); on {runs_on} "
+        f"it runs slower than it could: make one with `mmexport quantize ... --target {runs_on}`"
+    ]
 
 
 def load(artifact: str | Path, device: str = "cpu") -> Runtime:
@@ -86,8 +73,17 @@ def load(artifact: str | Path, device: str = "cpu") -> Runtime:
     path = Path(artifact)
     if device not in ("cpu", "cuda"):
         raise UsageError(f"device must be cpu or cuda, not '{device}'")
-    if path.suffix in (".engine", ".plan"):
-        return _engine(path)
-    if path.suffix == ".onnx":
-        return _onnx(path, device)
-    raise UsageError(f"{path} is neither an .onnx nor an .engine made by mmexport")
+    kind_of(path)
+    record = read(path)
+    if record.kind == "engine":
+        from ..engines.runner import EngineRunner
+
+        runner = EngineRunner(path, record)
+        return Runtime(path, record, runner.run, [])
+    from ..parity import OrtRunner
+
+    ort_runner = OrtRunner(path, device)  # run() is thread-safe
+    notes = target_notes(record, "cpu" if device == "cpu" else "tensorrt")  # on a GPU, fp16 surroundings are right
+    for note in notes:
+        warnings.warn(note, TargetWarning, stacklevel=2)
+    return Runtime(path, record, ort_runner.run, notes)

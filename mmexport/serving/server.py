@@ -4,6 +4,7 @@ artifact through the runtime API, with dynamic batching, HTTP and gRPC, health e
 from __future__ import annotations
 
 import os
+import signal
 import sysconfig
 from pathlib import Path
 from typing import Callable
@@ -11,6 +12,7 @@ from typing import Callable
 import numpy as np
 
 from ..errors import UsageError
+from ..specs import TensorSpec
 from .runtime import Runtime, load
 from .triton import batch_limit
 
@@ -22,6 +24,20 @@ def _fix_libpython() -> None:
     paths = os.environ.get("LD_LIBRARY_PATH", "")
     if libdir and not paths.startswith(libdir):
         os.environ["LD_LIBRARY_PATH"] = f"{libdir}:{paths}" if paths else libdir
+
+
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
+
+
+def _stop_on_signals() -> None:
+    """Ctrl-C and SIGTERM stop the server. Set explicitly: a process started in the background
+    by a non-interactive shell inherits SIGINT as ignored, and Python then leaves it ignored."""
+    try:
+        signal.signal(signal.SIGINT, _interrupt)
+        signal.signal(signal.SIGTERM, _interrupt)
+    except ValueError:  # not the main thread: the caller owns the signals
+        pass
 
 
 def _infer_function(runtime: Runtime, batched: bool) -> Callable:
@@ -60,7 +76,7 @@ def serve(
         raise UsageError("`mmexport serve` needs PyTriton: pip install 'mmexport[serve]'") from exc
     runtime = load(artifact, device)
     name = name or Path(artifact).name.split(".")[0]
-    limit = batch_limit(runtime.manifest)
+    limit = batch_limit(runtime.record)
     batched = limit is not None
     if max_batch is not None and batched and not 1 <= max_batch <= limit:
         raise UsageError(f"--max-batch {max_batch} is outside what the artifact takes (1..{limit})")
@@ -68,10 +84,12 @@ def serve(
         raise UsageError("this artifact has no batch axis; --max-batch does not apply")
     max_batch = (max_batch or min(limit, 16)) if batched else 0
 
-    def tensors(specs):
-        return [Tensor(name=s["name"], dtype=np.dtype(s["dtype"]).type, shape=tuple(-1 if isinstance(d, str) else d for d in (s["shape"][1:] if batched else s["shape"]))) for s in specs]
+    def tensors(specs: list[TensorSpec]) -> list:
+        dims = [[-1 if isinstance(d, str) else d for d in s.labels()] for s in specs]
+        return [Tensor(name=s.name, dtype=np.dtype(s.dtype).type, shape=tuple(d[1:] if batched else d)) for s, d in zip(specs, dims)]
 
     _fix_libpython()
+    _stop_on_signals()
     config = TritonConfig(http_address=host, http_port=http_port, grpc_address=host, grpc_port=grpc_port, metrics_port=metrics_port)
     with Triton(config=config) as triton:
         triton.bind(
@@ -83,6 +101,8 @@ def serve(
             strict=True,
         )
         triton.run()
-        on_ready(f"serving '{name}' ({runtime.manifest['connector']}, {runtime.manifest.get('precision', 'fp32')}, max batch {max_batch}) "
+        for note in runtime.notes:
+            on_ready(f"note: {note}")
+        on_ready(f"serving '{name}' ({runtime.record.connector}, {runtime.record.precision}, max batch {max_batch}) "
                  f"on http://{host}:{http_port} and grpc {host}:{grpc_port}; ready at /v2/health/ready; Ctrl-C stops")
         triton.serve()

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Iterator, Sequence
+
 import numpy as np
 import onnx
-import onnxruntime as ort
 from onnx import helper
+
+from ..parity import ort_session
 
 WEIGHTED_OPS = ("MatMul", "Gemm", "Conv")
 
@@ -29,7 +32,7 @@ def weight_macs(model: onnx.ModelProto, node: onnx.NodeProto) -> int:
     return int(np.prod(dims))
 
 
-def run_with_outputs(model: onnx.ModelProto, names: list[str], samples: list[dict[str, np.ndarray]]):
+def run_with_outputs(model: onnx.ModelProto, names: Sequence[str], samples: Sequence[dict[str, np.ndarray]]) -> Iterator[dict[str, np.ndarray]]:
     """Yield the values of intermediate tensors `names` for each sample (fp32 ORT run)."""
     probe = onnx.ModelProto()
     probe.CopyFrom(model)
@@ -37,8 +40,24 @@ def run_with_outputs(model: onnx.ModelProto, names: list[str], samples: list[dic
     for name in names:
         if name not in existing:
             probe.graph.output.append(helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, None))
-    options = ort.SessionOptions()
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL  # keep the tensors we ask for
-    session = ort.InferenceSession(probe.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    session = ort_session(probe.SerializeToString(), optimize=False)  # keep the tensors we ask for
     for sample in samples:
         yield dict(zip(names, session.run(names, sample)))
+
+
+def opset_of(model: onnx.ModelProto) -> int:
+    return next(o.version for o in model.opset_import if o.domain in ("", "ai.onnx"))
+
+
+def node_inputs_of(model: onnx.ModelProto, tensor: str) -> list[onnx.NodeProto]:
+    """Nodes that read `tensor`."""
+    return [n for n in model.graph.node if tensor in n.input]
+
+
+def name_nodes(model: onnx.ModelProto) -> None:
+    """Give every node a unique name: precision passes choose and report nodes by name."""
+    seen: set[str] = set()
+    for i, node in enumerate(model.graph.node):
+        if not node.name or node.name in seen:
+            node.name = f"{node.op_type}_{i}"
+        seen.add(node.name)

@@ -1,0 +1,63 @@
+"""The Python API: one function per command; the CLI parses arguments, calls these and prints.
+
+    import mmexport
+    exported = mmexport.export("qformer", weights="blip2/", output="q.onnx")
+    variant = mmexport.quantize("q.onnx", "int8", mmexport.QuantizeOptions(calib="feats.npz"))
+    record, report = mmexport.check(variant.path)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from .bench import bench
+from .checking import check
+from .engines import BuildResult
+from .engines import build as build_engine
+from .exporter import ExportResult, export
+from .precisions import QuantizeOptions
+from .serving.runtime import load
+from .serving.server import serve
+from .serving.triton import write_repository as write_triton
+from .variants import VariantResult, quantize
+
+Step = Callable[[str], None]
+
+
+@dataclass
+class Made:
+    """What `make` produced: the gated fp32 export, its variant, and the engine if asked."""
+
+    exported: ExportResult
+    variant: VariantResult | None = None
+    engine: BuildResult | None = None
+
+    @property
+    def final(self) -> Path:
+        return (self.variant or self.exported).path
+
+
+def make(
+    connector: str,
+    precision: str = "fp32",
+    options: QuantizeOptions | None = None,
+    engine: dict[str, Any] | None = None,
+    step: Step = lambda message: None,
+    **export_args: Any,
+) -> Made:
+    """Export, then the variant (`precision` other than fp32), then the engine (`engine`
+    holds build_engine's keyword arguments): the one-shot forms of `onnx` and `trt`."""
+    made = Made(export(connector, step=step, **export_args))
+    if precision != "fp32":
+        made.variant = quantize(made.exported.path, precision, options, weights=export_args.get("weights"), step=step)
+    if engine is not None:
+        made.engine = build_engine(made.final, **engine)
+    return made
+
+
+__all__ = [
+    "BuildResult", "ExportResult", "Made", "QuantizeOptions", "VariantResult",
+    "bench", "build_engine", "check", "export", "load", "make", "quantize", "serve", "write_triton",
+]

@@ -1,0 +1,71 @@
+"""The one parity engine: a candidate runner against a reference runner on named cases.
+The export gate, `check` on every artifact kind, the variant gates and bench all use it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import numpy as np
+
+from ..errors import MmexportError, UsageError
+from ..specs import Tolerance
+from .metrics import compare
+from .report import ParityReport, ParityRow
+from .runners import Feeds, Runner
+
+
+@dataclass
+class Case:
+    """One set of inputs; the reference's outputs are computed once and kept (a search
+    gates many candidates on the same cases)."""
+
+    sizes: dict[str, int]
+    feeds: Feeds
+    expected: dict[str, np.ndarray] | None = None
+
+
+def cases_at_shapes(connector: Any, config: Any, shapes: Sequence[dict[str, int]]) -> list[Case]:
+    """Seeded random inputs (not the export example) at each shape; rebuilt identically by `check`."""
+    cases = []
+    for i, sizes in enumerate(shapes):
+        tensors = connector.dummy_inputs(config, sizes, seed=1 + i)
+        cases.append(Case(dict(sizes), {k: v.numpy() for k, v in tensors.items()}))
+    return cases
+
+
+def cases_from_samples(connector: Any, config: Any, samples: Sequence[Feeds]) -> list[Case]:
+    return [Case(connector.sizes_of(config, sample), dict(sample)) for sample in samples]
+
+
+def _check_signatures(candidate: Runner, reference: Runner) -> None:
+    if sorted(candidate.input_names) != sorted(reference.input_names):
+        raise MmexportError(
+            f"the artifact's inputs ({', '.join(candidate.input_names)}) are not the reference's "
+            f"({', '.join(reference.input_names)}); re-export it"
+        )
+    if candidate.output_names != reference.output_names:
+        raise MmexportError(
+            f"the artifact's outputs ({', '.join(candidate.output_names)}) are not the reference's "
+            f"({', '.join(reference.output_names)}); re-export it"
+        )
+
+
+def run_gate(
+    candidate: Runner, reference: Runner, cases: Sequence[Case], tolerance: Tolerance, inputs: str = "random inputs at the parity shapes"
+) -> ParityReport:
+    """Compare every output on every case; an empty comparison is an error, never a pass."""
+    if not cases:
+        raise UsageError("no parity case to run (no shape fits the artifact); pass --shape within its ranges")
+    _check_signatures(candidate, reference)
+    report = ParityReport(tolerance=tolerance, provider=candidate.description, reference=f"fp32 {reference.description}", inputs=inputs)
+    for case in cases:
+        if case.expected is None:
+            case.expected = reference.run(case.feeds)
+        actual = candidate.run(case.feeds)
+        missing = [name for name in reference.output_names if name not in actual]
+        if missing:
+            raise MmexportError(f"{candidate.description} returned no output '{missing[0]}'")
+        for name in reference.output_names:
+            report.rows.append(ParityRow.of(case.sizes, name, compare(actual[name], case.expected[name]), tolerance))
+    return report

@@ -1,0 +1,87 @@
+"""The result of a parity gate: one row per output and case, the tolerance it was held to."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from ..specs import Tolerance
+from .metrics import Metrics
+
+
+@dataclass
+class ParityRow:
+    shape: dict[str, int]
+    output: str
+    max_abs: float
+    max_rel: float
+    cosine: float
+    token_cosine_p1: float
+    passed: bool
+
+    @classmethod
+    def of(cls, shape: dict[str, int], output: str, metrics: Metrics, tolerance: Tolerance) -> "ParityRow":
+        passed = tolerance.passes(metrics.max_rel, metrics.cosine, metrics.token_cosine_p1)
+        return cls(dict(shape), output, metrics.max_abs, metrics.max_rel, metrics.cosine, metrics.token_cosine_p1, passed)
+
+
+@dataclass
+class ParityReport:
+    tolerance: Tolerance
+    provider: str  # what ran the candidate (ONNX Runtime provider, TensorRT flavor)
+    reference: str = "fp32 PyTorch"
+    inputs: str = "random inputs at the parity shapes"
+    rows: list[ParityRow] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return bool(self.rows) and all(r.passed for r in self.rows)
+
+    @property
+    def worst_cosine(self) -> float:
+        return min(r.cosine for r in self.rows)
+
+    @property
+    def worst_rel(self) -> float:
+        return max(r.max_rel for r in self.rows)
+
+    @property
+    def worst_token_cosine(self) -> float:
+        return min(r.token_cosine_p1 for r in self.rows)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "passed": self.passed,
+            "provider": self.provider,
+            "reference": self.reference,
+            "inputs": self.inputs,
+            "tolerance": self.tolerance.to_json(),
+            "rows": [{k: _finite(v) for k, v in asdict(r).items()} for r in self.rows],
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "ParityReport":
+        rows = [ParityRow(**{k: (float("inf") if v is None else v) for k, v in row.items()}) for row in data.get("rows", [])]
+        return cls(Tolerance.from_json(data["tolerance"]), data["provider"], data.get("reference", ""), data.get("inputs", ""), rows)
+
+    def failure(self) -> str:
+        """One line saying by how much the worst row missed."""
+        bad = [r for r in self.rows if not r.passed]
+        if not bad:
+            return "parity passed"
+        worst = min(bad, key=lambda r: (r.cosine, r.token_cosine_p1))
+        shape = ", ".join(f"{k}={v}" for k, v in worst.shape.items())
+        tol = self.tolerance
+        limit = "not gated" if tol.max_rel is None else f"limit {tol.max_rel:.3g}"
+        token = "not gated" if tol.min_token_cosine is None else f"limit {tol.min_token_cosine}"
+        return (
+            f"parity failed for {len(bad)} of {len(self.rows)} checks; worst: output '{worst.output}' at {shape}: "
+            f"max_rel {worst.max_rel:.3g} ({limit}), cosine {worst.cosine:.7f} (limit {tol.min_cosine}), "
+            f"token cosine p1 {worst.token_cosine_p1:.5f} ({token})"
+        )
+
+
+def _finite(value: Any) -> Any:
+    """JSON has no Infinity/NaN: a non-finite metric is written as null."""
+    return None if isinstance(value, float) and not math.isfinite(value) else value

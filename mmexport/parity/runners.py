@@ -1,0 +1,98 @@
+"""What a parity gate compares: anything that maps named inputs to named outputs. PyTorch
+modules, ONNX Runtime sessions and TensorRT engines (engines/runner.py) all fit."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Protocol, Sequence
+
+import numpy as np
+import onnxruntime as ort
+import torch
+from torch import nn
+
+from ..errors import UsageError
+
+PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider"}
+ORT_TYPES = {
+    "tensor(float)": np.float32,
+    "tensor(float16)": np.float16,
+    "tensor(int64)": np.int64,
+    "tensor(int32)": np.int32,
+    "tensor(bool)": np.bool_,
+}
+Feeds = dict[str, np.ndarray]
+
+
+class Runner(Protocol):
+    description: str  # what runs it, for reports
+    input_names: list[str]
+    output_names: list[str]
+
+    def run(self, feeds: Feeds) -> dict[str, np.ndarray]: ...
+
+
+def ort_session(
+    model: str | Path | bytes, device: str = "cpu", threads: int | None = None, optimize: bool = True
+) -> ort.InferenceSession:
+    """The one place ONNX Runtime sessions are made (gates, runtime, bench, calibration)."""
+    if device not in PROVIDERS:
+        raise UsageError(f"unknown device '{device}'; choose one of: {', '.join(PROVIDERS)}")
+    provider = PROVIDERS[device]
+    if provider not in ort.get_available_providers():
+        raise UsageError(f"ONNX Runtime here has no {provider}; install onnxruntime-gpu or use --device cpu")
+    options = ort.SessionOptions()
+    options.log_severity_level = 3  # ORT warns about fp16 constant folding on CPU; the gate's numbers are what count
+    if threads:
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+    if not optimize:
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL  # keep intermediate tensors
+    source = model if isinstance(model, bytes) else str(model)
+    return ort.InferenceSession(source, options, providers=[provider])
+
+
+class OrtRunner:
+    """An ONNX Runtime session; feeds are cast to the graph's input types (fp16 I/O)."""
+
+    def __init__(self, model: str | Path | bytes | ort.InferenceSession, device: str = "cpu", threads: int | None = None):
+        self.session = model if isinstance(model, ort.InferenceSession) else ort_session(model, device, threads)
+        self.description = self.session.get_providers()[0]
+        self.input_names = [i.name for i in self.session.get_inputs()]
+        self.output_names = [o.name for o in self.session.get_outputs()]
+        self.input_types = {i.name: ORT_TYPES[i.type] for i in self.session.get_inputs()}
+
+    def run(self, feeds: Feeds) -> dict[str, np.ndarray]:
+        cast = {k: np.asarray(v).astype(self.input_types[k], copy=False) for k, v in feeds.items()}
+        return dict(zip(self.output_names, self.session.run(self.output_names, cast)))
+
+
+class TorchRunner:
+    """A PyTorch module whose positional inputs are the connector's inputs, in order."""
+
+    description = "PyTorch"
+
+    def __init__(self, module: nn.Module, input_names: Sequence[str], output_names: Sequence[str], device: str = "cpu"):
+        self.module = module
+        self.input_names = list(input_names)
+        self.output_names = list(output_names)
+        self.device = device
+
+    def run(self, feeds: Feeds) -> dict[str, np.ndarray]:
+        tensors = [_tensor(feeds[name]).to(self.device) for name in self.input_names]
+        with torch.inference_mode():
+            outputs = self.module(*tensors)
+        outputs = outputs if isinstance(outputs, (tuple, list)) else (outputs,)
+        return {name: _numpy(value) for name, value in zip(self.output_names, outputs)}
+
+
+def _tensor(array: Any) -> torch.Tensor:
+    array = np.asarray(array)
+    if array.dtype.kind == "f":
+        array = array.astype(np.float32, copy=False)
+    return torch.from_numpy(np.require(array, requirements=["C", "W"]))  # copies only read-only or strided arrays
+
+
+def _numpy(value: torch.Tensor) -> np.ndarray:
+    value = value.detach().cpu()
+    return value.float().numpy() if value.is_floating_point() else value.numpy()

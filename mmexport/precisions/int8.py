@@ -1,0 +1,28 @@
+"""INT8: symmetric per-tensor activations and per-channel weights on the inputs of weighted
+MatMul/Gemm/Conv, SmoothQuant folded in, ranges and fallback found by the search."""
+
+from __future__ import annotations
+
+from ..specs import Tolerance
+from . import qdq
+from .base import Made, Precision, VariantJob
+from .search import Search
+
+ALPHAS = (0.5, 0.65, 0.8, 0.0)  # SmoothQuant strengths tried in turn; 0: no smoothing
+METHODS = ("minmax", "mse")  # min-max keeps the tokens that carry the energy; MSE clips per tensor
+
+
+def make(job: VariantJob) -> Made:
+    methods = [job.options.method] if job.options.method else list(METHODS)
+    alphas = [job.options.smooth] if job.options.smooth is not None else list(ALPHAS)
+    return Search(job, qdq.INT8, methods, alphas).run()
+
+
+PRECISION = Precision(
+    name="int8",
+    summary="calibrated int8 Q/DQ on weighted layers, the rest fp16 (TensorRT) or fp32 (--target cpu)",
+    needs_calibration=True,
+    tolerance=lambda connector: Tolerance(max_rel=None, min_cosine=0.995 if connector.attention else 0.999, min_token_cosine=0.99),
+    make=make,
+    quantized=True,
+)

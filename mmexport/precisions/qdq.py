@@ -1,0 +1,136 @@
+"""Explicit quantization placed where TensorRT documents it (and NVIDIA's ModelOpt puts it):
+a QuantizeLinear/DequantizeLinear pair on the activation input of each chosen weighted
+MatMul/Gemm/Conv (per-tensor scale, zero point 0) and a DequantizeLinear on its weight
+(stored quantized, per-output-channel scales). Nothing on outputs: a Q/DQ there clips the
+result to the calibration range (measured: cosine 0.99974 -> 0.9989 on LLaVA-1.5's MLP).
+
+Written here rather than with ONNX Runtime's quantize_static, which adds output Q/DQ pairs
+when it sees fit and int32 bias dequantization that TensorRT's parser rejects."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import ml_dtypes
+import numpy as np
+import onnx
+from onnx import helper, numpy_helper
+
+from .graph import initializers, opset_of
+
+MIN_OPSET = 19  # float8 types, and DequantizeLinear straight to fp16 scales
+
+
+@dataclass(frozen=True)
+class QuantFormat:
+    name: str  # "int8", "fp8"
+    onnx_type: int
+    max_value: float  # the largest representable magnitude the range maps to
+    levels: int  # uniform steps from 0 to max (range methods that model rounding noise)
+    cast: Callable[[np.ndarray], np.ndarray]  # scaled fp32 values -> stored type
+
+    def zero_point(self, name: str) -> onnx.TensorProto:
+        return numpy_helper.from_array(self.cast(np.zeros((), dtype=np.float32)), name)
+
+
+INT8 = QuantFormat("int8", onnx.TensorProto.INT8, 127.0, 127, lambda x: np.clip(np.round(x), -127, 127).astype(np.int8))
+FP8_E4M3 = QuantFormat(
+    "fp8", onnx.TensorProto.FLOAT8E4M3FN, 448.0, 127, lambda x: np.clip(x, -448.0, 448.0).astype(ml_dtypes.float8_e4m3fn)
+)
+
+
+def weight_axis(node: onnx.NodeProto) -> int:
+    """The weight's output-channel axis: MatMul [K, N] -> 1; Conv [O, I, kh, kw] -> 0;
+    Gemm [K, N] -> 1, or [N, K] -> 0 with transB."""
+    if node.op_type == "Conv":
+        return 0
+    if node.op_type == "Gemm":
+        trans_b = next((a.i for a in node.attribute if a.name == "transB"), 0)
+        return 0 if trans_b else 1
+    return 1
+
+
+def _quantized_weight(weight: np.ndarray, axis: int, fmt: QuantFormat) -> tuple[np.ndarray, np.ndarray]:
+    reduce = tuple(i for i in range(weight.ndim) if i != axis)
+    amax = np.abs(weight).max(axis=reduce)
+    scale = (np.maximum(amax, 1e-12) / fmt.max_value).astype(np.float32)
+    shape = [1] * weight.ndim
+    shape[axis] = -1
+    return fmt.cast(weight / scale.reshape(shape)), scale
+
+
+def insert(model: onnx.ModelProto, nodes: list[onnx.NodeProto], activation_amax: dict[str, float], fmt: QuantFormat) -> onnx.ModelProto:
+    """A copy of `model` (opset >= 19) with `nodes` quantized; `activation_amax` gives the
+    range of each node's activation input. Shared inputs (q/k/v projections) share one pair."""
+    out = onnx.ModelProto()
+    out.CopyFrom(model)
+    if opset_of(out) < MIN_OPSET:
+        out = onnx.version_converter.convert_version(out, MIN_OPSET)
+    chosen = {n.name for n in nodes}
+    targets = [n for n in out.graph.node if n.name in chosen]
+    weights = initializers(out)
+    graph = out.graph
+    new_nodes: list[tuple[str, onnx.NodeProto]] = []  # (insert before this node, node)
+    activations: dict[str, str] = {}
+    dequantized: dict[tuple[str, int], str] = {}  # a weight shared by two nodes is stored once
+    for node in targets:
+        x, w, axis = node.input[0], node.input[1], weight_axis(node)
+        if x not in activations:
+            activations[x] = _activation_pair(graph, x, activation_amax[x], fmt, node.name, new_nodes)
+        if (w, axis) not in dequantized:
+            dequantized[(w, axis)] = _weight_dequant(graph, weights[w], axis, fmt, node.name, new_nodes)
+        node.input[0], node.input[1] = activations[x], dequantized[(w, axis)]
+    _place(graph, new_nodes)
+    _drop_unused_initializers(graph)
+    return out
+
+
+def _activation_pair(graph: onnx.GraphProto, x: str, amax: float, fmt: QuantFormat, before: str, new_nodes: list) -> str:
+    base = _safe(x)
+    scale = numpy_helper.from_array(np.array(max(amax, 1e-12) / fmt.max_value, dtype=np.float32), f"{base}_act_scale")
+    zero = fmt.zero_point(f"{base}_act_zero")
+    graph.initializer.extend([scale, zero])
+    quantized, dequantized = f"{base}_q", f"{base}_dq"
+    new_nodes.append((before, helper.make_node("QuantizeLinear", [x, scale.name, zero.name], [quantized], name=f"{base}_QuantizeLinear")))
+    new_nodes.append((before, helper.make_node("DequantizeLinear", [quantized, scale.name, zero.name], [dequantized], name=f"{base}_DequantizeLinear")))
+    return dequantized
+
+
+def _weight_dequant(graph: onnx.GraphProto, weight: onnx.TensorProto, axis: int, fmt: QuantFormat, before: str, new_nodes: list) -> str:
+    base = _safe(weight.name)
+    stored, scale = _quantized_weight(numpy_helper.to_array(weight).astype(np.float32), axis, fmt)
+    tensors = [
+        numpy_helper.from_array(stored, f"{base}_quantized"),
+        numpy_helper.from_array(scale, f"{base}_scale"),
+        numpy_helper.from_array(fmt.cast(np.zeros(scale.shape, dtype=np.float32)), f"{base}_zero"),
+    ]
+    graph.initializer.extend(tensors)
+    output = f"{base}_dequantized"
+    node = helper.make_node("DequantizeLinear", [t.name for t in tensors], [output], name=f"{base}_DequantizeLinear", axis=axis)
+    new_nodes.append((before, node))
+    return output
+
+
+def _place(graph: onnx.GraphProto, new_nodes: list[tuple[str, onnx.NodeProto]]) -> None:
+    """Each new node goes right before the node that needs it: producers come earlier."""
+    by_target: dict[str, list[onnx.NodeProto]] = {}
+    for target, node in new_nodes:
+        by_target.setdefault(target, []).append(node)
+    ordered = []
+    for node in graph.node:
+        ordered.extend(by_target.get(node.name, []))
+        ordered.append(node)
+    del graph.node[:]
+    graph.node.extend(ordered)
+
+
+def _drop_unused_initializers(graph: onnx.GraphProto) -> None:
+    used = {name for node in graph.node for name in node.input} | {o.name for o in graph.output}
+    kept = [t for t in graph.initializer if t.name in used]
+    del graph.initializer[:]
+    graph.initializer.extend(kept)
+
+
+def _safe(name: str) -> str:
+    return name.replace("/", "_").replace(":", "_").strip("_") or "t"

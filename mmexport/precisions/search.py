@@ -1,0 +1,188 @@
+"""The calibration search shared by the Q/DQ precisions (int8, fp8): SmoothQuant alpha and
+range method first, then a higher-precision fallback ranked by each layer's measured effect
+on the output. Candidates are scored on search samples; the first that passes there is put
+to the gate (held-out samples), and the search stops at the first that passes the gate."""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from typing import Any
+
+import onnx
+
+from ..parity import ParityReport
+from ..specs import Tolerance
+from . import qdq, ranges
+from .base import Made, VariantJob
+from .fp16_graph import to_fp16
+from .graph import weight_macs, weighted_nodes
+from .smoothquant import smooth
+
+MAX_KEPT_SHARE = 0.5
+ALTERNATIVES = {"int8": "--precision fp8 (Ada, Hopper, Blackwell) or fp16", "fp8": "--precision fp16"}  # of weight MACs: past this, low precision no longer pays; refuse instead
+
+
+def shortfall(report: ParityReport, tolerance: Tolerance) -> float:
+    """How far the worst case is from passing, in units of each limit's distance to 1
+    (<= 0: passes). Comparable across candidates, whichever limit binds."""
+    gaps = [(tolerance.min_cosine - report.worst_cosine) / max(1 - tolerance.min_cosine, 1e-12)]
+    if tolerance.min_token_cosine is not None:
+        gaps.append((tolerance.min_token_cosine - report.worst_token_cosine) / max(1 - tolerance.min_token_cosine, 1e-12))
+    if tolerance.max_rel is not None:
+        gaps.append(report.worst_rel / tolerance.max_rel - 1)
+    return max(gaps)
+
+
+@dataclass
+class Base:
+    """The fp32 graph after smoothing with one alpha, and the range of each quantizable input."""
+
+    alpha: float
+    model: onnx.ModelProto
+    amax: dict[str, float]
+    histograms: dict[str, ranges.Histogram] | None = None
+
+
+@dataclass
+class Candidate:
+    base: Base
+    method: str
+    kept: dict[str, str]  # node -> why it stays in higher precision
+    model: onnx.ModelProto
+    score: ParityReport
+
+    def summary(self, tolerance: Tolerance) -> dict[str, Any]:
+        return {
+            "smooth_alpha": self.base.alpha or None, "method": self.method, "kept": len(self.kept),
+            "cosine": round(self.score.worst_cosine, 6), "token_cosine_p1": round(self.score.worst_token_cosine, 5),
+            "passed": self.score.passed,
+        }
+
+
+class Search:
+    def __init__(self, job: VariantJob, fmt: qdq.QuantFormat, methods: list[str], alphas: list[float]):
+        self.job, self.fmt, self.methods, self.alphas = job, fmt, methods, alphas
+        self.nodes = weighted_nodes(job.source)
+        axes = {n.input[0]: (1 if n.op_type == "Conv" else -1) for n in self.nodes}
+        job.step(f"measuring activation ranges on {len(job.fit)} samples")
+        self.channel_amax = ranges.channel_amax(job.source, axes, job.fit)
+        self.tried: list[Candidate] = []
+
+    def base(self, alpha: float) -> Base:
+        model = copy.deepcopy(self.job.source)
+        smoothed = smooth(model, self.channel_amax, alpha) if alpha else {}
+        amax = {n.input[0]: smoothed.get(n.input[0]) or float(self.channel_amax[n.input[0]].max()) for n in weighted_nodes(model)}
+        return Base(alpha, model, amax)
+
+    def ranges_for(self, base: Base, method: str) -> dict[str, float]:
+        if method == "minmax":
+            return dict(base.amax)
+        if base.histograms is None:
+            self.job.step(f"histograms of {len(base.amax)} activations")
+            base.histograms = ranges.histograms(base.model, base.amax, self.job.fit)
+        pct = self.job.options.percentile
+        return {name: ranges.choose_amax(h, method, self.fmt.levels, pct) for name, h in base.histograms.items()}
+
+    def finish(self, model: onnx.ModelProto) -> onnx.ModelProto:
+        """The surroundings: fp16 for TensorRT, fp32 for ONNX Runtime's CPU provider."""
+        if self.job.high_precision == "fp16":
+            return to_fp16(model, self.job.options.io == "fp16")
+        return model
+
+    def candidate(self, base: Base, method: str, kept: dict[str, str]) -> Candidate:
+        self.job.step(f"{self.fmt.name}: alpha {base.alpha or 'off'}, {method} ranges, {len(kept)} layers kept in {self.job.high_precision}")
+        nodes = [n for n in weighted_nodes(base.model) if n.name not in kept]
+        model = self.finish(qdq.insert(base.model, nodes, self.ranges_for(base, method), self.fmt))
+        found = Candidate(base, method, kept, model, self.job.score(model))
+        self.tried.append(found)
+        return found
+
+    def accept(self, candidate: Candidate) -> ParityReport | None:
+        """The gate's report when the candidate passes the search samples and then the gate."""
+        if not candidate.score.passed:
+            return None
+        report = self.job.gate(candidate.model)
+        return report if report.passed else None
+
+    def run(self) -> Made:
+        best: Candidate | None = None
+        for alpha in self.alphas:
+            base = self.base(alpha)
+            for method in self.methods:
+                found = self.candidate(base, method, {})
+                if (report := self.accept(found)) is not None:
+                    return self.made(found, report)
+                if best is None or self.worse(best, found):
+                    best = found
+        assert best is not None
+        return self.fall_back(best)
+
+    def worse(self, a: Candidate, b: Candidate) -> bool:
+        return shortfall(a.score, self.job.tolerance) > shortfall(b.score, self.job.tolerance)
+
+    def fall_back(self, best: Candidate) -> Made:
+        """Keep layers in higher precision, most helpful first (1, 2, 4, ...), within MAX_KEPT_SHARE."""
+        macs = {n.name: weight_macs(self.job.source, n) for n in self.nodes}
+        total, budget = sum(macs.values()) or 1, 0
+        eligible: list[tuple[str, str]] = []
+        for name, before, after in self.rank_by_effect(best):
+            if (budget + macs[name]) / total > MAX_KEPT_SHARE:
+                continue
+            budget += macs[name]
+            eligible.append((name, (
+                f"kept in {self.job.high_precision}: quantizing every layer but this one scores cosine "
+                f"{after[0]:.6f} / token p1 {after[1]:.5f} on the search samples, against {before[0]:.6f} / {before[1]:.5f}"
+            )))
+        sizes = [n for n in (1, 2, 4, 8, 16, 32, 64) if n < len(eligible)] + [len(eligible)] if eligible else []
+        for size in sizes:  # keep 1, 2, 4 ... of the most helpful layers, then all that fit
+            found = self.candidate(best.base, best.method, dict(best.kept) | dict(eligible[:size]))
+            if (report := self.accept(found)) is not None:
+                return self.made(found, report)
+            best = found if self.worse(best, found) else best
+        return self.refuse(best)
+
+    def rank_by_effect(self, best: Candidate) -> list[tuple[str, tuple[float, float], tuple[float, float]]]:
+        """Each layer's end-to-end effect: the search score with only it left unquantized."""
+        self.job.step(f"ranking {len(self.nodes)} layers by their effect on the output")
+        before = (best.score.worst_cosine, best.score.worst_token_cosine)
+        effects = []
+        for node in self.nodes:
+            trial = self.candidate(best.base, best.method, dict(best.kept) | {node.name: "ranking"})
+            self.tried.pop()  # a measurement, not a candidate
+            effects.append((shortfall(trial.score, self.job.tolerance), node.name, (trial.score.worst_cosine, trial.score.worst_token_cosine)))
+        effects.sort()
+        return [(name, before, after) for _, name, after in effects if name not in best.kept]
+
+    def details(self, chosen: Candidate) -> dict[str, Any]:
+        nodes = weighted_nodes(self.job.source)
+        total = sum(weight_macs(self.job.source, n) for n in nodes) or 1
+        low = sum(weight_macs(self.job.source, n) for n in nodes if n.name not in chosen.kept)
+        return {
+            "format": self.fmt.name,
+            "method": chosen.method,
+            "percentile": self.job.options.percentile if chosen.method == "percentile" else None,
+            "smooth_alpha": chosen.base.alpha or None,
+            "high_precision": self.job.high_precision,
+            "quantized_layers": len(nodes) - len(chosen.kept),
+            "quantized_mac_share": round(low / total, 4),
+            "kept": chosen.kept,
+            "placement": "Q/DQ on the activation and weight inputs of weighted MatMul/Gemm/Conv only",
+            "search": [c.summary(self.job.tolerance) for c in self.tried],
+        }
+
+    def made(self, chosen: Candidate, report: ParityReport) -> Made:
+        details = self.details(chosen) | {"chosen": "the first candidate that passed on the search samples and then the gate"}
+        return Made(chosen.model, report, details)
+
+    def refuse(self, best: Candidate) -> Made:
+        report = self.job.gate(best.model)
+        if best.base.histograms is None:
+            best.base.histograms = ranges.histograms(best.base.model, best.base.amax, self.job.fit)
+        widest, hist = max(best.base.histograms.items(), key=lambda item: ranges.spread(item[1]))
+        reason = (
+            f"{self.fmt.name} found no variant that passes: the best one {report.failure()}; the widest activation "
+            f"is '{widest}' (max |x| {hist.amax:.4g} is {ranges.spread(hist):.0f}x its 99.9th percentile), "
+            f"too wide for one per-tensor scale; try {ALTERNATIVES[self.fmt.name]}"
+        )
+        return Made(best.model, report, self.details(best) | {"chosen": None}, refusal=reason)

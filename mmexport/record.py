@@ -1,0 +1,209 @@
+"""The artifact record: one typed JSON file beside every artifact (`NAME.onnx.json`,
+`NAME.engine.json`) holding everything the next stage needs, so no stage guesses."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import platform
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from .errors import UsageError
+from .specs import TensorSpec, Tolerance
+
+FORMAT = "mmexport.artifact/2"
+OLDER_FORMATS = ("mmexport.manifest/1", "mmexport.engine/1")
+KINDS = ("onnx", "engine")
+TOOLS = ("mmexport", "torch", "onnx", "onnxscript", "onnxruntime", "tensorrt", "tensorrt_rtx", "transformers")
+
+
+def record_path(artifact: str | Path) -> Path:
+    """Where an artifact's record lives: beside it, with `.json` appended."""
+    return Path(str(artifact) + ".json")
+
+
+def kind_of(path: Path) -> str:
+    """The artifact kind a file name implies (the record then says for sure)."""
+    if path.suffix == ".onnx":
+        return "onnx"
+    if path.suffix in (".engine", ".plan"):
+        return "engine"
+    raise UsageError(f"{path} is neither an .onnx nor an .engine made by mmexport")
+
+
+@dataclass
+class WeightsRecord:
+    """Where the connector's weights came from; `check` rebuilds the reference from this."""
+
+    source: str = "random"  # "random" (seeded) or "checkpoint"
+    seed: int | None = 0
+    path: str | None = None
+    layout: str | None = None
+    digest: str | None = None
+    ignored_keys: int | None = None
+    layer: int | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {k: v for k, v in dataclasses.asdict(self).items() if v is not None}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "WeightsRecord":
+        return cls(**{f.name: data.get(f.name) for f in dataclasses.fields(cls)})
+
+
+@dataclass
+class HeldOut:
+    """The samples a variant's gate ran on, kept beside it so `check` reruns the same gate."""
+
+    file: str  # name of the .npz beside the artifact
+    sha256: str
+    samples: int
+
+    def to_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "HeldOut":
+        return cls(str(data["file"]), str(data["sha256"]), int(data["samples"]))
+
+
+@dataclass
+class EngineInfo:
+    """What a TensorRT build made: flavor, version, targets and one profile per entry."""
+
+    flavor: str
+    tensorrt_version: str
+    targets: list[str]
+    built_on: str | None
+    profiles: list[dict[str, dict[str, list[int]]]]  # [{input: {"min", "opt", "max"}}]
+    builder: dict[str, Any]
+    build_seconds: float
+    engine_bytes: int
+
+    def to_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "EngineInfo":
+        return cls(**{f.name: data[f.name] for f in dataclasses.fields(cls)})
+
+
+@dataclass
+class ArtifactRecord:
+    kind: str  # "onnx" or "engine"
+    artifact: str  # file name, beside the record
+    connector: str
+    preset: str
+    config: dict[str, Any]
+    weights: WeightsRecord
+    inputs: list[TensorSpec]
+    outputs: list[TensorSpec]
+    precision: str = "fp32"
+    target: str | None = None  # what a variant was made for ("tensorrt", "cpu"); None: any
+    opset: int | None = None
+    external_data: str | None = None
+    sha256: str | None = None  # of the artifact file
+    tolerance: Tolerance | None = None  # what the artifact was gated at; `check` starts from it
+    parity: dict[str, Any] | None = None  # the gate's report (parity.ParityReport.to_json)
+    heldout: HeldOut | None = None
+    quantization: dict[str, Any] | None = None  # what the precision plug-in chose and why
+    source: dict[str, Any] | None = None  # the artifact this one was made from: name, sha256, precision
+    size_ratio_vs_fp32: float | None = None
+    engine: EngineInfo | None = None
+    model: dict[str, Any] | None = None  # a Hugging Face folder's model_type and settings
+    tools: dict[str, str] = field(default_factory=lambda: tool_versions())
+    created: str = field(default_factory=lambda: now())
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def gate_passed(self) -> bool | None:
+        return None if self.parity is None else bool(self.parity.get("passed"))
+
+    def derive(self, **changes: Any) -> "ArtifactRecord":
+        """A record for an artifact made from this one: new tools and time, the rest kept."""
+        return dataclasses.replace(self, tools=tool_versions(), created=now(), **changes)
+
+    def to_json(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"format": FORMAT}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if f.name in ("inputs", "outputs"):
+                value = [s.to_json() for s in value]
+            elif hasattr(value, "to_json"):
+                value = value.to_json()
+            data[f.name] = value
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "ArtifactRecord":
+        values = {f.name: data[f.name] for f in dataclasses.fields(cls) if f.name in data}
+        values["weights"] = WeightsRecord.from_json(data["weights"])
+        values["inputs"] = [TensorSpec.from_json(s) for s in data["inputs"]]
+        values["outputs"] = [TensorSpec.from_json(s) for s in data["outputs"]]
+        values["heldout"] = HeldOut.from_json(data["heldout"]) if data.get("heldout") else None
+        values["engine"] = EngineInfo.from_json(data["engine"]) if data.get("engine") else None
+        values["tolerance"] = Tolerance.from_json(data["tolerance"]) if data.get("tolerance") else None
+        return cls(**values)
+
+    def write(self, path: Path) -> None:
+        path.write_text(json.dumps(self.to_json(), indent=2) + "\n")
+
+
+REQUIRED = ("kind", "artifact", "connector", "preset", "config", "weights", "inputs", "outputs")
+
+
+def read(artifact: str | Path, kind: str | None = None) -> ArtifactRecord:
+    """The record beside `artifact`, with one clear error for a missing, broken, older or
+    foreign file, or one that describes another kind of artifact."""
+    artifact = Path(artifact)
+    if not artifact.is_file():
+        raise UsageError(f"artifact not found: {artifact}")
+    path = record_path(artifact)
+    if not path.is_file():
+        raise UsageError(f"no manifest beside {artifact} (expected {path.name}); was it made by mmexport?")
+    try:
+        data = json.loads(path.read_text())
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise UsageError(f"manifest {path} is not valid JSON ({exc}); re-export the artifact") from exc
+    found = data.get("format") if isinstance(data, dict) else None
+    if found in OLDER_FORMATS:
+        raise UsageError(f"{path} was written by an older mmexport (format {found}); re-export the artifact with this version")
+    if found != FORMAT:
+        raise UsageError(f"{path} is not an mmexport manifest (format {FORMAT} expected); re-export the artifact")
+    missing = [key for key in REQUIRED if key not in data]
+    if missing:
+        raise UsageError(f"manifest {path} lacks '{missing[0]}'; re-export the artifact")
+    try:
+        record = ArtifactRecord.from_json(data)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise UsageError(f"manifest {path} is malformed ({exc}); re-export the artifact") from exc
+    if record.kind not in KINDS or (kind is not None and record.kind != kind):
+        raise UsageError(f"{artifact} is a '{record.kind}' artifact; this step takes a '{kind}' artifact")
+    return record
+
+
+def tool_versions() -> dict[str, str]:
+    versions = {"python": platform.python_version()}
+    for name in TOOLS:
+        try:
+            versions[name] = metadata.version(name.replace("_", "-"))
+        except metadata.PackageNotFoundError:
+            continue
+    return versions
+
+
+def file_sha256(path: Path) -> str:
+    sha = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            sha.update(block)
+    return "sha256:" + sha.hexdigest()
+
+
+def now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")

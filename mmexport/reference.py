@@ -1,0 +1,104 @@
+"""The fp32 PyTorch reference an artifact is checked against: resolved from a connector name,
+preset and weights at export, and rebuilt from the artifact's record afterwards."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from torch import nn
+
+from . import connectors
+from .connectors import Connector
+from .connectors.loading import ConnectorWeights, build_module, load_weights
+from .errors import UsageError
+from .parity import Case, TorchRunner, cases_at_shapes
+from .record import ArtifactRecord, WeightsRecord
+
+
+@dataclass
+class Reference:
+    connector: Connector
+    preset: str
+    config: Any
+    weights: ConnectorWeights | None
+    warnings: list[str] = field(default_factory=list)
+    _module: nn.Module | None = None
+
+    @property
+    def module(self) -> nn.Module:
+        if self._module is None:
+            self._module = build_module(self.connector, self.config, self.weights)
+        return self._module
+
+    def runner(self) -> TorchRunner:
+        names = [s.name for s in self.connector.outputs(self.config)]
+        return TorchRunner(self.module, [s.name for s in self.connector.inputs(self.config)], names)
+
+    def cases(self, shapes: list[dict[str, int]] | None = None) -> list[Case]:
+        for sizes in shapes or []:
+            self.connector.check_sizes(self.config, sizes)
+        return cases_at_shapes(self.connector, self.config, shapes or self.connector.parity_shapes(self.config))
+
+    def weights_record(self) -> WeightsRecord:
+        w = self.weights
+        if w is None:
+            return WeightsRecord()
+        return WeightsRecord("checkpoint", None, w.path, w.layout, w.digest, w.ignored_keys, w.layer)
+
+
+def _differences(config: Any, preset_config: Any) -> list[tuple[str, Any, Any]]:
+    """(field, value in the weights, value in the preset) wherever they differ."""
+    return [
+        (f.name, getattr(config, f.name), getattr(preset_config, f.name))
+        for f in fields(config)
+        if getattr(config, f.name) != getattr(preset_config, f.name)
+    ]
+
+
+def resolve(connector_name: str, preset: str | None, weights_path: str | Path | None, layer: int | None = None) -> Reference:
+    """Connector, dims and weights for an export. Without --preset the dims come from the
+    weights (a note says where they differ from the default preset); an explicit --preset
+    that contradicts the weights is a usage error naming both values."""
+    connector = connectors.get(connector_name)
+    explicit = preset is not None
+    preset = preset or connector.default_preset
+    preset_config = connector.preset(preset)
+    if layer is not None and not weights_path:
+        raise UsageError("--layer picks a layer of a checkpoint; give --weights too")
+    if not weights_path:
+        return Reference(connector, preset, preset_config, None, ["no --weights given: the connector has random weights (seed 0)"])
+    loaded = load_weights(connector, weights_path, preset_config, layer)
+    differences = _differences(loaded.config, preset_config)
+    if differences and explicit:
+        shown = "; ".join(f"{name}={weights} in the weights, {value} in the preset" for name, weights, value in differences)
+        raise UsageError(
+            f"--preset {preset} does not match the weights ({shown}); "
+            "drop --preset to take the dims from the weights, or name the preset they belong to"
+        )
+    notes = [f"{name}={weights} from the weights overrides the preset's {value}" for name, weights, value in differences]
+    return Reference(connector, preset, loaded.config, loaded, notes)
+
+
+def from_record(artifact: Path, record: ArtifactRecord, weights: str | Path | None = None) -> Reference:
+    """The module an artifact was exported from, rebuilt from its record (and checked against
+    the weights digest it names)."""
+    connector = connectors.get(record.connector)
+    config = connector.config_from_dict(record.config)
+    recorded = record.weights
+    weights_path = weights or recorded.path
+    if recorded.source == "checkpoint" and not weights_path:
+        raise UsageError(f"{artifact} was exported from a checkpoint; pass --weights to check it")
+    loaded = None
+    if weights_path:
+        if not Path(weights_path).exists():
+            raise UsageError(f"the weights {artifact.name} was exported from are not at {weights_path}; pass --weights")
+        loaded = load_weights(connector, weights_path, config, recorded.layer)
+        if recorded.digest and loaded.digest != recorded.digest:
+            raise UsageError(
+                f"weights {weights_path} differ from those {artifact.name} was exported from "
+                f"({loaded.digest[:19]} vs {recorded.digest[:19]}); pass the original --weights"
+            )
+        config = loaded.config
+    return Reference(connector, record.preset, config, loaded)

@@ -1,0 +1,173 @@
+"""`mmexport quantize`: an fp32 artifact -> a lower-precision variant made by a precision
+plug-in, gated against the fp32 PyTorch reference on held-out samples, and installed with
+its record and those samples (so `mmexport check` reruns the same gate later, anywhere)."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import onnx
+
+from . import precisions
+from .artifacts import Staging
+from .calibration import data
+from .calibration import heldout as heldout_file
+from .errors import ParityError, UsageError
+from .parity import Case, OrtRunner, ParityReport, cases_from_samples, run_gate
+from .precisions import QuantizeOptions, VariantJob
+from .precisions.graph import name_nodes, opset_of
+from .precisions.ranges import METHODS
+from .record import ArtifactRecord, file_sha256, read, record_path
+from .reference import Reference, from_record
+from .specs import Limits, Tolerance
+
+MAX_HELD_OUT = 8  # samples the gate runs on
+MAX_SEARCH = 8  # samples a plug-in chooses between candidates on
+
+
+@dataclass
+class VariantResult:
+    path: Path
+    record: ArtifactRecord
+    parity: ParityReport
+    seconds: float
+    warnings: list[str] = field(default_factory=list)
+
+
+def default_output(artifact: Path, precision: str) -> Path:
+    return artifact.with_name(f"{artifact.stem}.{precision}.onnx")
+
+
+def heldout_name(output: Path) -> str:
+    return f"{output.stem}.heldout.npz"
+
+
+def _check_options(plugin: precisions.Precision, options: QuantizeOptions) -> None:
+    if options.io not in ("fp32", "fp16") or options.high_precision not in (None, "fp32", "fp16"):
+        raise UsageError("--io and --high-precision take fp32 or fp16")
+    if options.target not in precisions.TARGETS:
+        raise UsageError(f"unknown --target '{options.target}'; choose one of: {', '.join(precisions.TARGETS)}")
+    if options.method is not None and options.method not in METHODS:
+        raise UsageError(f"unknown calibration method '{options.method}'; choose one of: {', '.join(METHODS)}")
+    if plugin.needs_calibration and not options.calib:
+        raise UsageError(f"{plugin.name} needs calibration data: --calib FEATURES.npz|.npy|FOLDER (or --calib synthetic to try it out)")
+
+
+def _calibration(ref: Reference, options: QuantizeOptions, warnings: list[str]) -> data.CalibrationSet | None:
+    if options.calib is None:
+        return None
+    family = data.synthetic_family(options.calib)
+    if family is not None:
+        warnings.append(f"CALIBRATED ON SYNTHETIC FEATURES (--calib {options.calib}): ranges do not come from your vision tower; do not ship this")
+        return data.synthetic(ref.connector, ref.config, options.samples, family)
+    return data.load(ref.connector, ref.config, options.calib, options.samples)
+
+
+def split(samples: list) -> tuple[list, list, list]:
+    """(fit, search, held-out): disjoint, held-out last. The gate never sees what set the
+    ranges or chose between candidates."""
+    held = max(2, min(MAX_HELD_OUT, len(samples) // 5))
+    search = max(2, min(MAX_SEARCH, len(samples) // 6))
+    fit_end = len(samples) - held - search
+    return samples[:fit_end], samples[fit_end : fit_end + search], samples[fit_end + search :]
+
+
+def _gate_function(path: Path, runner_source, cases: list[Case], tolerance: Tolerance, inputs: str) -> Callable[[onnx.ModelProto], ParityReport]:
+    def gate(model: onnx.ModelProto) -> ParityReport:
+        onnx.save(model, str(path))
+        return run_gate(OrtRunner(path), runner_source, cases, tolerance, inputs)
+
+    return gate
+
+
+def quantize(
+    artifact: str | Path,
+    precision: str,
+    options: QuantizeOptions | None = None,
+    output: str | Path | None = None,
+    weights: str | Path | None = None,
+    limits: Limits | None = None,
+    step: Callable[[str], None] = lambda message: None,
+) -> VariantResult:
+    start = time.perf_counter()
+    artifact, options = Path(artifact), options or QuantizeOptions()
+    plugin = precisions.get(precision)
+    _check_options(plugin, options)
+    record = read(artifact, kind="onnx")
+    if record.precision != "fp32":
+        raise UsageError(f"{artifact} is already {record.precision}; quantize the fp32 artifact it came from")
+    output = Path(output) if output else default_output(artifact, precision)
+    if output.suffix != ".onnx":
+        raise UsageError(f"output must end in .onnx: {output}")
+    step("rebuilding the fp32 reference")
+    ref = from_record(artifact, record, weights)
+    tolerance = plugin.tolerance(ref.connector).override(limits)
+    warnings: list[str] = []
+    step("reading calibration data")
+    calibration = _calibration(ref, options, warnings)
+    fit, search, held = split(calibration.samples) if calibration else ([], [], [])
+    gate_cases = cases_from_samples(ref.connector, ref.config, held) if held else ref.cases()
+    search_cases = cases_from_samples(ref.connector, ref.config, search) if search else gate_cases
+    inputs = "held-out calibration samples" if held else "random inputs at the parity shapes"
+    source = onnx.load(str(artifact))
+    name_nodes(source)
+    with Staging(output) as staging:
+        reference = ref.runner()
+        job = VariantJob(
+            source, ref.connector, ref.config, options, tolerance, fit,
+            score=_gate_function(staging.path(".search.onnx"), reference, search_cases, tolerance, "search samples"),
+            gate=_gate_function(staging.path(), reference, gate_cases, tolerance, inputs),
+            step=step,
+        )
+        made = plugin.make(job)
+        step("writing")
+        staging.path(".search.onnx").unlink(missing_ok=True)
+        onnx.save(made.model, str(staging.path()))
+        variant = _variant_record(record, artifact, output, plugin, made, options, calibration, (fit, search, held), staging, warnings)
+        variant.write(staging.path(record_path(output).name))
+        if not made.report.passed:
+            kept = staging.keep_as(output.with_suffix(".failed"))
+            reason = made.refusal or f"{precision} {made.report.failure()}"
+            raise ParityError(f"{reason}; nothing installed, files kept in {kept}/")
+        names = ([heldout_name(output)] if held else []) + [output.name, record_path(output).name]
+        staging.commit(names)
+    return VariantResult(output, variant, made.report, time.perf_counter() - start, warnings)
+
+
+def _variant_record(record, artifact, output, plugin, made, options, calibration, parts, staging, warnings) -> ArtifactRecord:
+    fit, search, held = parts
+    heldout = heldout_file.write(staging.path(heldout_name(output)), held) if held else None
+    size_ratio = staging.path().stat().st_size / _artifact_bytes(artifact, record)
+    dtype = {"fp16": "float16"}.get(options.io)
+    calib = None if calibration is None else {
+        "source": calibration.source, "digest": calibration.digest, "synthetic": calibration.synthetic,
+        "family": calibration.family, "samples": len(fit), "search": len(search), "held_out": len(held),
+    }
+    return record.derive(
+        artifact=output.name,
+        precision=plugin.name,
+        target=options.target if plugin.quantized else None,
+        inputs=[s.with_dtype(dtype) if dtype and s.dtype == "float32" else s for s in record.inputs],
+        outputs=[s.with_dtype(dtype) if dtype and s.dtype == "float32" else s for s in record.outputs],
+        opset=opset_of(made.model),
+        external_data=None,
+        sha256=file_sha256(staging.path()),
+        tolerance=made.report.tolerance,
+        parity=made.report.to_json(),
+        heldout=heldout,
+        quantization=made.details | {"calibration": calib},
+        source={"name": artifact.name, "sha256": record.sha256, "precision": record.precision},
+        size_ratio_vs_fp32=round(size_ratio, 4),
+        warnings=warnings,
+    )
+
+
+def _artifact_bytes(path: Path, record: ArtifactRecord) -> int:
+    size = path.stat().st_size
+    if record.external_data:
+        size += (path.parent / record.external_data).stat().st_size
+    return size
+
