@@ -43,25 +43,25 @@ def open_checkpoint(path: str | Path) -> Checkpoint:
     if not path.exists():
         raise UsageError(f"weights not found: {path}; pass an existing .safetensors/.bin/.pt file or model folder")
     if path.is_dir():
-        return Checkpoint(path, _folder_sources(path))
+        return _folder(path)
     if path.stat().st_size == 0:
         raise WeightsError(f"weights file is empty: {path}; re-download or re-save it")
     return _single_file(path)
 
 
 def _single_file(path: Path) -> Checkpoint:
-    reader = _open_file(path)
+    reader = _open_file(path)  # opened once: its reader serves every tensor later
     return Checkpoint(path, {key: path for key in reader.keys()}, {path: reader})
 
 
-def _folder_sources(folder: Path) -> dict[str, Path]:
+def _folder(folder: Path) -> Checkpoint:
     for index_name in (SAFETENSORS_INDEX, BIN_INDEX):
         index = folder / index_name
         if index.exists():
-            return _index_sources(folder, index)
+            return Checkpoint(folder, _index_sources(folder, index))
     for name in SINGLE_FILES:
         if (folder / name).exists():
-            return _single_file(folder / name)._sources
+            return _single_file(folder / name)
     raise WeightsError(
         f"no weights in folder {folder}; expected {SAFETENSORS_INDEX}, {BIN_INDEX} or one of {', '.join(SINGLE_FILES)}"
     )

@@ -170,3 +170,15 @@ def test_triton_and_serve_bad_input(cli, tmp_path, monkeypatch, args, phrase):
     (tmp_path / "notes.txt").write_text("not a model")
     assert_one_line(cli(*args), 2, phrase)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
+
+
+def test_preset_that_contradicts_the_weights(cli, tmp_path):
+    """--preset llava-1.5-7b (1024 -> 4096) with 32 -> 48 weights: a usage error naming both
+    values, and the existing output stays as it was (it was once silently replaced)."""
+    save_file(mlp_state(), tmp_path / "w.safetensors")
+    out = tmp_path / "m.onnx"
+    assert cli("onnx", "-c", "mlp", "-w", tmp_path / "w.safetensors", "-o", out).code == 0  # dims from the weights
+    before = out.read_bytes(), (tmp_path / "m.onnx.json").read_bytes()
+    result = cli("onnx", "-c", "mlp", "--preset", "llava-1.5-7b", "-w", tmp_path / "w.safetensors", "-o", out)
+    assert_one_line(result, 2, "--preset llava-1.5-7b does not match the weights", "vision_dim=32 in the weights, 1024 in the preset")
+    assert (out.read_bytes(), (tmp_path / "m.onnx.json").read_bytes()) == before

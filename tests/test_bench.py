@@ -10,7 +10,10 @@ import torch
 
 from conftest import assert_one_line
 
-KEYS = {"connector", "preset", "backend", "precision", "batch", "tokens", "median_ms", "p90_ms", "throughput_per_s", "peak_mem_mb"}
+KEYS = {
+    "connector", "preset", "backend", "precision", "batch", "tokens", "median_ms", "p90_ms", "throughput_per_s", "peak_mem_mb",
+    "cosine", "token_cosine_p1",
+}
 
 
 def test_bench_json_table_and_plot(cli, tmp_path, tiny):
@@ -29,6 +32,7 @@ def test_bench_json_table_and_plot(cli, tmp_path, tiny):
     assert set(rows) == {(b, n) for b in ran for n in (1, 3)}
     for row in report["results"]:
         assert KEYS <= set(row)
+        assert 0.9 < row["cosine"] <= 1.0 + 1e-9 and 0.0 < row["token_cosine_p1"] <= row["cosine"] + 0.1
         assert row["tokens"] == 40 and row["median_ms"] > 0 and row["p90_ms"] >= row["median_ms"]
         assert row["throughput_per_s"] == pytest.approx(row["batch"] * 1000 / row["median_ms"], rel=0.05)
     # each backend computed the connector, not just returned quickly

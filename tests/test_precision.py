@@ -96,10 +96,10 @@ def test_int8_variant_on_outlier_heavy_features(cli, mlp_onnx, tmp_path, method,
 
 def test_entropy_ranges_on_outlier_channels_are_refused_with_the_cause(cli, mlp_onnx, tmp_path):
     """TensorRT's entropy calibration clips the outlier channels that carry the output's energy:
-    no variant passes, and the one line names the widest activation and what to do instead."""
+    no variant passes, and the one line names the activation that spreads most and what to do instead."""
     out = tmp_path / "mlp.entropy.onnx"
     result = cli("quantize", mlp_onnx / "mlp.onnx", "--precision", "int8", "--calib", mlp_onnx / "feats.npy", "--method", "entropy", "-o", out)
-    assert_one_line(result, 1, "found no variant that passes", "widest activation", "fp8")
+    assert_one_line(result, 1, "found no variant that passes", "the largest", "try --precision fp8")
     assert not out.exists()
 
 

@@ -97,6 +97,21 @@ def test_triton_repository_for_onnx(cli, mlp, tmp_path):
     assert (tmp_path / "repo" / "llava_proj" / "1" / "model.onnx").read_bytes() == mlp.read_bytes()
 
 
+def test_triton_repository_names_and_replacement(cli, mlp, tmp_path):
+    """config.pbtxt comes from Triton's own schema: a name it cannot take is refused in one line;
+    writing the same entry again replaces it whole, and nothing half-written is left."""
+    repo = tmp_path / "repo"
+    assert_one_line(cli("triton", mlp, "--repo", repo, "--name", 'proj"; platform: "x'), 2, "not a Triton model name")
+    assert_one_line(cli("triton", mlp, "--repo", repo, "--name", "../escape"), 2, "not a Triton model name")
+    assert cli("triton", mlp, "--repo", repo, "--name", "proj.v1-a", "--max-batch", "4").code == 0
+    (repo / "proj.v1-a" / "stale.txt").write_text("from an older entry")
+    assert cli("triton", mlp, "--repo", repo, "--name", "proj.v1-a", "--max-batch", "2").code == 0
+    config = parse_config(repo / "proj.v1-a" / "config.pbtxt")
+    assert config.name == "proj.v1-a" and config.max_batch_size == 2
+    assert sorted(p.name for p in (repo / "proj.v1-a").iterdir()) == ["1", "config.pbtxt"]
+    assert sorted(p.name for p in repo.iterdir()) == ["proj.v1-a"]
+
+
 def test_triton_repository_for_engine_and_unbatched(cli, tmp_path, monkeypatch):
     from mmexport import connectors
     from mmexport.connectors.patch_merger import PatchMergerConfig
@@ -128,6 +143,8 @@ def server(mlp):
     proc = subprocess.Popen(
         ["mmexport", "serve", str(mlp), "--name", "proj", "--http-port", str(http), "--grpc-port", str(grpc), "--metrics-port", str(metrics), "--max-batch", "8"],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True,
+        # as `mmexport serve ... &` from a script: the shell starts it with SIGINT ignored
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
     )
     client = httpclient.InferenceServerClient(f"127.0.0.1:{http}")
     deadline = time.time() + 120

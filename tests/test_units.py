@@ -147,3 +147,48 @@ def test_checkpoint_unwraps_training_checkpoints(tmp_path):
 def test_folder_without_weights(tmp_path):
     with pytest.raises(WeightsError, match="no weights in folder"):
         open_checkpoint(tmp_path)
+
+
+def test_calibration_folder_stops_reading_when_it_has_enough(tmp_path):
+    """Files past the samples asked for are not opened (a broken one there does not matter)."""
+    from mmexport.calibration import data
+
+    connector = connectors.get("mlp")
+    config = connector.config_from_dict(dict(vision_dim=16, llm_dim=8, tokens=4))
+    np.save(tmp_path / "a.npy", np.ones((10, 4, 16), dtype=np.float32))
+    (tmp_path / "b.npy").write_bytes(b"not an array")
+    assert len(data.load(connector, config, tmp_path, 8).samples) == 8
+    with pytest.raises(UsageError, match="b.npy"):
+        data.load(connector, config, tmp_path, 12)
+
+
+def test_lone_pytorch_model_bin_in_a_folder_is_loaded_once(tmp_path, monkeypatch):
+    torch.save({"w": torch.ones(2)}, tmp_path / "pytorch_model.bin")
+    calls = []
+    original = torch.load
+    monkeypatch.setattr(torch, "load", lambda *a, **k: calls.append(a) or original(*a, **k))
+    checkpoint = open_checkpoint(tmp_path)
+    assert checkpoint.keys() == ["w"] and checkpoint.tensor("w").shape == (2,)
+    assert len(calls) == 1
+
+
+def test_record_round_trip_and_clear_errors(tmp_path):
+    from mmexport.record import ArtifactRecord, WeightsRecord, read, record_path
+    from mmexport.specs import Tolerance
+
+    connector = connectors.get("mlp")
+    config = connector.preset(None)
+    record = ArtifactRecord(
+        "onnx", "m.onnx", "mlp", "llava-1.5-7b", {"vision_dim": 1024}, WeightsRecord(), connector.inputs(config),
+        connector.outputs(config), tolerance=Tolerance(None, 0.999, 0.99),
+    )
+    (tmp_path / "m.onnx").write_bytes(b"x")
+    record.write(record_path(tmp_path / "m.onnx"))
+    assert read(tmp_path / "m.onnx") == record
+    with pytest.raises(UsageError, match="takes a 'engine' artifact"):
+        read(tmp_path / "m.onnx", kind="engine")
+    data = json.loads(record_path(tmp_path / "m.onnx").read_text())
+    for change, phrase in ((dict(format="mmexport.engine/1"), "older mmexport"), (dict(format="other/1"), "not an mmexport manifest"), (dict(inputs=[{}]), "malformed")):
+        record_path(tmp_path / "m.onnx").write_text(json.dumps(data | change))
+        with pytest.raises(UsageError, match=phrase):
+            read(tmp_path / "m.onnx")

@@ -60,13 +60,16 @@ def _quantized_weight(weight: np.ndarray, axis: int, fmt: QuantFormat) -> tuple[
     return fmt.cast(weight / scale.reshape(shape)), scale
 
 
+def at_min_opset(model: onnx.ModelProto) -> onnx.ModelProto:
+    """The graph at opset >= 19 (float8 types; DequantizeLinear straight to fp16 scales)."""
+    return model if opset_of(model) >= MIN_OPSET else onnx.version_converter.convert_version(model, MIN_OPSET)
+
+
 def insert(model: onnx.ModelProto, nodes: list[onnx.NodeProto], activation_amax: dict[str, float], fmt: QuantFormat) -> onnx.ModelProto:
-    """A copy of `model` (opset >= 19) with `nodes` quantized; `activation_amax` gives the
-    range of each node's activation input. Shared inputs (q/k/v projections) share one pair."""
+    """A copy of `model` with `nodes` quantized; `activation_amax` gives the range of each
+    node's activation input. Shared inputs (q/k/v projections) share one pair."""
     out = onnx.ModelProto()
-    out.CopyFrom(model)
-    if opset_of(out) < MIN_OPSET:
-        out = onnx.version_converter.convert_version(out, MIN_OPSET)
+    out.CopyFrom(at_min_opset(model))
     chosen = {n.name for n in nodes}
     targets = [n for n in out.graph.node if n.name in chosen]
     weights = initializers(out)

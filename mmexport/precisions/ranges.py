@@ -33,16 +33,32 @@ class Histogram:
         return float(self.edges[1 + int(np.searchsorted(cumulative, fraction))] if fraction < 1 else self.amax)
 
 
-def channel_amax(model: onnx.ModelProto, axes: dict[str, int], samples: Sequence[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
-    """Largest |x| per channel of each tensor (channel axis given per tensor: the last for
-    MatMul inputs, 1 for Conv inputs), over all samples: one pass of the fp32 graph."""
-    result: dict[str, np.ndarray] = {}
+@dataclass
+class ActivationStats:
+    """Per tensor: the largest |x| of each channel, and how far the largest token reaches past
+    the median token (max over samples of max-token |x| / median-token |x|)."""
+
+    channel_amax: dict[str, np.ndarray]
+    token_spread: dict[str, float]
+
+    def channel_spread(self, name: str) -> float:
+        amax = self.channel_amax[name]
+        return float(amax.max() / max(float(np.median(amax)), 1e-12))
+
+
+def activation_stats(model: onnx.ModelProto, axes: dict[str, int], samples: Sequence[dict[str, np.ndarray]]) -> ActivationStats:
+    """One pass of the fp32 graph over the samples; the channel axis is given per tensor
+    (the last for MatMul inputs, 1 for Conv inputs)."""
+    amax: dict[str, np.ndarray] = {}
+    spread: dict[str, float] = {}
     for values in run_with_outputs(model, list(axes), samples):
         for name, value in values.items():
-            axis = axes[name] % value.ndim
-            channels = np.abs(np.moveaxis(value, axis, -1)).reshape(-1, value.shape[axis]).max(axis=0)
-            result[name] = channels if name not in result else np.maximum(result[name], channels)
-    return result
+            rows = np.abs(np.moveaxis(value, axes[name] % value.ndim, -1)).reshape(-1, value.shape[axes[name]])
+            channels = rows.max(axis=0)
+            amax[name] = channels if name not in amax else np.maximum(amax[name], channels)
+            tokens = rows.max(axis=1)
+            spread[name] = max(spread.get(name, 0.0), float(tokens.max() / max(float(np.median(tokens)), 1e-12)))
+    return ActivationStats(amax, spread)
 
 
 def histograms(model: onnx.ModelProto, amax: dict[str, float], samples: Sequence[dict[str, np.ndarray]]) -> dict[str, Histogram]:
@@ -103,8 +119,3 @@ def choose_amax(hist: Histogram, method: str, levels: int, percentile: float = 9
     if method == "entropy":
         return _entropy_clip(hist, levels)
     raise ValueError(method)
-
-
-def spread(hist: Histogram) -> float:
-    """max |x| over its 99.9th percentile: how far a few values reach past the rest."""
-    return hist.amax / max(hist.quantile(0.999), 1e-12)

@@ -19,6 +19,7 @@ from .fp16_graph import to_fp16
 from .graph import weight_macs, weighted_nodes
 from .smoothquant import smooth
 
+HISTOGRAM_SAMPLES = 16  # the shape of |x| settles long before its maximum (taken from every sample)
 MAX_KEPT_SHARE = 0.5
 ALTERNATIVES = {"int8": "--precision fp8 (Ada, Hopper, Blackwell) or fp16", "fp8": "--precision fp16"}  # of weight MACs: past this, low precision no longer pays; refuse instead
 
@@ -49,8 +50,9 @@ class Candidate:
     base: Base
     method: str
     kept: dict[str, str]  # node -> why it stays in higher precision
-    model: onnx.ModelProto
+    model: onnx.ModelProto  # fp32 around the quantized layers until finished
     score: ParityReport
+    finished: bool = False
 
     def summary(self, tolerance: Tolerance) -> dict[str, Any]:
         return {
@@ -63,14 +65,16 @@ class Candidate:
 class Search:
     def __init__(self, job: VariantJob, fmt: qdq.QuantFormat, methods: list[str], alphas: list[float]):
         self.job, self.fmt, self.methods, self.alphas = job, fmt, methods, alphas
-        self.nodes = weighted_nodes(job.source)
+        self.source = qdq.at_min_opset(job.source)  # converted once, not per candidate
+        self.nodes = weighted_nodes(self.source)
         axes = {n.input[0]: (1 if n.op_type == "Conv" else -1) for n in self.nodes}
         job.step(f"measuring activation ranges on {len(job.fit)} samples")
-        self.channel_amax = ranges.channel_amax(job.source, axes, job.fit)
-        self.tried: list[Candidate] = []
+        self.stats = ranges.activation_stats(self.source, axes, job.fit)
+        self.channel_amax = self.stats.channel_amax
+        self.tried: list[dict[str, Any]] = []  # summaries only: graphs are dropped as the search moves on
 
     def base(self, alpha: float) -> Base:
-        model = copy.deepcopy(self.job.source)
+        model = copy.deepcopy(self.source)
         smoothed = smooth(model, self.channel_amax, alpha) if alpha else {}
         amax = {n.input[0]: smoothed.get(n.input[0]) or float(self.channel_amax[n.input[0]].max()) for n in weighted_nodes(model)}
         return Base(alpha, model, amax)
@@ -80,29 +84,32 @@ class Search:
             return dict(base.amax)
         if base.histograms is None:
             self.job.step(f"histograms of {len(base.amax)} activations")
-            base.histograms = ranges.histograms(base.model, base.amax, self.job.fit)
+            base.histograms = ranges.histograms(base.model, base.amax, self.job.fit[:HISTOGRAM_SAMPLES])
         pct = self.job.options.percentile
         return {name: ranges.choose_amax(h, method, self.fmt.levels, pct) for name, h in base.histograms.items()}
 
-    def finish(self, model: onnx.ModelProto) -> onnx.ModelProto:
+    def finish(self, candidate: Candidate) -> onnx.ModelProto:
         """The surroundings: fp16 for TensorRT, fp32 for ONNX Runtime's CPU provider."""
-        if self.job.high_precision == "fp16":
-            return to_fp16(model, self.job.options.io == "fp16")
-        return model
+        if not candidate.finished and self.job.high_precision == "fp16":
+            candidate.model = to_fp16(candidate.model, self.job.options.io == "fp16")
+        candidate.finished = True
+        return candidate.model
 
     def candidate(self, base: Base, method: str, kept: dict[str, str]) -> Candidate:
+        """Scored with fp32 around the quantized layers: fast on this CPU, and the surroundings'
+        own rounding is small next to int8/fp8's; the gate then judges the finished graph."""
         self.job.step(f"{self.fmt.name}: alpha {base.alpha or 'off'}, {method} ranges, {len(kept)} layers kept in {self.job.high_precision}")
         nodes = [n for n in weighted_nodes(base.model) if n.name not in kept]
-        model = self.finish(qdq.insert(base.model, nodes, self.ranges_for(base, method), self.fmt))
+        model = qdq.insert(base.model, nodes, self.ranges_for(base, method), self.fmt)
         found = Candidate(base, method, kept, model, self.job.score(model))
-        self.tried.append(found)
+        self.tried.append(found.summary(self.job.tolerance))
         return found
 
     def accept(self, candidate: Candidate) -> ParityReport | None:
         """The gate's report when the candidate passes the search samples and then the gate."""
         if not candidate.score.passed:
             return None
-        report = self.job.gate(candidate.model)
+        report = self.job.gate(self.finish(candidate))
         return report if report.passed else None
 
     def run(self) -> Made:
@@ -168,7 +175,7 @@ class Search:
             "quantized_mac_share": round(low / total, 4),
             "kept": chosen.kept,
             "placement": "Q/DQ on the activation and weight inputs of weighted MatMul/Gemm/Conv only",
-            "search": [c.summary(self.job.tolerance) for c in self.tried],
+            "search": self.tried,
         }
 
     def made(self, chosen: Candidate, report: ParityReport) -> Made:
@@ -176,13 +183,22 @@ class Search:
         return Made(chosen.model, report, details)
 
     def refuse(self, best: Candidate) -> Made:
-        report = self.job.gate(best.model)
-        if best.base.histograms is None:
-            best.base.histograms = ranges.histograms(best.base.model, best.base.amax, self.job.fit)
-        widest, hist = max(best.base.histograms.items(), key=lambda item: ranges.spread(item[1]))
-        reason = (
-            f"{self.fmt.name} found no variant that passes: the best one {report.failure()}; the widest activation "
-            f"is '{widest}' (max |x| {hist.amax:.4g} is {ranges.spread(hist):.0f}x its 99.9th percentile), "
-            f"too wide for one per-tensor scale; try {ALTERNATIVES[self.fmt.name]}"
-        )
-        return Made(best.model, report, self.details(best) | {"chosen": None}, refusal=reason)
+        report = self.job.gate(self.finish(best))
+        return Made(best.model, report, self.details(best) | {"chosen": None}, refusal=self.cause(best, report))
+
+    def cause(self, best: Candidate, report: ParityReport) -> str:
+        """One line: by how much the best candidate missed, and why one scale per tensor cannot do it."""
+        head = f"{self.fmt.name} found no variant that passes: the best one {report.failure()}"
+        tokens = max(self.stats.token_spread.items(), key=lambda item: item[1])
+        channels = max(((name, self.stats.channel_spread(name)) for name in self.channel_amax), key=lambda item: item[1])
+        if tokens[1] >= channels[1]:
+            why = (
+                f"in '{tokens[0]}' the largest token reaches {tokens[1]:.0f}x the median token's |x|: one per-tensor "
+                "scale leaves the other tokens few levels"
+            )
+        else:
+            why = (
+                f"in '{channels[0]}' the largest channel reaches {channels[1]:.0f}x the median channel's |x|, "
+                "more than SmoothQuant could move into the weights"
+            )
+        return f"{head}; {why}; try {ALTERNATIVES[self.fmt.name]}"
