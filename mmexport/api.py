@@ -1,9 +1,9 @@
 """The Python API: one function per command; the CLI parses arguments, calls these and prints.
 
-    import mmexport
-    exported = mmexport.export("qformer", weights="blip2/", output="q.onnx")
-    variant = mmexport.quantize("q.onnx", "int8", mmexport.QuantizeOptions(calib="feats.npz"))
-    record, report = mmexport.check(variant.path)
+import mmexport
+exported = mmexport.export("qformer", weights="blip2/", output="q.onnx")
+variant = mmexport.quantize("q.onnx", "int8", mmexport.QuantizeOptions(calib="feats.npz"))
+record, report = mmexport.check(variant.path)
 """
 
 from __future__ import annotations
@@ -58,6 +58,18 @@ def make(
 
 
 __all__ = [
-    "BuildResult", "ExportResult", "Made", "QuantizeOptions", "VariantResult",
-    "bench", "build_engine", "check", "export", "load", "make", "quantize", "serve", "write_triton",
+    "BuildResult",
+    "ExportResult",
+    "Made",
+    "QuantizeOptions",
+    "VariantResult",
+    "bench",
+    "build_engine",
+    "check",
+    "export",
+    "load",
+    "make",
+    "quantize",
+    "serve",
+    "write_triton",
 ]

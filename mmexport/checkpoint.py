@@ -7,7 +7,7 @@ import json
 import pickle
 import warnings
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import torch
 from safetensors import SafetensorError, safe_open
@@ -62,9 +62,7 @@ def _folder(folder: Path) -> Checkpoint:
     for name in SINGLE_FILES:
         if (folder / name).exists():
             return _single_file(folder / name)
-    raise WeightsError(
-        f"no weights in folder {folder}; expected {SAFETENSORS_INDEX}, {BIN_INDEX} or one of {', '.join(SINGLE_FILES)}"
-    )
+    raise WeightsError(f"no weights in folder {folder}; expected {SAFETENSORS_INDEX}, {BIN_INDEX} or one of {', '.join(SINGLE_FILES)}")
 
 
 def _index_sources(folder: Path, index: Path) -> dict[str, Path]:
@@ -118,8 +116,7 @@ def _torch_state_dict(path: Path) -> dict[str, torch.Tensor]:
                 loaded = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         raise WeightsError(
-            f"{path} is not a plain weights file (refused to unpickle it: {_unpickler_reason(exc)}); "
-            "re-save it as a state dict of tensors or as .safetensors"
+            f"{path} is not a plain weights file (refused to unpickle it: {_unpickler_reason(exc)}); re-save it as a state dict of tensors or as .safetensors"
         ) from exc
     except (RuntimeError, EOFError, OSError, ValueError) as exc:
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
@@ -138,7 +135,7 @@ def _unpickler_reason(exc: Exception) -> str:
     return "it holds Python objects, not only tensors"
 
 
-def _tensors_of(loaded: object, path: Path) -> dict[str, torch.Tensor]:
+def _tensors_of(loaded: Any, path: Path) -> dict[str, torch.Tensor]:
     if isinstance(loaded, dict):
         for wrapper in WRAPPER_KEYS:
             if isinstance(loaded.get(wrapper), dict) and not any(isinstance(v, torch.Tensor) for v in loaded.values()):

@@ -106,11 +106,17 @@ def list_connectors(as_json: bool = JsonOpt) -> None:
     rows = []
     for c in items:
         config = c.preset(None)
-        rows.append({
-            "connector": c.name, "family": c.family, "systems": list(c.systems),
-            "default_preset": c.default_preset, "presets": list(c.presets),
-            "inputs": [s.to_json() for s in c.inputs(config)], "outputs": [s.to_json() for s in c.outputs(config)],
-        })
+        rows.append(
+            {
+                "connector": c.name,
+                "family": c.family,
+                "systems": list(c.systems),
+                "default_preset": c.default_preset,
+                "presets": list(c.presets),
+                "inputs": [s.to_json() for s in c.inputs(config)],
+                "outputs": [s.to_json() for s in c.outputs(config)],
+            }
+        )
     print(json.dumps(rows, indent=2))
 
 
@@ -130,7 +136,9 @@ def onnx_command(
     calib: Optional[str] = CalibOpt,
     method: Optional[str] = MethodOpt,
     target: str = TargetOpt,
-    layer: Optional[int] = typer.Option(None, "--layer", min=0, help="For per-layer connectors (gated-xattn): which layer of the checkpoint; default the first."),
+    layer: Optional[int] = typer.Option(
+        None, "--layer", min=0, help="For per-layer connectors (gated-xattn): which layer of the checkpoint; default the first."
+    ),
     as_json: bool = JsonOpt,
 ) -> None:
     """Export a connector to ONNX with dynamic axes, then gate it on parity with PyTorch."""
@@ -139,9 +147,19 @@ def onnx_command(
         raise typer.BadParameter(f"{precision} needs --calib FEATURES (or --calib synthetic)", param_hint="--calib")
     with _status("starting") as status:
         made = api.make(
-            connector, precision, _options(calib, method, target=target), step=status.update,
-            preset=preset, weights=weights, output=output, opset=opset, check=not no_check, device=device,
-            limits=Limits(max_rel, min_cosine), shapes=_shapes(shape), layer=layer,
+            connector,
+            precision,
+            _options(calib, method, target=target),
+            step=status.update,
+            preset=preset,
+            weights=weights,
+            output=output,
+            opset=opset,
+            check=not no_check,
+            device=device,
+            limits=Limits(max_rel, min_cosine),
+            shapes=_shapes(shape),
+            layer=layer,
         )
     _warn(made.exported.warnings)
     if as_json:
@@ -171,8 +189,10 @@ def _print_variant(result: api.VariantResult) -> None:
     q = result.record.quantization or {}
     facts = [f"size {result.record.size_ratio_vs_fp32:.2f}x fp32"]
     if "quantized_mac_share" in q:
-        facts.append(f"{q['quantized_mac_share']:.0%} of weight MACs in {result.record.precision} ({q['quantized_layers']} layers), "
-                     f"ranges {q['method']}, SmoothQuant alpha {q['smooth_alpha'] or 'off'}, the rest {q['high_precision']} (--target {result.record.target})")
+        facts.append(
+            f"{q['quantized_mac_share']:.0%} of weight MACs in {result.record.precision} ({q['quantized_layers']} layers), "
+            f"ranges {q['method']}, SmoothQuant alpha {q['smooth_alpha'] or 'off'}, the rest {q['high_precision']} (--target {result.record.target})"
+        )
         facts += [f"{name}: {why}" for name, why in q["kept"].items()]
     if q.get("kept_fp32"):
         facts.append("kept in fp32: " + ", ".join(q["kept_fp32"]))
@@ -220,8 +240,12 @@ def trt_command(
     calib: Optional[str] = CalibOpt,
     method: Optional[str] = MethodOpt,
     flavor: str = typer.Option("auto", "--flavor", help="auto, tensorrt or tensorrt-rtx."),
-    shapes: Optional[list[str]] = typer.Option(None, "--shapes", help="NAME:MIN:OPT:MAX, e.g. vision_features:1x1x1024:1x576x1024:8x1152x1024; repeat an input for more profiles."),
-    arch: Optional[str] = typer.Option(None, "--arch", help="TensorRT-RTX targets, e.g. sm86,sm89 (default: sm80,sm86,sm89,sm120 without a GPU; fp8: sm89,sm120)."),
+    shapes: Optional[list[str]] = typer.Option(
+        None, "--shapes", help="NAME:MIN:OPT:MAX, e.g. vision_features:1x1x1024:1x576x1024:8x1152x1024; repeat an input for more profiles."
+    ),
+    arch: Optional[str] = typer.Option(
+        None, "--arch", help="TensorRT-RTX targets, e.g. sm86,sm89 (default: sm80,sm86,sm89,sm120 without a GPU; fp8: sm89,sm120)."
+    ),
     timing_cache: Optional[Path] = typer.Option(None, "--timing-cache", help="Timing cache file to read and update."),
     workspace: Optional[int] = typer.Option(None, "--workspace", min=1, help="Builder workspace limit in MB."),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Engine path; default NAME.engine beside the ONNX."),
@@ -240,10 +264,17 @@ def trt_command(
                 tasks[phase] = bar.add_task(phase, total=steps or None)
             bar.update(tasks[phase], completed=step)
 
-        build = {"flavor": flavor, "shapes": shapes, "archs": arch.split(",") if arch else None, "timing_cache": timing_cache,
-                 "workspace_mb": workspace, "output": output, "progress": progress}
+        build: dict[str, Any] = {
+            "flavor": flavor,
+            "shapes": shapes,
+            "archs": arch.split(",") if arch else None,
+            "timing_cache": timing_cache,
+            "workspace_mb": workspace,
+            "output": output,
+            "progress": progress,
+        }
         if artifact is not None:
-            result = api.build_engine(artifact, **build)
+            result: api.BuildResult | None = api.build_engine(artifact, **build)
         else:
             base = output.with_suffix(".onnx") if output else None
             assert connector is not None
@@ -312,7 +343,13 @@ def features_command(
     with Progress(console=err, transient=True) as bar:
         task = bar.add_task("extracting features", total=None)
         path, shape = features.extract(
-            vision_tower, images, output, layer, drop_cls, name, batch_size,
+            vision_tower,
+            images,
+            output,
+            layer,
+            drop_cls,
+            name,
+            batch_size,
             progress=lambda done, total: bar.update(task, completed=done, total=total),
         )
     out.print(f"[green]wrote[/] {escape(str(path))}: {shape[0]} images, features {list(shape[1:])}", highlight=False)
@@ -431,7 +468,7 @@ def main(argv: list[str] | None = None) -> int:
         return exc.exit_code
     except (KeyboardInterrupt, typer.Abort):
         # Plain write: an interrupt can land inside rich's live display and leave its buffer open.
-        sys.__stderr__.write("interrupted; nothing was written\n")
+        print("interrupted; nothing was written", file=sys.__stderr__)
         return 130
     except Exception as exc:
         if type(exc).__name__ == "NoArgsIsHelpError":

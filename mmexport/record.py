@@ -53,7 +53,8 @@ class WeightsRecord:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> "WeightsRecord":
-        return cls(**{f.name: data.get(f.name) for f in dataclasses.fields(cls)})
+        values: dict[str, Any] = {f.name: data.get(f.name) for f in dataclasses.fields(cls)}
+        return cls(**values)
 
 
 @dataclass

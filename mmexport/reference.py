@@ -51,9 +51,7 @@ class Reference:
 def _differences(config: Any, preset_config: Any) -> list[tuple[str, Any, Any]]:
     """(field, value in the weights, value in the preset) wherever they differ."""
     return [
-        (f.name, getattr(config, f.name), getattr(preset_config, f.name))
-        for f in fields(config)
-        if getattr(config, f.name) != getattr(preset_config, f.name)
+        (f.name, getattr(config, f.name), getattr(preset_config, f.name)) for f in fields(config) if getattr(config, f.name) != getattr(preset_config, f.name)
     ]
 
 
@@ -74,8 +72,7 @@ def resolve(connector_name: str, preset: str | None, weights_path: str | Path | 
     if differences and explicit:
         shown = "; ".join(f"{name}={weights} in the weights, {value} in the preset" for name, weights, value in differences)
         raise UsageError(
-            f"--preset {preset} does not match the weights ({shown}); "
-            "drop --preset to take the dims from the weights, or name the preset they belong to"
+            f"--preset {preset} does not match the weights ({shown}); drop --preset to take the dims from the weights, or name the preset they belong to"
         )
     notes = [f"{name}={weights} from the weights overrides the preset's {value}" for name, weights, value in differences]
     return Reference(connector, preset, loaded.config, loaded, notes)

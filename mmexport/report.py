@@ -45,8 +45,7 @@ def parity_table(report: ParityReport) -> Table:
     table = Table(
         title=f"Parity vs {report.reference} ({report.provider}) on {report.inputs}",
         title_justify="left",
-        caption=f"pass: {report.tolerance.describe()}; max rel = max abs error / max |reference|; "
-        "token p1 = 1st percentile of the per-token cosine",
+        caption=f"pass: {report.tolerance.describe()}; max rel = max abs error / max |reference|; token p1 = 1st percentile of the per-token cosine",
         caption_justify="left",
     )
     for column in ("shape", "output", "max abs", "max rel", "cosine", "token p1", ""):
@@ -91,8 +90,16 @@ def bench_table(report) -> Table:
     for r in sorted(report.results, key=lambda r: r.batch):
         ratio = report.ratio(r)
         table.add_row(
-            r.backend, r.precision, str(r.batch), f"{r.median_ms:.2f}", f"{r.p90_ms:.2f}", f"{r.throughput_per_s:.1f}",
-            "-" if ratio is None else f"{ratio:.2f}x", f"{r.peak_mem_mb:.0f}", f"{r.cosine:.5f}", f"{r.token_cosine_p1:.4f}",
+            r.backend,
+            r.precision,
+            str(r.batch),
+            f"{r.median_ms:.2f}",
+            f"{r.p90_ms:.2f}",
+            f"{r.throughput_per_s:.1f}",
+            "-" if ratio is None else f"{ratio:.2f}x",
+            f"{r.peak_mem_mb:.0f}",
+            f"{r.cosine:.5f}",
+            f"{r.token_cosine_p1:.4f}",
         )
     return table
 

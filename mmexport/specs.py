@@ -45,15 +45,23 @@ class Axis:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "name": self.name, "min": self.min, "opt": self.opt, "max": self.max,
-            "multiple_of": self.multiple_of, "samples": list(self.samples),
+            "name": self.name,
+            "min": self.min,
+            "opt": self.opt,
+            "max": self.max,
+            "multiple_of": self.multiple_of,
+            "samples": list(self.samples),
         }
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> "Axis":
         return cls(
-            str(data["name"]), int(data["min"]), int(data["opt"]), int(data["max"]),
-            tuple(int(s) for s in data.get("samples", ())), int(data.get("multiple_of", 1)),
+            str(data["name"]),
+            int(data["min"]),
+            int(data["opt"]),
+            int(data["max"]),
+            tuple(int(s) for s in data.get("samples", ())),
+            int(data.get("multiple_of", 1)),
         )
 
 

@@ -117,7 +117,12 @@ def quantize(
     with Staging(output) as staging:
         reference = ref.runner()
         job = VariantJob(
-            source, ref.connector, ref.config, options, tolerance, fit,
+            source,
+            ref.connector,
+            ref.config,
+            options,
+            tolerance,
+            fit,
             score=_gate_function(staging.path(".search.onnx"), reference, search_cases, tolerance, "search samples"),
             gate=_gate_function(staging.path(), reference, gate_cases, tolerance, inputs),
             step=step,
@@ -142,10 +147,19 @@ def _variant_record(record, artifact, output, plugin, made, options, calibration
     heldout = heldout_file.write(staging.path(heldout_name(output)), held) if held else None
     size_ratio = staging.path().stat().st_size / _artifact_bytes(artifact, record)
     dtype = {"fp16": "float16"}.get(options.io)
-    calib = None if calibration is None else {
-        "source": calibration.source, "digest": calibration.digest, "synthetic": calibration.synthetic,
-        "family": calibration.family, "samples": len(fit), "search": len(search), "held_out": len(held),
-    }
+    calib = (
+        None
+        if calibration is None
+        else {
+            "source": calibration.source,
+            "digest": calibration.digest,
+            "synthetic": calibration.synthetic,
+            "family": calibration.family,
+            "samples": len(fit),
+            "search": len(search),
+            "held_out": len(held),
+        }
+    )
     return record.derive(
         artifact=output.name,
         precision=plugin.name,
@@ -170,4 +184,3 @@ def _artifact_bytes(path: Path, record: ArtifactRecord) -> int:
     if record.external_data:
         size += (path.parent / record.external_data).stat().st_size
     return size
-

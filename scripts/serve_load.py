@@ -79,7 +79,9 @@ def main() -> None:
         http = port()
         proc = subprocess.Popen(
             ["mmexport", "serve", str(artifact), "--name", "m", "--http-port", str(http), "--grpc-port", str(port()), "--metrics-port", str(port())],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
         )
         try:
             probe = httpclient.InferenceServerClient(f"127.0.0.1:{http}")

@@ -10,10 +10,10 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 import torch
+from tiny_configs import TINY
 
 from mmexport import connectors
 from mmexport.cli import main
-from tiny_configs import TINY
 
 
 def pytest_collection_modifyitems(config, items):

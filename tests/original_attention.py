@@ -111,7 +111,9 @@ class MaskedCrossAttention(nn.Module):
 class GatedCrossAttentionBlock(nn.Module):
     def __init__(self, *, dim, dim_visual, dim_head=64, heads=8, ff_mult=4, only_attend_immediate_media=True):
         super().__init__()
-        self.attn = MaskedCrossAttention(dim=dim, dim_visual=dim_visual, dim_head=dim_head, heads=heads, only_attend_immediate_media=only_attend_immediate_media)
+        self.attn = MaskedCrossAttention(
+            dim=dim, dim_visual=dim_visual, dim_head=dim_head, heads=heads, only_attend_immediate_media=only_attend_immediate_media
+        )
         self.attn_gate = nn.Parameter(torch.tensor([0.0]))
         self.ff = FeedForward(dim, mult=ff_mult)
         self.ff_gate = nn.Parameter(torch.tensor([0.0]))
@@ -129,7 +131,9 @@ def get_abs_pos(abs_pos, tgt_size):
     dtype = abs_pos.dtype
     if src_size != tgt_size:
         return (
-            F.interpolate(abs_pos.float().reshape(1, src_size, src_size, -1).permute(0, 3, 1, 2), size=(tgt_size, tgt_size), mode="bicubic", align_corners=False)
+            F.interpolate(
+                abs_pos.float().reshape(1, src_size, src_size, -1).permute(0, 3, 1, 2), size=(tgt_size, tgt_size), mode="bicubic", align_corners=False
+            )
             .permute(0, 2, 3, 1)
             .flatten(0, 2)
             .to(dtype=dtype)

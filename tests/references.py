@@ -32,7 +32,9 @@ def blip2(
         qformer_config=dict(
             hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=heads, intermediate_size=intermediate, encoder_hidden_size=vision_dim
         ),
-        text_config=dict(model_type="opt", hidden_size=llm_dim, num_hidden_layers=1, ffn_dim=32, num_attention_heads=2, vocab_size=50, word_embed_proj_dim=llm_dim),
+        text_config=dict(
+            model_type="opt", hidden_size=llm_dim, num_hidden_layers=1, ffn_dim=32, num_attention_heads=2, vocab_size=50, word_embed_proj_dim=llm_dim
+        ),
         num_query_tokens=queries,
     )
     config.qformer_config._attn_implementation = "eager"  # the plain reference math

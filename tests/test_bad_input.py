@@ -7,10 +7,9 @@ import pickle
 
 import pytest
 import torch
-from safetensors.torch import save_file
-
 from conftest import assert_one_line, files_in
 from references import llava_projector
+from safetensors.torch import save_file
 
 
 def mlp_state(vision=32, llm=48, prefix="multi_modal_projector."):
@@ -99,9 +98,7 @@ def test_index_pointing_outside_its_folder_is_refused(cli, tmp_path):
     folder = tmp_path / "model"
     folder.mkdir()
     save_file(mlp_state(), tmp_path / "outside.safetensors")
-    (folder / "model.safetensors.index.json").write_text(
-        '{"weight_map": {"multi_modal_projector.linear_1.weight": "../outside.safetensors"}}'
-    )
+    (folder / "model.safetensors.index.json").write_text('{"weight_map": {"multi_modal_projector.linear_1.weight": "../outside.safetensors"}}')
     assert_one_line(cli("onnx", "-c", "mlp", "-w", folder, "-o", tmp_path / "m.onnx"), 1, "outside its folder")
 
 

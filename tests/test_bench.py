@@ -7,21 +7,48 @@ import json
 
 import pytest
 import torch
-
 from conftest import assert_one_line
 
 KEYS = {
-    "connector", "preset", "backend", "precision", "batch", "tokens", "median_ms", "p90_ms", "throughput_per_s", "peak_mem_mb",
-    "cosine", "token_cosine_p1",
+    "connector",
+    "preset",
+    "backend",
+    "precision",
+    "batch",
+    "tokens",
+    "median_ms",
+    "p90_ms",
+    "throughput_per_s",
+    "peak_mem_mb",
+    "cosine",
+    "token_cosine_p1",
 }
 
 
 def test_bench_json_table_and_plot(cli, tmp_path, tiny):
     name = tiny("mlp")
     result = cli(
-        "bench", "-c", name, "-p", "tiny", "--backends", "torch,ort,ort-fp16,ort-int8,trt",
-        "--batch", "1,3", "--tokens", "40", "--warmup", "1", "--iters", "3", "--threads", "1",
-        "--json", tmp_path / "bench.json", "--plot", tmp_path / "bench.png",
+        "bench",
+        "-c",
+        name,
+        "-p",
+        "tiny",
+        "--backends",
+        "torch,ort,ort-fp16,ort-int8,trt",
+        "--batch",
+        "1,3",
+        "--tokens",
+        "40",
+        "--warmup",
+        "1",
+        "--iters",
+        "3",
+        "--threads",
+        "1",
+        "--json",
+        tmp_path / "bench.json",
+        "--plot",
+        tmp_path / "bench.png",
     )
     assert result.code == 0, result
     report = json.loads((tmp_path / "bench.json").read_text())

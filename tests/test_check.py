@@ -10,10 +10,10 @@ import shutil
 import numpy as np
 import pytest
 import torch
-
 from conftest import assert_one_line
-from mmexport.calibration.synthetic import band_features
 from references import save_llava_projector
+
+from mmexport.calibration.synthetic import band_features
 
 VISION, LLM, TOKENS = 256, 512, 64
 

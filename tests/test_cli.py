@@ -6,7 +6,6 @@ import json
 
 import onnx
 import pytest
-
 from conftest import files_in, run_subprocess
 from references import save_llava_projector
 
@@ -18,6 +17,7 @@ def mlp_weights(tmp_path):
     return path
 
 
+@pytest.mark.slow
 def test_readme_quickstart_default_qformer(tmp_path):
     """`mmexport onnx --connector qformer` works with nothing else, on release dims."""
     result = run_subprocess("onnx", "--connector", "qformer", cwd=tmp_path)

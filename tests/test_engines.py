@@ -6,11 +6,10 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from conftest import assert_one_line, files_in
-from mmexport import connectors
-from mmexport.errors import UsageError
 from tiny_configs import TINY
+
+from mmexport.errors import UsageError
 
 
 @pytest.mark.parametrize("name", list(TINY))
@@ -36,6 +35,7 @@ def test_engines_for_every_connector_and_precision(cli, tmp_path, tiny, name):
         assert record["source"]["sha256"].startswith("sha256:") and record["source"]["precision"] == precision
 
 
+@pytest.mark.slow
 def test_release_size_mlp_fp16_and_int8_engines(cli, tmp_path):
     fp32 = tmp_path / "llava15.onnx"
     assert cli("onnx", "-c", "mlp", "--preset", "llava-1.5-7b", "-o", fp32).code == 0
@@ -54,8 +54,17 @@ def test_profiles_override_and_several_profiles(cli, tmp_path, tiny):
     tiny("mlp")
     assert cli("onnx", "-c", "mlp", "--preset", "tiny", "-o", tmp_path / "m.onnx").code == 0
     result = cli(
-        "trt", tmp_path / "m.onnx", "--json", "--arch", "sm86,sm89", "--timing-cache", tmp_path / "cache.bin",
-        "--shapes", "vision_features:1x1x32:1x16x32:4x64x32", "--shapes", "vision_features:8x1x32:16x16x32:32x32x32",
+        "trt",
+        tmp_path / "m.onnx",
+        "--json",
+        "--arch",
+        "sm86,sm89",
+        "--timing-cache",
+        tmp_path / "cache.bin",
+        "--shapes",
+        "vision_features:1x1x32:1x16x32:4x64x32",
+        "--shapes",
+        "vision_features:8x1x32:16x16x32:32x32x32",
     )
     assert result.code == 0, result
     engine = json.loads(result.stdout)["engine"]

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-
 import numpy as np
 import pytest
 import torch
+from conftest import assert_one_line
 from PIL import Image
 from transformers import CLIPImageProcessor, CLIPVisionConfig, CLIPVisionModel
-
-from conftest import assert_one_line
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +32,9 @@ def test_features_match_the_tower(cli, tower_and_images, tmp_path):
     features = np.load(out, allow_pickle=False)["vision_features"]
     assert features.shape == (10, 16, 32)  # 56 px / 14 = 4x4 patches, CLS dropped
     model = CLIPVisionModel.from_pretrained(root / "tower").eval()
-    pixels = CLIPImageProcessor.from_pretrained(root / "tower")(images=[Image.open(root / "images" / "img3.png").convert("RGB")], return_tensors="pt")["pixel_values"]
+    pixels = CLIPImageProcessor.from_pretrained(root / "tower")(images=[Image.open(root / "images" / "img3.png").convert("RGB")], return_tensors="pt")[
+        "pixel_values"
+    ]
     with torch.no_grad():
         expected = model(pixel_values=pixels, output_hidden_states=True).hidden_states[-2][0, 1:]
     np.testing.assert_allclose(features[3], expected.numpy(), rtol=1e-4, atol=1e-5)

@@ -11,13 +11,12 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from tiny_configs import TINY
 
 from mmexport import connectors, runtime
 from mmexport.connectors.loading import build_module
 from mmexport.parity import OrtRunner, TorchRunner, cases_at_shapes, run_gate
 from mmexport.record import ArtifactRecord, WeightsRecord, record_path
-
-from tiny_configs import TINY
 
 
 def wait_for_staging(folder, proc, timeout=60):
@@ -30,6 +29,7 @@ def wait_for_staging(folder, proc, timeout=60):
     return False
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_killing_onnx_export_leaves_nothing(tmp_path, sig):
     proc = subprocess.Popen(["mmexport", "onnx", "-c", "qformer", "-o", str(tmp_path / "q.onnx")], stderr=subprocess.PIPE, text=True)
@@ -41,11 +41,14 @@ def test_killing_onnx_export_leaves_nothing(tmp_path, sig):
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_killing_quantize_leaves_nothing(tmp_path, sig):
     assert subprocess.run(["mmexport", "onnx", "-c", "mlp", "-o", str(tmp_path / "m.onnx"), "--no-check"], capture_output=True).returncode == 0
     before = sorted(p.name for p in tmp_path.iterdir())
-    proc = subprocess.Popen(["mmexport", "quantize", str(tmp_path / "m.onnx"), "--precision", "int8", "--calib", "synthetic", "--samples", "64"], stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        ["mmexport", "quantize", str(tmp_path / "m.onnx"), "--precision", "int8", "--calib", "synthetic", "--samples", "64"], stderr=subprocess.PIPE, text=True
+    )
     assert wait_for_staging(tmp_path, proc), "quantize never started writing"
     time.sleep(1.0)
     proc.send_signal(sig)
@@ -62,6 +65,7 @@ def qformer_onnx(tmp_path_factory):
     return folder / "q.onnx"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_killing_trt_build_leaves_nothing(tmp_path, qformer_onnx, sig):
     onnx_path = tmp_path / "q.onnx"
@@ -77,6 +81,7 @@ def test_killing_trt_build_leaves_nothing(tmp_path, qformer_onnx, sig):
     assert sorted(p.name for p in tmp_path.iterdir()) == before
 
 
+@pytest.mark.slow
 def test_export_is_deterministic(tmp_path):
     from mmexport.cli import main
 
@@ -117,6 +122,7 @@ def valid_sizes(axis):
     return st.integers(-(-axis.min // axis.multiple_of), top // axis.multiple_of).map(lambda k: k * axis.multiple_of)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", list(TINY))
 @settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data())
@@ -128,13 +134,16 @@ def test_random_valid_shapes_keep_the_gate_green(exported, name, data):
     assert report.passed, report.failure()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", list(TINY))
 @settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data())
 def test_random_invalid_shapes_get_the_clear_error(exported, name, data, tmp_path_factory):
     connector, config, module, path = exported[name]
     if not record_path(path).exists():  # the runtime reads the record; write the one the export would
-        ArtifactRecord("onnx", path.name, connector.name, "tiny", {}, WeightsRecord(), connector.inputs(config), connector.outputs(config)).write(record_path(path))
+        ArtifactRecord("onnx", path.name, connector.name, "tiny", {}, WeightsRecord(), connector.inputs(config), connector.outputs(config)).write(
+            record_path(path)
+        )
     model = runtime.load(path)
     spec = connector.inputs(config)[0]
     opt = {n: a.opt for n, a in _axes(connector, config).items()}

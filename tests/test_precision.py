@@ -8,14 +8,14 @@ import json
 import numpy as np
 import onnx
 import pytest
+import trt_rtx
+from conftest import assert_one_line, export, files_in, run_subprocess
 from onnx import numpy_helper
+from references import blip2, save_llava_projector
 from safetensors.numpy import save_file as save_numpy
 from safetensors.torch import save_file
 
-import trt_rtx
-from conftest import assert_one_line, export, files_in, run_subprocess
 from mmexport.calibration.synthetic import outlier_features
-from references import blip2, save_llava_projector
 
 TOKENS, VISION, LLM = 64, 256, 512
 
@@ -147,13 +147,25 @@ def test_failed_int8_gate_installs_nothing(cli, mlp_onnx, tmp_path):
     assert json.loads((tmp_path / "strict.failed" / "strict.onnx.json").read_text())["parity"]["passed"] is False
 
 
+@pytest.mark.slow
 def test_int8_fallback_ends_when_only_convolutions_are_left(tmp_path):
     """H-Reducer's weighted layers are mostly convolutions, which the fallback does not rank:
     an unreachable gate must end in the clear failure, not loop (it once did). A subprocess with
     a deadline, so a hang fails this test instead of stalling the suite."""
     assert run_subprocess("onnx", "-c", "h-reducer", "-o", tmp_path / "h.onnx", "--no-check", cwd=tmp_path).code == 0
     result = run_subprocess(
-        "quantize", tmp_path / "h.onnx", "--precision", "int8", "--calib", "synthetic", "--samples", "10", "--min-cosine", "0.99999999", cwd=tmp_path, timeout=600
+        "quantize",
+        tmp_path / "h.onnx",
+        "--precision",
+        "int8",
+        "--calib",
+        "synthetic",
+        "--samples",
+        "10",
+        "--min-cosine",
+        "0.99999999",
+        cwd=tmp_path,
+        timeout=600,
     )
     assert_one_line(result, 1, "parity failed")
     assert not (tmp_path / "h.int8.onnx").exists() and (tmp_path / "h.int8.failed").is_dir()

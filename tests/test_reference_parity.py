@@ -3,13 +3,12 @@ key layouts): this, not parity with our own modules, proves a connector is right
 
 from __future__ import annotations
 
-
+import pytest
 import torch
-from safetensors.torch import save_file
-from transformers import Blip2QFormerConfig, Blip2QFormerModel
-
 from conftest import assert_matches_at, export
 from references import blip2, blip2_connector_output, llava_projector, to_lavis_keys
+from safetensors.torch import save_file
+from transformers import Blip2QFormerConfig, Blip2QFormerModel
 
 SHAPES = [(1, 9), (2, 7), (3, 31)]  # batch 1 included, odd token counts
 
@@ -48,6 +47,7 @@ def test_mlp_llava_original_bin(cli, tmp_path):
     assert_matches(out, projector, 32)
 
 
+@pytest.mark.slow
 def test_mlp_release_dims_llava15_7b(cli, tmp_path):
     projector = llava_projector(vision_dim=1024, llm_dim=4096, seed=2)
     save_file({f"multi_modal_projector.{k}": v for k, v in projector.state_dict().items()}, tmp_path / "proj.safetensors")
@@ -95,6 +95,7 @@ def test_qformer_lavis_original_checkpoint(cli, tmp_path):
     assert_matches(out, lambda x: blip2_connector_output(model, x), 40)
 
 
+@pytest.mark.slow
 def test_qformer_release_dims_blip2_opt_27b(cli, tmp_path):
     torch.manual_seed(6)
     qformer = Blip2QFormerModel(Blip2QFormerConfig(_attn_implementation="eager")).eval()  # 768 hidden, 12 layers, 1408 vision

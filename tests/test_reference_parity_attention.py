@@ -4,20 +4,19 @@ code (tests/original_attention.py), through checkpoints written in the released 
 
 from __future__ import annotations
 
+import original_attention as original
 import pytest
 import torch
-from safetensors.torch import save_file
-
-import original_attention as original
 from conftest import assert_matches_at, assert_matches_feeds, assert_one_line, export
 from references import blip2, blip2_connector_output, to_lavis_keys
+from safetensors.torch import save_file
 
 
 def _randomize(module: torch.nn.Module, seed: int, std: float = 0.3) -> None:
     """Non-trivial values everywhere (LayerNorm weights and biases too), except frozen tables."""
     torch.manual_seed(seed)
     with torch.no_grad():
-        for name, p in module.named_parameters():
+        for _, p in module.named_parameters():
             if p.requires_grad:
                 p.add_(torch.randn_like(p) * std)
 
@@ -151,7 +150,9 @@ def test_gated_xattn_picks_the_layer_and_matches_flamingo(cli, tmp_path):
     first, manifest = export(cli, tmp_path, "gated-xattn", tmp_path / "checkpoint.pt")
     assert manifest["weights"]["layer"] == 3
     assert_matches_feeds(first, lambda lang_x, media, media_locations: blocks[3](lang_x, media, media_locations), feeds[:1])
-    assert_one_line(cli("onnx", "-c", "gated-xattn", "-w", tmp_path / "checkpoint.pt", "--layer", "5", "-o", tmp_path / "x.onnx"), 1, "no 'gated-xattn' layer 5", "3, 7")
+    assert_one_line(
+        cli("onnx", "-c", "gated-xattn", "-w", tmp_path / "checkpoint.pt", "--layer", "5", "-o", tmp_path / "x.onnx"), 1, "no 'gated-xattn' layer 5", "3, 7"
+    )
 
 
 def test_gated_xattn_masks_stay_finite_in_fp16(cli, tmp_path, tiny):

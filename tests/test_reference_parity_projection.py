@@ -6,10 +6,6 @@ from __future__ import annotations
 
 import pytest
 import torch
-from safetensors.torch import save_file
-from transformers.models.qwen2_5_vl.modeling_qwen2_5_vl import Qwen2_5_VLPatchMerger
-from transformers.models.qwen2_vl.modeling_qwen2_vl import PatchMerger
-
 from conftest import assert_matches_at, export
 from original_connectors import (
     CogVLMVisionTail,
@@ -19,6 +15,9 @@ from original_connectors import (
     MobileVLMLDPNetProjector,
     MobileVLMLDPNetV2Projector,
 )
+from safetensors.torch import save_file
+from transformers.models.qwen2_5_vl.modeling_qwen2_5_vl import Qwen2_5_VLPatchMerger
+from transformers.models.qwen2_vl.modeling_qwen2_vl import PatchMerger
 
 
 def randomize(module: torch.nn.Module, seed: int, std: float = 0.1) -> torch.nn.Module:

@@ -16,14 +16,14 @@ import numpy as np
 import pytest
 import tritonclient.grpc as grpcclient
 import tritonclient.http as httpclient
+from conftest import assert_one_line, ort_run
 from google.protobuf import text_format
+from references import save_llava_projector
 from tritonclient.grpc import model_config_pb2
 from tritonclient.utils import InferenceServerException
 
-from conftest import assert_one_line, ort_run
 from mmexport import runtime
 from mmexport.calibration.synthetic import outlier_features
-from references import save_llava_projector
 
 VISION, LLM = 64, 96
 
@@ -141,8 +141,25 @@ def free_port() -> int:
 def server(mlp):
     http, grpc, metrics = free_port(), free_port(), free_port()
     proc = subprocess.Popen(
-        ["mmexport", "serve", str(mlp), "--name", "proj", "--http-port", str(http), "--grpc-port", str(grpc), "--metrics-port", str(metrics), "--max-batch", "8"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True,
+        [
+            "mmexport",
+            "serve",
+            str(mlp),
+            "--name",
+            "proj",
+            "--http-port",
+            str(http),
+            "--grpc-port",
+            str(grpc),
+            "--metrics-port",
+            str(metrics),
+            "--max-batch",
+            "8",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
         # as `mmexport serve ... &` from a script: the shell starts it with SIGINT ignored
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
     )
@@ -234,6 +251,7 @@ def test_server_under_load(server, mlp):
     print(f"\nserve load: {400 / elapsed:.0f} req/s, p50 {statistics.median(latencies):.1f} ms, p99 {p99:.1f} ms")
 
 
+@pytest.mark.slow
 def test_server_stops_cleanly_on_sigint(server):
     proc = server["proc"]
     proc.send_signal(signal.SIGINT)

@@ -179,8 +179,15 @@ def test_record_round_trip_and_clear_errors(tmp_path):
     connector = connectors.get("mlp")
     config = connector.preset(None)
     record = ArtifactRecord(
-        "onnx", "m.onnx", "mlp", "llava-1.5-7b", {"vision_dim": 1024}, WeightsRecord(), connector.inputs(config),
-        connector.outputs(config), tolerance=Tolerance(None, 0.999, 0.99),
+        "onnx",
+        "m.onnx",
+        "mlp",
+        "llava-1.5-7b",
+        {"vision_dim": 1024},
+        WeightsRecord(),
+        connector.inputs(config),
+        connector.outputs(config),
+        tolerance=Tolerance(None, 0.999, 0.99),
     )
     (tmp_path / "m.onnx").write_bytes(b"x")
     record.write(record_path(tmp_path / "m.onnx"))
@@ -188,7 +195,11 @@ def test_record_round_trip_and_clear_errors(tmp_path):
     with pytest.raises(UsageError, match="takes a 'engine' artifact"):
         read(tmp_path / "m.onnx", kind="engine")
     data = json.loads(record_path(tmp_path / "m.onnx").read_text())
-    for change, phrase in ((dict(format="mmexport.engine/1"), "older mmexport"), (dict(format="other/1"), "not an mmexport manifest"), (dict(inputs=[{}]), "malformed")):
+    for change, phrase in (
+        (dict(format="mmexport.engine/1"), "older mmexport"),
+        (dict(format="other/1"), "not an mmexport manifest"),
+        (dict(inputs=[{}]), "malformed"),
+    ):
         record_path(tmp_path / "m.onnx").write_text(json.dumps(data | change))
         with pytest.raises(UsageError, match=phrase):
             read(tmp_path / "m.onnx")

@@ -16,7 +16,6 @@ import torch
 from ..errors import MmexportError
 from ..parity import OrtRunner
 
-
 # Enough for representative int8 speed (ranges, graph shape); accuracy figures come from
 # `mmexport quantize` with the full sample count (docs/precision.md).
 CALIB_SAMPLES = 16
@@ -82,7 +81,7 @@ def _torch_cpu(compile_module: bool) -> Callable[[BenchContext, Any], Bind]:
                 importlib.import_module("torch._inductor")  # fails early where inductor cannot work
             except Exception as exc:  # pragma: no cover - depends on the install
                 raise Unavailable(f"torch.compile is not usable here: {exc}") from None
-            module = torch.compile(module, dynamic=True)
+            module = torch.compile(module, dynamic=True)  # type: ignore[assignment]
 
         def bind(inputs: Inputs) -> Callable[[], Any]:
             tensors = [torch.from_numpy(v) for v in inputs.values()]

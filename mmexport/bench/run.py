@@ -74,7 +74,7 @@ def parse_backends(value: str | None) -> list[str]:
     names = [n.strip() for n in value.split(",") if n.strip()] if value else list(DEFAULT_BACKENDS)
     unknown = [n for n in names if n not in BACKENDS]
     if unknown or not names:
-        raise UsageError(f"unknown backend '{(unknown or [value])[0]}'; choose from: {', '.join(BACKENDS)}")
+        raise UsageError(f"unknown backend '{(unknown or [value or ''])[0]}'; choose from: {', '.join(BACKENDS)}")
     return list(dict.fromkeys(names))
 
 
@@ -200,10 +200,19 @@ def bench(
                 metrics = compare(to_host(calls[name][b]()), reference[b])
                 report.results.append(
                     Result(
-                        connector.name, preset, name, backend.precision, backend.device, b, tokens_used,
-                        round(timing.median_ms, 4), round(timing.p90_ms, 4), round(b * 1000 / timing.median_ms, 2),
-                        round(max(memory[name], 0.0), 1), round(metrics.cosine, 6), round(metrics.token_cosine_p1, 5),
+                        connector.name,
+                        preset,
+                        name,
+                        backend.precision,
+                        backend.device,
+                        b,
+                        tokens_used,
+                        round(timing.median_ms, 4),
+                        round(timing.p90_ms, 4),
+                        round(b * 1000 / timing.median_ms, 2),
+                        round(max(memory[name], 0.0), 1),
+                        round(metrics.cosine, 6),
+                        round(metrics.token_cosine_p1, 5),
                     )
                 )
     return report
-

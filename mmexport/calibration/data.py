@@ -14,8 +14,8 @@ from safetensors import SafetensorError
 from safetensors.numpy import safe_open
 
 from ..connectors import BATCH_AXES, Connector, TensorSpec
-from ..specs import axes_of
 from ..errors import UsageError
+from ..specs import axes_of
 from .synthetic import DEFAULT_FAMILY, FAMILIES, features
 
 MIN_SAMPLES = 8  # fewer cannot calibrate and hold out a check set
@@ -96,10 +96,7 @@ def _requests(path: Path, specs: list[TensorSpec]) -> Iterator[dict[str, np.ndar
             _check(spec, arrays[spec.name], path.name)
         count = arrays[names[0]].shape[0] if specs[0].batch_axis else 1
         for i in range(count):
-            yield {
-                s.name: np.ascontiguousarray(arrays[s.name][i : i + 1] if s.batch_axis else arrays[s.name], dtype=s.dtype)
-                for s in specs
-            }
+            yield {s.name: np.ascontiguousarray(arrays[s.name][i : i + 1] if s.batch_axis else arrays[s.name], dtype=s.dtype) for s in specs}
 
 
 def load(connector: Connector, config: Any, source: str | Path, max_samples: int) -> CalibrationSet:

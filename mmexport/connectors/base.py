@@ -70,9 +70,7 @@ class Connector:
     def preset(self, name: str | None) -> Any:
         name = name or self.default_preset
         if name not in self.presets:
-            raise UsageError(
-                f"unknown preset '{name}' for connector '{self.name}'; choose one of: {', '.join(self.presets)}"
-            )
+            raise UsageError(f"unknown preset '{name}' for connector '{self.name}'; choose one of: {', '.join(self.presets)}")
         return self.presets[name]
 
     def config_type(self) -> type:

@@ -26,6 +26,8 @@ class AdaptiveAvgPool2dAsMatMul(nn.Module):
         self.size_out = size_out
         self.register_buffer("matrix", torch.kron(pool, pool).T.contiguous(), persistent=False)
 
+    matrix: torch.Tensor
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, C, H, W) -> (B, C, h, w)
         pooled = x.flatten(2) @ self.matrix
         return pooled.unflatten(2, (self.size_out, self.size_out))
@@ -76,4 +78,3 @@ def merge_heads(x: torch.Tensor) -> torch.Tensor:
 def multi_head_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, heads: int, mask: torch.Tensor | None = None) -> torch.Tensor:
     """Scaled dot-product attention over `heads` heads of [b, n, h*d] projections (mask additive or boolean)."""
     return merge_heads(F.scaled_dot_product_attention(split_heads(q, heads), split_heads(k, heads), split_heads(v, heads), attn_mask=mask))
-

@@ -91,7 +91,7 @@ class CAbstractor(nn.Module):
             AdaptiveAvgPool2dAsMatMul(self.side, math.isqrt(config.queries)),
             RegStage(config.depth, config.hidden, config.hidden),
         )
-        readout = [nn.Linear(config.hidden, config.llm_dim)]
+        readout: list[nn.Module] = [nn.Linear(config.hidden, config.llm_dim)]
         for _ in range(1, config.mlp_depth):
             readout += [nn.SiLU(), nn.Linear(config.llm_dim, config.llm_dim)]
         self.readout = nn.Sequential(*readout)
@@ -143,9 +143,7 @@ CONNECTOR = Connector(
     key_layouts=(
         KeyLayout(
             "honeybee-original",
-            (
-                (r"(?:model\.)?abstractor\.(pos_emb|net\.[02]\..*|readout\..*)", r"\1"),
-            ),
+            ((r"(?:model\.)?abstractor\.(pos_emb|net\.[02]\..*|readout\..*)", r"\1"),),
         ),
     ),
     build=CAbstractor,

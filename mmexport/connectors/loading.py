@@ -48,7 +48,7 @@ def _best_layout(connector: Connector, keys: list[str], layer: int | None = None
     """The layout that maps the most checkpoint keys; returns module key -> checkpoint key."""
     best: tuple[KeyLayout, dict[str, str]] | None = None
     for layout in connector.key_layouts:
-        mapping = {}
+        mapping: dict[str, str] = {}
         for key in keys:
             renamed = layout.rename(key, layer)
             if renamed is not None:
@@ -77,10 +77,7 @@ def load_weights(connector: Connector, path: str | Path, preset_config: Any, lay
     if not mapping:
         layouts = ", ".join(layout.name for layout in connector.key_layouts)
         sample = ", ".join(keys[:3]) + (", ..." if len(keys) > 3 else "")
-        raise WeightsError(
-            f"{path} holds no '{connector.name}' weights (keys like {sample}); "
-            f"expected a checkpoint in one of these layouts: {layouts}"
-        )
+        raise WeightsError(f"{path} holds no '{connector.name}' weights (keys like {sample}); expected a checkpoint in one of these layouts: {layouts}")
     state = connector.adapt_weights({name: checkpoint.tensor(source) for name, source in mapping.items()})
     try:
         config = connector.config_from_weights(state, preset_config)
@@ -92,11 +89,7 @@ def load_weights(connector: Connector, path: str | Path, preset_config: Any, lay
     if missing:
         shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
         raise WeightsError(f"{path} ({layout.name} layout) is missing connector keys: {shown}")
-    misshaped = [
-        f"{name} {tuple(state[name].shape)} (expected {tuple(t.shape)})"
-        for name, t in expected.items()
-        if state[name].shape != t.shape
-    ]
+    misshaped = [f"{name} {tuple(state[name].shape)} (expected {tuple(t.shape)})" for name, t in expected.items() if state[name].shape != t.shape]
     if misshaped:
         raise WeightsError(f"{path} has mis-shaped connector keys: {', '.join(misshaped[:5])}")
     state = {name: state[name] for name in expected}

@@ -62,9 +62,7 @@ CONNECTOR = Connector(
         "qwen2.5-vl-72b": PatchMergerConfig(norm="rmsnorm", llm_dim=8192),
     },
     default_preset="qwen2-vl-7b",
-    key_layouts=(
-        KeyLayout("qwen-original", ((r"(?:model\.)?visual\.merger\.(ln_q\..*|mlp\.[02]\..*)", r"\1"),)),
-    ),
+    key_layouts=(KeyLayout("qwen-original", ((r"(?:model\.)?visual\.merger\.(ln_q\..*|mlp\.[02]\..*)", r"\1"),)),),
     build=PatchMerger,
     io=io_specs,
     config_from_weights=_from_weights,

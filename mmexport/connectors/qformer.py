@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from typing import TypeVar
 
 import torch
 from torch import nn
@@ -129,7 +130,10 @@ def io_specs(config: QFormerConfig) -> tuple[list[TensorSpec], list[TensorSpec]]
     )
 
 
-def _from_weights(weights, config: QFormerConfig) -> QFormerConfig:
+ConfigT = TypeVar("ConfigT", bound=QFormerConfig)
+
+
+def _from_weights(weights, config: ConfigT) -> ConfigT:
     """Dims from the weights (heads, eps and cross-attention frequency are not in the shapes).
     `replace` keeps the config's own type, so subclasses (InstructBLIP) build on this."""
     _, num_queries, hidden = weights["query_tokens"].shape

@@ -30,6 +30,7 @@ class QwenVLResamplerConfig:
 
 def sincos_2d(dim: int, grid: int) -> np.ndarray:
     """MAE's 2-D sin-cos table, [grid*grid, dim] (half the channels for each axis)."""
+
     def one_axis(d: int, positions: np.ndarray) -> np.ndarray:
         omega = 1.0 / 10000 ** (np.arange(d // 2, dtype=np.float32) / (d / 2.0))
         out = np.einsum("m,d->md", positions.reshape(-1), omega)
@@ -128,9 +129,7 @@ CONNECTOR = Connector(
     key_layouts=(
         KeyLayout(
             "qwen-vl-original",
-            (
-                (r"(?:base_model\.model\.)?transformer\.visual\.(attn_pool\..*|ln_post\.(?:weight|bias)|proj)", r"\1"),
-            ),
+            ((r"(?:base_model\.model\.)?transformer\.visual\.(attn_pool\..*|ln_post\.(?:weight|bias)|proj)", r"\1"),),
         ),
     ),
     build=QwenVLResampler,

@@ -22,7 +22,13 @@ from ..record import ArtifactRecord, EngineInfo, read, record_path
 from . import flavors
 from .profiles import Profile, build_profiles
 
-ONNX_DTYPES = {onnx.TensorProto.FLOAT: "float32", onnx.TensorProto.FLOAT16: "float16", onnx.TensorProto.INT64: "int64", onnx.TensorProto.INT32: "int32", onnx.TensorProto.BOOL: "bool"}
+ONNX_DTYPES = {
+    onnx.TensorProto.FLOAT: "float32",
+    onnx.TensorProto.FLOAT16: "float16",
+    onnx.TensorProto.INT64: "int64",
+    onnx.TensorProto.INT32: "int32",
+    onnx.TensorProto.BOOL: "bool",
+}
 Progress = Callable[[str, int, int], None]  # phase, step, steps
 
 
@@ -33,7 +39,7 @@ class BuildResult:
     seconds: float
 
 
-def _logger(trt):
+def _logger(trt: Any) -> Any:
     class Collecting(trt.ILogger):
         """Keeps TensorRT's errors to report them in one line instead of printing them."""
 
@@ -75,7 +81,7 @@ class _Interrupts:
             signal.signal(sig, handler)
 
 
-def _monitor(trt, progress: Progress, interrupts: _Interrupts):
+def _monitor(trt: Any, progress: Progress, interrupts: _Interrupts) -> Any:
     class Monitor(trt.IProgressMonitor):
         def __init__(self):
             trt.IProgressMonitor.__init__(self)
@@ -137,7 +143,9 @@ def _check_arch(arch: str | None, precision: str) -> None:
     """fp8 needs Ada or newer: refuse an older target in one line, before building."""
     needed = _min_arch(precision)
     if arch is not None and needed and _arch_number(arch) < needed:
-        raise UsageError(f"{precision} engines need sm{needed} or newer (Ada, Hopper, Blackwell); {arch} cannot run them: drop it from --arch or use an int8/fp16 variant")
+        raise UsageError(
+            f"{precision} engines need sm{needed} or newer (Ada, Hopper, Blackwell); {arch} cannot run them: drop it from --arch or use an int8/fp16 variant"
+        )
 
 
 def _current_arch() -> str | None:

@@ -52,8 +52,8 @@ def resolve(name: str = "auto") -> Flavor:
         if name == "tensorrt" and not gpu_available():
             raise UsageError("TensorRT builds need a GPU and none is visible; use --flavor tensorrt-rtx to build ahead of time")
         return Flavor(name, module)
-    if gpu_available() and _import("tensorrt") is not None:
-        return Flavor("tensorrt", _import("tensorrt"))
-    if _import("tensorrt-rtx") is not None:
-        return Flavor("tensorrt-rtx", _import("tensorrt-rtx"))
+    for candidate in ("tensorrt", "tensorrt-rtx") if gpu_available() else ("tensorrt-rtx",):
+        module = _import(candidate)
+        if module is not None:
+            return Flavor(candidate, module)
     raise UsageError(f"no TensorRT is installed: {EXTRAS['tensorrt-rtx']} (builds without a GPU) or {EXTRAS['tensorrt']}")

@@ -36,7 +36,7 @@ def parse_overrides(values: list[str] | None) -> list[Profile]:
 
 
 def _bound(spec: TensorSpec, pick: str) -> Shape:
-    return tuple(getattr(d, pick) if isinstance(d, Axis) else int(d) for d in spec.dims)  # type: ignore[arg-type]
+    return tuple(getattr(d, pick) if isinstance(d, Axis) else int(d) for d in spec.dims)
 
 
 def default_profile(inputs: list[TensorSpec]) -> Profile:

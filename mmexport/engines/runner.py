@@ -21,9 +21,7 @@ def check_machine(engine: EngineInfo) -> flavors.Flavor:
         raise UsageError("running an engine needs a CUDA GPU and none is visible here; build it here, run it on the GPU machine")
     flavor = flavors.resolve(engine.flavor)
     if flavor.version != engine.tensorrt_version:
-        raise UsageError(
-            f"engine was built with {engine.flavor} {engine.tensorrt_version} but {flavor.version} is installed; rebuild it with `mmexport trt`"
-        )
+        raise UsageError(f"engine was built with {engine.flavor} {engine.tensorrt_version} but {flavor.version} is installed; rebuild it with `mmexport trt`")
     import torch
 
     major, minor = torch.cuda.get_device_capability()
@@ -70,7 +68,9 @@ class EngineRunner:
         if not self.fits(shapes):
             assert self.record.engine is not None
             ranges = "; ".join(", ".join(f"{n} {b['min']}..{b['max']}" for n, b in p.items()) for p in self.record.engine.profiles)
-            raise UsageError(f"inputs {', '.join(f'{n} {list(s)}' for n, s in shapes.items())} are outside the engine's profiles ({ranges}); rebuild with --shapes")
+            raise UsageError(
+                f"inputs {', '.join(f'{n} {list(s)}' for n, s in shapes.items())} are outside the engine's profiles ({ranges}); rebuild with --shapes"
+            )
 
     def run(self, feeds: dict[str, Any]) -> dict[str, Any]:
         """The parity Runner protocol: numpy in, numpy out."""

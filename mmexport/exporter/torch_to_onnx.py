@@ -71,7 +71,7 @@ def _quiet_exporter():
             lg.setLevel(level)
 
 
-def _interrupted(exc: BaseException) -> bool:
+def _interrupted(exc: BaseException | None) -> bool:
     """torch.export wraps a Ctrl-C/SIGTERM in its own error; find it in the chain."""
     seen = set()
     while exc is not None and id(exc) not in seen:
@@ -119,6 +119,7 @@ def export_module(module: nn.Module, connector: Connector, config: Any, path: Pa
             raise MmexportError(f"torch.onnx export of '{connector.name}' failed: {_root_cause(exc)} (--debug shows the exporter's report)") from exc
     if log.getvalue() and logging.getLogger("mmexport").isEnabledFor(logging.DEBUG):
         logging.getLogger("mmexport").debug(log.getvalue())
+    assert program is not None  # dynamo=True always returns a program
     _name_axes(program, connector, config)
     program.save(str(path), external_data=external)
     return external

@@ -6,6 +6,17 @@ from .report import ParityReport, ParityRow
 from .runners import ORT_TYPES, OrtRunner, Runner, TorchRunner, ort_session
 
 __all__ = [
-    "Case", "Metrics", "ORT_TYPES", "OrtRunner", "ParityReport", "ParityRow", "Runner", "TorchRunner",
-    "cases_at_shapes", "cases_from_samples", "compare", "ort_session", "run_gate",
+    "Case",
+    "Metrics",
+    "ORT_TYPES",
+    "OrtRunner",
+    "ParityReport",
+    "ParityRow",
+    "Runner",
+    "TorchRunner",
+    "cases_at_shapes",
+    "cases_from_samples",
+    "compare",
+    "ort_session",
+    "run_gate",
 ]

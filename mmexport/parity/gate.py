@@ -41,13 +41,11 @@ def cases_from_samples(connector: Any, config: Any, samples: Sequence[Feeds]) ->
 def _check_signatures(candidate: Runner, reference: Runner) -> None:
     if sorted(candidate.input_names) != sorted(reference.input_names):
         raise MmexportError(
-            f"the artifact's inputs ({', '.join(candidate.input_names)}) are not the reference's "
-            f"({', '.join(reference.input_names)}); re-export it"
+            f"the artifact's inputs ({', '.join(candidate.input_names)}) are not the reference's ({', '.join(reference.input_names)}); re-export it"
         )
     if candidate.output_names != reference.output_names:
         raise MmexportError(
-            f"the artifact's outputs ({', '.join(candidate.output_names)}) are not the reference's "
-            f"({', '.join(reference.output_names)}); re-export it"
+            f"the artifact's outputs ({', '.join(candidate.output_names)}) are not the reference's ({', '.join(reference.output_names)}); re-export it"
         )
 
 

@@ -62,7 +62,10 @@ class ParityReport:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> "ParityReport":
-        rows = [ParityRow(**{k: (float("inf") if v is None else v) for k, v in row.items()}) for row in data.get("rows", [])]
+        rows = []
+        for row in data.get("rows", []):
+            values: dict[str, Any] = {k: (float("inf") if v is None else v) for k, v in row.items()}  # null: a non-finite metric
+            rows.append(ParityRow(**values))
         return cls(Tolerance.from_json(data["tolerance"]), data["provider"], data.get("reference", ""), data.get("inputs", ""), rows)
 
     def failure(self) -> str:

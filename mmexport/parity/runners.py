@@ -32,9 +32,7 @@ class Runner(Protocol):
     def run(self, feeds: Feeds) -> dict[str, np.ndarray]: ...
 
 
-def ort_session(
-    model: str | Path | bytes, device: str = "cpu", threads: int | None = None, optimize: bool = True
-) -> ort.InferenceSession:
+def ort_session(model: str | Path | bytes, device: str = "cpu", threads: int | None = None, optimize: bool = True) -> ort.InferenceSession:
     """The one place ONNX Runtime sessions are made (gates, runtime, bench, calibration)."""
     if device not in PROVIDERS:
         raise UsageError(f"unknown device '{device}'; choose one of: {', '.join(PROVIDERS)}")

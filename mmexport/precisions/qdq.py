@@ -35,9 +35,7 @@ class QuantFormat:
 
 
 INT8 = QuantFormat("int8", onnx.TensorProto.INT8, 127.0, 127, lambda x: np.clip(np.round(x), -127, 127).astype(np.int8))
-FP8_E4M3 = QuantFormat(
-    "fp8", onnx.TensorProto.FLOAT8E4M3FN, 448.0, 127, lambda x: np.clip(x, -448.0, 448.0).astype(ml_dtypes.float8_e4m3fn)
-)
+FP8_E4M3 = QuantFormat("fp8", onnx.TensorProto.FLOAT8E4M3FN, 448.0, 127, lambda x: np.clip(x, -448.0, 448.0).astype(ml_dtypes.float8_e4m3fn))
 
 
 def weight_axis(node: onnx.NodeProto) -> int:

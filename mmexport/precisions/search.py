@@ -21,7 +21,10 @@ from .smoothquant import smooth
 
 HISTOGRAM_SAMPLES = 16  # the shape of |x| settles long before its maximum (taken from every sample)
 MAX_KEPT_SHARE = 0.5
-ALTERNATIVES = {"int8": "--precision fp8 (Ada, Hopper, Blackwell) or fp16", "fp8": "--precision fp16"}  # of weight MACs: past this, low precision no longer pays; refuse instead
+ALTERNATIVES = {
+    "int8": "--precision fp8 (Ada, Hopper, Blackwell) or fp16",
+    "fp8": "--precision fp16",
+}  # of weight MACs: past this, low precision no longer pays; refuse instead
 
 
 def shortfall(report: ParityReport, tolerance: Tolerance) -> float:
@@ -56,8 +59,11 @@ class Candidate:
 
     def summary(self, tolerance: Tolerance) -> dict[str, Any]:
         return {
-            "smooth_alpha": self.base.alpha or None, "method": self.method, "kept": len(self.kept),
-            "cosine": round(self.score.worst_cosine, 6), "token_cosine_p1": round(self.score.worst_token_cosine, 5),
+            "smooth_alpha": self.base.alpha or None,
+            "method": self.method,
+            "kept": len(self.kept),
+            "cosine": round(self.score.worst_cosine, 6),
+            "token_cosine_p1": round(self.score.worst_token_cosine, 5),
             "passed": self.score.passed,
         }
 
@@ -76,7 +82,7 @@ class Search:
     def base(self, alpha: float) -> Base:
         model = copy.deepcopy(self.source)
         smoothed = smooth(model, self.channel_amax, alpha) if alpha else {}
-        amax = {n.input[0]: smoothed.get(n.input[0]) or float(self.channel_amax[n.input[0]].max()) for n in weighted_nodes(model)}
+        amax = {n.input[0]: smoothed[n.input[0]] if n.input[0] in smoothed else float(self.channel_amax[n.input[0]].max()) for n in weighted_nodes(model)}
         return Base(alpha, model, amax)
 
     def ranges_for(self, base: Base, method: str) -> dict[str, float]:
@@ -137,10 +143,15 @@ class Search:
             if (budget + macs[name]) / total > MAX_KEPT_SHARE:
                 continue
             budget += macs[name]
-            eligible.append((name, (
-                f"kept in {self.job.high_precision}: quantizing every layer but this one scores cosine "
-                f"{after[0]:.6f} / token p1 {after[1]:.5f} on the search samples, against {before[0]:.6f} / {before[1]:.5f}"
-            )))
+            eligible.append(
+                (
+                    name,
+                    (
+                        f"kept in {self.job.high_precision}: quantizing every layer but this one scores cosine "
+                        f"{after[0]:.6f} / token p1 {after[1]:.5f} on the search samples, against {before[0]:.6f} / {before[1]:.5f}"
+                    ),
+                )
+            )
         sizes = [n for n in (1, 2, 4, 8, 16, 32, 64) if n < len(eligible)] + [len(eligible)] if eligible else []
         for size in sizes:  # keep 1, 2, 4 ... of the most helpful layers, then all that fit
             found = self.candidate(best.base, best.method, dict(best.kept) | dict(eligible[:size]))
@@ -192,13 +203,9 @@ class Search:
         tokens = max(self.stats.token_spread.items(), key=lambda item: item[1])
         channels = max(((name, self.stats.channel_spread(name)) for name in self.channel_amax), key=lambda item: item[1])
         if tokens[1] >= channels[1]:
-            why = (
-                f"in '{tokens[0]}' the largest token reaches {tokens[1]:.0f}x the median token's |x|: one per-tensor "
-                "scale leaves the other tokens few levels"
-            )
+            why = f"in '{tokens[0]}' the largest token reaches {tokens[1]:.0f}x the median token's |x|: one per-tensor scale leaves the other tokens few levels"
         else:
             why = (
-                f"in '{channels[0]}' the largest channel reaches {channels[1]:.0f}x the median channel's |x|, "
-                "more than SmoothQuant could move into the weights"
+                f"in '{channels[0]}' the largest channel reaches {channels[1]:.0f}x the median channel's |x|, more than SmoothQuant could move into the weights"
             )
         return f"{head}; {why}; try {ALTERNATIVES[self.fmt.name]}"

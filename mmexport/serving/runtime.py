@@ -27,7 +27,11 @@ def validate(specs: list[TensorSpec], feeds: dict[str, Any]) -> dict[str, np.nda
     unknown = sorted(set(feeds) - set(names))
     missing = [n for n in names if n not in feeds]
     if unknown or missing:
-        raise InputError(f"inputs must be {', '.join(names)}" + (f"; missing {', '.join(missing)}" if missing else "") + (f"; unknown {', '.join(unknown)}" if unknown else ""))
+        raise InputError(
+            f"inputs must be {', '.join(names)}"
+            + (f"; missing {', '.join(missing)}" if missing else "")
+            + (f"; unknown {', '.join(unknown)}" if unknown else "")
+        )
     arrays = {name: value if isinstance(value, np.ndarray) else np.asarray(value) for name, value in feeds.items()}
     for spec in specs:
         if arrays[spec.name].dtype != np.dtype(spec.dtype):

@@ -78,11 +78,14 @@ def serve(
     name = name or Path(artifact).name.split(".")[0]
     limit = batch_limit(runtime.record)
     batched = limit is not None
-    if max_batch is not None and batched and not 1 <= max_batch <= limit:
+    if limit is None:
+        if max_batch:
+            raise UsageError("this artifact has no batch axis; --max-batch does not apply")
+        max_batch = 0
+    elif max_batch is not None and not 1 <= max_batch <= limit:
         raise UsageError(f"--max-batch {max_batch} is outside what the artifact takes (1..{limit})")
-    if max_batch and not batched:
-        raise UsageError("this artifact has no batch axis; --max-batch does not apply")
-    max_batch = (max_batch or min(limit, 16)) if batched else 0
+    else:
+        max_batch = max_batch or min(limit, 16)
 
     def tensors(specs: list[TensorSpec]) -> list:
         dims = [[-1 if isinstance(d, str) else d for d in s.labels()] for s in specs]
@@ -97,12 +100,16 @@ def serve(
             infer_func=_infer_function(runtime, batched),
             inputs=tensors(runtime.inputs),
             outputs=tensors(runtime.outputs),
-            config=ModelConfig(max_batch_size=max_batch, batcher=DynamicBatcher(max_queue_delay_microseconds=500)) if batched else ModelConfig(max_batch_size=0, batching=False),
+            config=ModelConfig(max_batch_size=max_batch, batcher=DynamicBatcher(max_queue_delay_microseconds=500))
+            if batched
+            else ModelConfig(max_batch_size=0, batching=False),
             strict=True,
         )
         triton.run()
         for note in runtime.notes:
             on_ready(f"note: {note}")
-        on_ready(f"serving '{name}' ({runtime.record.connector}, {runtime.record.precision}, max batch {max_batch}) "
-                 f"on http://{host}:{http_port} and grpc {host}:{grpc_port}; ready at /v2/health/ready; Ctrl-C stops")
+        on_ready(
+            f"serving '{name}' ({runtime.record.connector}, {runtime.record.precision}, max batch {max_batch}) "
+            f"on http://{host}:{http_port} and grpc {host}:{grpc_port}; ready at /v2/health/ready; Ctrl-C stops"
+        )
         triton.serve()
