@@ -1,30 +1,40 @@
 """mmexport: export multimodal-LLM connectors to verified ONNX and TensorRT artifacts."""
 
-from __future__ import annotations
-
-import importlib
-from typing import Any
-
 __version__ = "0.1.0"
 
-# The Python API, one function per command; imported on first use so that `import mmexport`
-# (and the CLI's start) stays fast.
-_API = {
-    "export": "api",
-    "quantize": "api",
-    "check": "api",
-    "build_engine": "api",
-    "write_triton": "api",
-    "serve": "api",
-    "bench": "api",
-    "load": "api",
-    "make": "api",
-    "QuantizeOptions": "api",
-}
-__all__ = [*_API, "__version__"]
+# The Python API, one function per command (api.py). Imported here, after the subpackages they
+# come from, so that `mmexport.bench` is the function, not the `mmexport/bench/` package.
+from .api import (  # noqa: E402
+    BuildResult,
+    ExportResult,
+    Made,
+    QuantizeOptions,
+    VariantResult,
+    bench,
+    build_engine,
+    check,
+    export,
+    load,
+    make,
+    quantize,
+    serve,
+    write_triton,
+)
 
-
-def __getattr__(name: str) -> Any:
-    if name in _API:
-        return getattr(importlib.import_module(f".{_API[name]}", __name__), name)
-    raise AttributeError(f"module 'mmexport' has no attribute '{name}'")
+__all__ = [
+    "BuildResult",
+    "ExportResult",
+    "Made",
+    "QuantizeOptions",
+    "VariantResult",
+    "__version__",
+    "bench",
+    "build_engine",
+    "check",
+    "export",
+    "load",
+    "make",
+    "quantize",
+    "serve",
+    "write_triton",
+]

@@ -93,15 +93,19 @@ def bench_table(report) -> Table:
             r.backend,
             r.precision,
             str(r.batch),
-            f"{r.median_ms:.2f}",
-            f"{r.p90_ms:.2f}",
-            f"{r.throughput_per_s:.1f}",
+            _figure(r.median_ms, ".2f"),
+            _figure(r.p90_ms, ".2f"),
+            _figure(r.throughput_per_s, ".1f"),
             "-" if ratio is None else f"{ratio:.2f}x",
             f"{r.peak_mem_mb:.0f}",
             f"{r.cosine:.5f}",
             f"{r.token_cosine_p1:.4f}",
         )
     return table
+
+
+def _figure(value: float | None, spec: str) -> str:
+    return "-" if value is None else format(value, spec)
 
 
 def skipped_lines(report) -> list[str]:

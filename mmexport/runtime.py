@@ -1,5 +1,5 @@
 """`mmexport.runtime.load(artifact, device)`: the one call a serving process needs."""
 
-from .serving.runtime import InputError, Runtime, load
+from .serving.runtime import InputError, Runtime, TargetWarning, load
 
-__all__ = ["InputError", "Runtime", "load"]
+__all__ = ["InputError", "Runtime", "TargetWarning", "load"]

@@ -132,3 +132,32 @@ def tiny(monkeypatch):
         return connector.name
 
     return add
+
+
+WEIGHTED_OPS = ("MatMul", "Gemm", "Conv")
+
+
+def assert_qdq_only_on_weighted_inputs(path):
+    """TensorRT's placement (and ModelOpt's): every QuantizeLinear feeds only DequantizeLinear,
+    every DequantizeLinear feeds only the activation or weight input of a MatMul/Gemm/Conv, so
+    no output of any layer is quantized; and every Q/DQ'd layer has both inputs dequantized."""
+    import onnx
+
+    model = onnx.load(str(path))
+    consumers: dict[str, list] = {}
+    for node in model.graph.node:
+        for i, name in enumerate(node.input):
+            consumers.setdefault(name, []).append((node, i))
+    dequantized = 0
+    for node in model.graph.node:
+        if node.op_type == "QuantizeLinear":
+            assert all(user.op_type == "DequantizeLinear" for user, _ in consumers[node.output[0]]), node.name
+        if node.op_type == "DequantizeLinear":
+            dequantized += 1
+            for user, slot in consumers[node.output[0]]:
+                assert user.op_type in WEIGHTED_OPS and slot in (0, 1), f"{node.name} feeds {user.op_type} input {slot}"
+    assert dequantized, "no Q/DQ at all"
+    producers = {o: n for n in model.graph.node for o in n.output}
+    for node in model.graph.node:
+        if node.op_type in WEIGHTED_OPS and node.input[0] in producers and producers[node.input[0]].op_type == "DequantizeLinear":
+            assert producers.get(node.input[1]) is not None and producers[node.input[1]].op_type == "DequantizeLinear", node.name

@@ -1,12 +1,12 @@
-"""Real TensorRT-RTX engine builds on this GPU-less machine, for every connector at fp32, fp16
-and int8, and the record a server needs. Running engines needs a GPU: those tests are marked."""
+"""Real TensorRT-RTX engine builds on this GPU-less machine, for every connector at fp32, fp16,
+int8 and fp8, and the record a server needs. Running engines needs a GPU: those tests are marked."""
 
 from __future__ import annotations
 
 import json
 
 import pytest
-from conftest import assert_one_line, files_in
+from conftest import assert_one_line, assert_qdq_only_on_weighted_inputs, files_in
 from tiny_configs import TINY
 
 from mmexport.errors import UsageError
@@ -18,9 +18,11 @@ def test_engines_for_every_connector_and_precision(cli, tmp_path, tiny, name):
     fp32 = tmp_path / "c.onnx"
     assert cli("onnx", "-c", connector, "--preset", "tiny", "-o", fp32).code == 0
     assert cli("quantize", fp32, "--precision", "fp16").code == 0
-    result = cli("quantize", fp32, "--precision", "int8", "--calib", "synthetic", "--samples", "16", "--min-cosine", "0.9")
-    assert result.code == 0, result
-    for onnx_name, precision in (("c.onnx", "fp32"), ("c.fp16.onnx", "fp16"), ("c.int8.onnx", "int8")):
+    for low in ("int8", "fp8"):  # tiny random connectors: loose gates, the graphs are what is tested here
+        result = cli("quantize", fp32, "--precision", low, "--calib", "synthetic", "--samples", "16", "--min-cosine", "0.9", "--min-token-cosine", "0.5")
+        assert result.code == 0, result
+        assert_qdq_only_on_weighted_inputs(tmp_path / f"c.{low}.onnx")
+    for onnx_name, precision in (("c.onnx", "fp32"), ("c.fp16.onnx", "fp16"), ("c.int8.onnx", "int8"), ("c.fp8.onnx", "fp8")):
         engine = tmp_path / f"{precision}.engine"
         result = cli("trt", tmp_path / onnx_name, "--flavor", "tensorrt-rtx", "-o", engine, "--json")
         assert result.code == 0, result
@@ -28,7 +30,8 @@ def test_engines_for_every_connector_and_precision(cli, tmp_path, tiny, name):
         assert record == json.loads((tmp_path / f"{precision}.engine.json").read_text())
         assert record["kind"] == "engine" and engine.stat().st_size == record["engine"]["engine_bytes"] > 0
         assert record["precision"] == precision and record["connector"] == connector
-        assert record["engine"]["flavor"] == "tensorrt-rtx" and record["engine"]["targets"] == ["sm80", "sm86", "sm89", "sm120"]
+        targets = ["sm89", "sm120"] if precision == "fp8" else ["sm80", "sm86", "sm89", "sm120"]  # fp8 needs Ada or newer
+        assert record["engine"]["flavor"] == "tensorrt-rtx" and record["engine"]["targets"] == targets
         first = record["inputs"][0]
         profile = record["engine"]["profiles"][0][first["name"]]
         assert profile["min"][0] == first["dynamic_axes"]["0"]["min"]  # first axis from its minimum

@@ -140,19 +140,22 @@ def _ort(ctx: BenchContext, path: Path) -> Bind:
     return bind
 
 
-def _trt_engine(ctx: BenchContext) -> Path:
-    from ..engines import flavors
-    from ..engines.build import build
-    from ..errors import UsageError
+def _trt_engine(precision: str) -> Callable[[BenchContext], Path]:
+    def artifact(ctx: BenchContext) -> Path:
+        from ..engines import flavors
+        from ..engines.build import build
+        from ..errors import UsageError
 
-    if not torch.cuda.is_available():
-        raise Unavailable("TensorRT engines run on a CUDA GPU; none is visible")
-    try:
-        flavors.resolve("auto")
-    except UsageError as exc:
-        raise Unavailable(str(exc)) from None
-    # The default profile spans every dynamic axis' range, so one engine serves every --batch.
-    return build(ctx.variant("fp16"), archs=["current"], output=ctx.workdir / "model.fp16.engine").path
+        if not torch.cuda.is_available():
+            raise Unavailable("TensorRT engines run on a CUDA GPU; none is visible")
+        try:
+            flavors.resolve("auto")
+            # The default profile spans every dynamic axis' range, so one engine serves every --batch.
+            return build(ctx.variant(precision), archs=["current"], output=ctx.workdir / f"model.{precision}.engine").path
+        except UsageError as exc:  # no TensorRT, or fp8 on a GPU older than Ada
+            raise Unavailable(str(exc)) from None
+
+    return artifact
 
 
 def _trt(ctx: BenchContext, engine: Path) -> Bind:
@@ -175,6 +178,7 @@ class Backend:
     make: Callable[[BenchContext, Any], Bind]  # (context, what `artifact` made) -> bind
     # Builds what the backend runs (export, quantize, engine) before its memory is measured.
     artifact: Callable[[BenchContext], Any] = lambda ctx: None
+    timed: bool = True  # False: its speed here means nothing (emulated); only its accuracy is reported
 
 
 BACKENDS = {
@@ -185,9 +189,13 @@ BACKENDS = {
         Backend("ort", "fp32", "cpu", _ort, _ort_artifact("fp32")),
         Backend("ort-fp16", "fp16", "cpu", _ort, _ort_artifact("fp16")),
         Backend("ort-int8", "int8", "cpu", _ort, _ort_artifact("int8")),
+        # ONNX Runtime's CPU provider emulates FP8: its cosine is real, its speed is not (GPU only).
+        Backend("ort-fp8", "fp8", "cpu", _ort, _ort_artifact("fp8"), timed=False),
         Backend("torch-cuda", "fp32", "cuda", _torch_cuda(torch.float32)),
         Backend("torch-cuda-fp16", "fp16", "cuda", _torch_cuda(torch.float16)),
-        Backend("trt", "fp16", "cuda", _trt, _trt_engine),
+        Backend("trt", "fp16", "cuda", _trt, _trt_engine("fp16")),
+        Backend("trt-int8", "int8", "cuda", _trt, _trt_engine("int8")),
+        Backend("trt-fp8", "fp8", "cuda", _trt, _trt_engine("fp8")),
     )
 }
 BASELINE = "torch"

@@ -25,7 +25,9 @@ def write_plot(report: BenchReport, path: Path) -> None:
     plt = pyplot()
     figure, axes = plt.subplots(figsize=(7, 4.5), dpi=120)
     for backend in dict.fromkeys(r.backend for r in report.results):
-        rows = sorted((r for r in report.results if r.backend == backend), key=lambda r: r.batch)
+        rows = sorted((r for r in report.results if r.backend == backend and r.median_ms is not None), key=lambda r: r.batch)
+        if not rows:
+            continue  # not timed here
         axes.plot([r.batch for r in rows], [r.median_ms for r in rows], marker="o", label=f"{backend} ({rows[0].precision})")
     first = report.results[0] if report.results else None
     title = f"{first.connector} {first.preset}" if first else "no results"

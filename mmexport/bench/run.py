@@ -34,9 +34,9 @@ class Result:
     device: str
     batch: int
     tokens: int | None
-    median_ms: float
-    p90_ms: float
-    throughput_per_s: float  # batch items (images, or crops/tiles sets) per second
+    median_ms: float | None  # None: not timed here (an emulated precision)
+    p90_ms: float | None
+    throughput_per_s: float | None  # batch items (images, or crops/tiles sets) per second
     peak_mem_mb: float  # memory the backend added: RSS growth on CPU, device memory on CUDA
     cosine: float  # first output against PyTorch eager fp32, same inputs
     token_cosine_p1: float  # 1st percentile of the per-token cosine, same comparison
@@ -67,7 +67,9 @@ class BenchReport:
 
     def ratio(self, result: Result, baseline: str = BASELINE) -> float | None:
         base = next((r for r in self.results if r.backend == baseline and r.batch == result.batch), None)
-        return result.median_ms / base.median_ms if base else None
+        if base is None or base.median_ms is None or result.median_ms is None:
+            return None
+        return result.median_ms / base.median_ms
 
 
 def parse_backends(value: str | None) -> list[str]:
@@ -105,6 +107,26 @@ def _inputs(connector: Any, config: Any, sizes: dict[str, int]) -> dict[str, np.
         if spec.dtype.startswith("float"):
             arrays[spec.name] = outlier_features(spec.shape(sizes), seed=10_000 + i)
     return arrays
+
+
+def _result(connector: str, preset: str, name: str, batch: int, tokens: int | None, timing: measure.Timing | None, memory_mb: float, metrics) -> Result:
+    backend = BACKENDS[name]
+    median = round(timing.median_ms, 4) if timing else None
+    return Result(
+        connector,
+        preset,
+        name,
+        backend.precision,
+        backend.device,
+        batch,
+        tokens,
+        median,
+        round(timing.p90_ms, 4) if timing else None,
+        round(batch * 1000 / timing.median_ms, 2) if timing else None,
+        round(max(memory_mb, 0.0), 1),
+        round(metrics.cosine, 6),
+        round(metrics.token_cosine_p1, 5),
+    )
 
 
 def _release_memory() -> None:
@@ -190,29 +212,14 @@ def bench(
             except Unavailable as exc:
                 report.skipped.append(Skipped(name, str(exc)))
                 calls.pop(name, None)
-        if calib == "synthetic" and any(BACKENDS[n].precision == "int8" for n in calls):
-            report.notes.append("int8 calibrated on synthetic features (--calib synthetic): speed is representative, accuracy is not")
+        if calib == "synthetic" and any(BACKENDS[n].precision in ("int8", "fp8") for n in calls):
+            report.notes.append("int8/fp8 calibrated on synthetic features (--calib synthetic): speed is representative, accuracy is not")
+        for name in (n for n in calls if not BACKENDS[n].timed):
+            report.notes.append(f"{name}: emulated on this CPU, so only its accuracy is reported; its speed is measured on a GPU")
         for b in batches:
             step(f"timing batch {b}")
-            timings = measure.interleaved({n: c[b] for n, c in calls.items()}, warmup, iters)
-            for name, timing in timings.items():
-                backend = BACKENDS[name]
+            timings = measure.interleaved({n: c[b] for n, c in calls.items() if BACKENDS[n].timed}, warmup, iters)
+            for name in calls:
                 metrics = compare(to_host(calls[name][b]()), reference[b])
-                report.results.append(
-                    Result(
-                        connector.name,
-                        preset,
-                        name,
-                        backend.precision,
-                        backend.device,
-                        b,
-                        tokens_used,
-                        round(timing.median_ms, 4),
-                        round(timing.p90_ms, 4),
-                        round(b * 1000 / timing.median_ms, 2),
-                        round(max(memory[name], 0.0), 1),
-                        round(metrics.cosine, 6),
-                        round(metrics.token_cosine_p1, 5),
-                    )
-                )
+                report.results.append(_result(connector.name, preset, name, b, tokens_used, timings.get(name), memory[name], metrics))
     return report
