@@ -16,8 +16,11 @@ from .bench import bench
 from .checking import check
 from .engines import BuildResult
 from .engines import build as build_engine
+from .errors import UsageError
 from .exporter import ExportResult, export
+from .hf.attach import attach
 from .precisions import QuantizeOptions
+from .reference import Reference, from_model
 from .serving.runtime import load
 from .serving.server import serve
 from .serving.triton import write_repository as write_triton
@@ -40,21 +43,35 @@ class Made:
 
 
 def make(
-    connector: str,
+    connector: str | None = None,
     precision: str = "fp32",
     options: QuantizeOptions | None = None,
     engine: dict[str, Any] | None = None,
     step: Step = lambda message: None,
+    model: str | Path | None = None,
     **export_args: Any,
 ) -> Made:
     """Export, then the variant (`precision` other than fp32), then the engine (`engine`
-    holds build_engine's keyword arguments): the one-shot forms of `onnx` and `trt`."""
-    made = Made(export(connector, step=step, **export_args))
+    holds build_engine's keyword arguments): the one-shot forms of `onnx` and `trt`.
+    `model` (a Hugging Face folder) replaces `connector`, preset and weights."""
+    made = Made(export(connector, step=step, reference=reference_for(connector, model, export_args), **export_args))
     if precision != "fp32":
         made.variant = quantize(made.exported.path, precision, options, weights=export_args.get("weights"), step=step)
     if engine is not None:
         made.engine = build_engine(made.final, **engine)
     return made
+
+
+def reference_for(connector: str | None, model: str | Path | None, args: dict[str, Any]) -> Reference | None:
+    """The reference of a --model export (None: the connector's, resolved by export)."""
+    if (connector is None) == (model is None):
+        raise UsageError("give --connector or --model (a Hugging Face folder), one of them")
+    if model is None:
+        return None
+    for option in ("preset", "weights", "layer"):
+        if args.get(option) is not None:
+            raise UsageError(f"--model reads dims and weights from the folder; drop --{option}")
+    return from_model(model)
 
 
 __all__ = [
@@ -63,6 +80,7 @@ __all__ = [
     "Made",
     "QuantizeOptions",
     "VariantResult",
+    "attach",
     "bench",
     "build_engine",
     "check",

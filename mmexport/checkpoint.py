@@ -28,6 +28,12 @@ class Checkpoint:
         self._sources = sources  # key -> file holding it
         self._opened = opened or {}  # file -> reader, opened on first use
 
+    @classmethod
+    def from_state_dict(cls, state_dict: dict[str, torch.Tensor], name: str = "a loaded model") -> "Checkpoint":
+        """The tensors of a model in memory, read like a checkpoint (attach checks them)."""
+        source = Path(name)
+        return cls(source, dict.fromkeys(state_dict, source), {source: Reader(list(state_dict), state_dict.__getitem__)})
+
     def keys(self) -> list[str]:
         return list(self._sources)
 

@@ -32,7 +32,8 @@ err = Console(stderr=True)
 STATE = {"debug": False}
 PRECISION_CHOICES = ("fp32", *precisions.names())
 
-ConnectorOpt = typer.Option(..., "--connector", "-c", help="Connector name (see `mmexport list`).")
+ConnectorOpt = typer.Option(None, "--connector", "-c", help="Connector name (see `mmexport list`); or --model.")
+ModelOpt = typer.Option(None, "--model", "-m", help="A Hugging Face model folder: the connector, dims and weights come from it.")
 PresetOpt = typer.Option(None, "--preset", "-p", help="Released-model dims; default: the connector's first preset (dims then come from --weights).")
 WeightsOpt = typer.Option(None, "--weights", "-w", help=".safetensors, .bin/.pt (weights only) or a Hugging Face folder.")
 DeviceOpt = typer.Option("cpu", "--device", help="ONNX Runtime device for the parity gate: cpu or cuda.")
@@ -122,7 +123,8 @@ def list_connectors(as_json: bool = JsonOpt) -> None:
 
 @app.command("onnx")
 def onnx_command(
-    connector: str = ConnectorOpt,
+    connector: Optional[str] = ConnectorOpt,
+    model: Optional[Path] = ModelOpt,
     preset: Optional[str] = PresetOpt,
     weights: Optional[Path] = WeightsOpt,
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Output .onnx path; default CONNECTOR-PRESET.onnx."),
@@ -151,6 +153,7 @@ def onnx_command(
             precision,
             _options(calib, method, target=target),
             step=status.update,
+            model=model,
             preset=preset,
             weights=weights,
             output=output,
@@ -234,6 +237,7 @@ def quantize_command(
 def trt_command(
     artifact: Optional[Path] = typer.Argument(None, help="An .onnx from mmexport (any precision); or use --connector."),
     connector: Optional[str] = typer.Option(None, "--connector", "-c", help="One shot: export (and quantize) this connector first."),
+    model: Optional[Path] = typer.Option(None, "--model", "-m", help="One shot from a Hugging Face model folder."),
     preset: Optional[str] = PresetOpt,
     weights: Optional[Path] = WeightsOpt,
     precision: str = typer.Option("fp16", "--precision", help="With --connector: " + ", ".join(PRECISION_CHOICES) + "."),
@@ -254,8 +258,8 @@ def trt_command(
     """Build a TensorRT (or TensorRT-RTX) engine with its record; precision comes from the ONNX."""
     from rich.progress import Progress
 
-    if (artifact is None) == (connector is None):
-        raise typer.BadParameter("give an ONNX artifact or --connector, not both", param_hint="ARTIFACT")
+    if (artifact is None) == (connector is None and model is None):
+        raise typer.BadParameter("give an ONNX artifact or --connector/--model, one of them", param_hint="ARTIFACT")
     with Progress(console=err, transient=True) as bar:
         tasks: dict[str, Any] = {}
 
@@ -277,8 +281,8 @@ def trt_command(
             result: api.BuildResult | None = api.build_engine(artifact, **build)
         else:
             base = output.with_suffix(".onnx") if output else None
-            assert connector is not None
-            result = api.make(connector, _precision(precision), _options(calib, method), engine=build, preset=preset, weights=weights, output=base).engine
+            options = _options(calib, method)
+            result = api.make(connector, _precision(precision), options, engine=build, model=model, preset=preset, weights=weights, output=base).engine
     assert result is not None
     if as_json:
         print(json.dumps(result.record.to_json(), indent=2))
@@ -357,7 +361,8 @@ def features_command(
 
 @app.command("bench")
 def bench_command(
-    connector: str = ConnectorOpt,
+    connector: Optional[str] = ConnectorOpt,
+    model: Optional[Path] = ModelOpt,
     preset: Optional[str] = PresetOpt,
     weights: Optional[Path] = WeightsOpt,
     backends: Optional[str] = typer.Option(None, "--backends", help="Comma-separated; default all: " + ",".join(BACKENDS) + "."),
@@ -390,7 +395,8 @@ def bench_command(
 
         pyplot()
     with _status("starting") as status:
-        report = api.bench(connector, preset, weights, chosen, batches, tokens, warmup, iters, threads, calib, step=status.update)
+        reference = api.reference_for(connector, model, {"preset": preset, "weights": weights})
+        report = api.bench(connector, preset, weights, chosen, batches, tokens, warmup, iters, threads, calib, step=status.update, reference=reference)
     for note in report.notes:
         err.print(f"[yellow]note:[/] {escape(note)}")
     out.print(bench_table(report))

@@ -47,6 +47,7 @@ class WeightsRecord:
     digest: str | None = None
     ignored_keys: int | None = None
     layer: int | None = None
+    fingerprint: list[float] | None = None  # tells these weights from others whatever their dtype (connectors.loading)
 
     def to_json(self) -> dict[str, Any]:
         return {k: v for k, v in dataclasses.asdict(self).items() if v is not None}

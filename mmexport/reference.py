@@ -11,7 +11,7 @@ from torch import nn
 
 from . import connectors
 from .connectors import Connector
-from .connectors.loading import ConnectorWeights, build_module, load_weights
+from .connectors.loading import ConnectorWeights, build_module, load_weights, weights_fingerprint
 from .errors import UsageError
 from .parity import Case, TorchRunner, cases_at_shapes
 from .record import ArtifactRecord, WeightsRecord
@@ -24,6 +24,7 @@ class Reference:
     config: Any
     weights: ConnectorWeights | None
     warnings: list[str] = field(default_factory=list)
+    model: dict[str, Any] | None = None  # a Hugging Face folder's model_type and settings
     _module: nn.Module | None = None
 
     @property
@@ -43,9 +44,10 @@ class Reference:
 
     def weights_record(self) -> WeightsRecord:
         w = self.weights
+        fingerprint = weights_fingerprint(self.module.state_dict())
         if w is None:
-            return WeightsRecord()
-        return WeightsRecord("checkpoint", None, w.path, w.layout, w.digest, w.ignored_keys, w.layer)
+            return WeightsRecord(fingerprint=fingerprint)
+        return WeightsRecord("checkpoint", None, w.path, w.layout, w.digest, w.ignored_keys, w.layer, fingerprint)
 
 
 def _differences(config: Any, preset_config: Any) -> list[tuple[str, Any, Any]]:
@@ -76,6 +78,24 @@ def resolve(connector_name: str, preset: str | None, weights_path: str | Path | 
         )
     notes = [f"{name}={weights} from the weights overrides the preset's {value}" for name, weights, value in differences]
     return Reference(connector, preset, loaded.config, loaded, notes)
+
+
+def from_model(folder: str | Path) -> Reference:
+    """Connector, dims and weights from a Hugging Face model folder: config.json chooses the
+    connector and its dims; only the connector's tensors are read from the (sharded) weights,
+    and they must agree with config.json."""
+    from .hf.folder import detect
+
+    folder = Path(folder)
+    found = detect(folder)
+    connector = connectors.get(found.family.connector)
+    loaded = load_weights(connector, folder, found.config)
+    differences = _differences(loaded.config, found.config)
+    if differences:
+        shown = "; ".join(f"{name}={weights} in the weights, {value} in config.json" for name, weights, value in differences)
+        raise UsageError(f"{folder}: the weights do not match config.json ({shown})")
+    notes = [f"model_type {found.model_type}: connector '{connector.name}', graph input = {found.family.feeds}", *found.family.notes]
+    return Reference(connector, folder.resolve().name, found.config, loaded, notes, found.record(folder))
 
 
 def from_record(artifact: Path, record: ArtifactRecord, weights: str | Path | None = None) -> Reference:

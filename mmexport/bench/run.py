@@ -18,7 +18,7 @@ from ..connectors import BATCH_AXES
 from ..errors import UsageError
 from ..exporter import pipeline
 from ..parity import compare
-from ..reference import resolve
+from ..reference import Reference, resolve
 from . import measure
 from .backends import BACKENDS, BASELINE, BenchContext, Unavailable, first_output, to_host
 
@@ -141,7 +141,7 @@ def _release_memory() -> None:
 
 
 def bench(
-    connector_name: str,
+    connector_name: str | None = None,
     preset: str | None = None,
     weights: str | Path | None = None,
     backends: list[str] | None = None,
@@ -152,6 +152,7 @@ def bench(
     threads: int | None = None,
     calib: str = "synthetic",
     step: Callable[[str], None] = lambda message: None,
+    reference: Reference | None = None,
 ) -> BenchReport:
     backends = backends or list(DEFAULT_BACKENDS)
     batches = batches or [1]
@@ -159,7 +160,7 @@ def bench(
         raise UsageError("--warmup must be >= 0 and --iters >= 1")
     if any(b < 1 for b in batches):
         raise UsageError(f"--batch sizes must be >= 1, got {batches}")
-    ref = resolve(connector_name, preset, weights)
+    ref = reference or resolve(str(connector_name), preset, weights)
     connector, preset, config = ref.connector, ref.preset, ref.config
     sizes = {b: _sizes(connector, config, b, tokens) for b in batches}
     threads = threads or torch.get_num_threads()
@@ -173,14 +174,14 @@ def bench(
     module = ref.module
     inputs = {b: _inputs(connector, config, s) for b, s in sizes.items()}
     with torch.inference_mode():
-        reference = {b: to_host(first_output(module(*(torch.from_numpy(v) for v in x.values())))) for b, x in inputs.items()}
+        expected = {b: to_host(first_output(module(*(torch.from_numpy(v) for v in x.values())))) for b, x in inputs.items()}
 
     with tempfile.TemporaryDirectory(prefix="mmexport-bench-") as tmp:
         workdir = Path(tmp)
 
         def export() -> Path:
             step("exporting the fp32 ONNX graph (with its parity gate)")
-            return pipeline.export(connector_name, preset, weights, output=workdir / "model.onnx", reference=ref).path
+            return pipeline.export(output=workdir / "model.onnx", reference=ref).path
 
         ctx = BenchContext(connector, config, module, workdir, export, threads, calib)
         calls: dict[str, dict[int, Callable[[], Any]]] = {}
@@ -220,6 +221,6 @@ def bench(
             step(f"timing batch {b}")
             timings = measure.interleaved({n: c[b] for n, c in calls.items() if BACKENDS[n].timed}, warmup, iters)
             for name in calls:
-                metrics = compare(to_host(calls[name][b]()), reference[b])
+                metrics = compare(to_host(calls[name][b]()), expected[b])
                 report.results.append(_result(connector.name, preset, name, b, tokens_used, timings.get(name), memory[name], metrics))
     return report

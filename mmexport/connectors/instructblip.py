@@ -93,7 +93,9 @@ class InstructBlipConnector(nn.Module):
 
 def io_specs(config: InstructBlipConfig) -> tuple[list[TensorSpec], list[TensorSpec]]:
     tokens = Axis("tokens", min=1, opt=config.tokens, max=4 * config.tokens, samples=(config.tokens, 7, 2 * config.tokens - 1))
-    text = Axis("text_tokens", min=1, opt=config.text_tokens, max=config.max_positions, samples=(config.text_tokens, 1, 61))
+    longest = config.max_positions  # position embeddings cover the instruction only (queries come first, unpositioned)
+    opt = min(config.text_tokens, longest)
+    text = Axis("text_tokens", min=1, opt=opt, max=longest, samples=(opt, 1, min(61, longest)))
     return (
         [
             TensorSpec("vision_features", (BATCH, tokens, config.vision_dim)),

@@ -48,7 +48,7 @@ def _from_weights(weights, config: LinearConfig) -> LinearConfig:
 CONNECTOR = Connector(
     name="linear",
     family="projection",
-    systems=("LLaVA v1", "MiniGPT-4 (llama_proj)"),
+    systems=("LLaVA v1", "MiniGPT-4 (llama_proj)", "PaliGemma", "PaliGemma 2"),
     presets={
         # CLIP ViT-L/14 224 px, last layer, CLS dropped: 256 tokens of 1024.
         "llava-v1-7b": LinearConfig(vision_dim=1024, llm_dim=4096, tokens=256),
@@ -56,11 +56,19 @@ CONNECTOR = Connector(
         # MiniGPT-4: llama_proj on the 32 Q-Former outputs (768 wide).
         "minigpt4-vicuna-7b": LinearConfig(vision_dim=768, llm_dim=4096, tokens=32),
         "minigpt4-vicuna-13b": LinearConfig(vision_dim=768, llm_dim=5120, tokens=32),
+        # PaliGemma: SigLIP-so400m (no CLS, last layer) straight into Gemma: one Linear, no scaling.
+        "paligemma-3b-224": LinearConfig(vision_dim=1152, llm_dim=2048, tokens=256),
+        "paligemma-3b-448": LinearConfig(vision_dim=1152, llm_dim=2048, tokens=1024),
+        "paligemma-3b-896": LinearConfig(vision_dim=1152, llm_dim=2048, tokens=4096),
+        "paligemma2-3b-224": LinearConfig(vision_dim=1152, llm_dim=2304, tokens=256),
+        "paligemma2-10b-224": LinearConfig(vision_dim=1152, llm_dim=3584, tokens=256),
+        "paligemma2-28b-224": LinearConfig(vision_dim=1152, llm_dim=4608, tokens=256),
     },
     default_preset="llava-v1-7b",
     key_layouts=(
         KeyLayout("llava-original", ((r"(?:model\.)?mm_projector\.(weight|bias)", r"proj.\1"),)),
         KeyLayout("minigpt4-original", ((r"llama_proj\.(weight|bias)", r"proj.\1"),)),
+        KeyLayout("paligemma-transformers", ((r"(?:model\.)?multi_modal_projector\.linear\.(weight|bias)", r"proj.\1"),)),
     ),
     build=LinearProjector,
     io=io_specs,

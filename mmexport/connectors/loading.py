@@ -69,8 +69,32 @@ def digest(state_dict: dict[str, torch.Tensor]) -> str:
     return "sha256:" + sha.hexdigest()
 
 
-def load_weights(connector: Connector, path: str | Path, preset_config: Any, layer: int | None = None) -> ConnectorWeights:
-    checkpoint: Checkpoint = open_checkpoint(path)
+FINGERPRINT_SAMPLES = 4096  # values taken from each tensor, at fixed strides
+
+
+def weights_fingerprint(state_dict: dict[str, torch.Tensor]) -> list[float]:
+    """Four fixed random projections and the norm of a strided sample of every tensor (sorted by
+    name), in float64: equal for the same weights in any dtype (up to its rounding), unlike a digest."""
+    samples = []
+    for name in sorted(state_dict):
+        flat = state_dict[name].detach().reshape(-1)
+        step = max(1, flat.numel() // FINGERPRINT_SAMPLES)
+        samples.append(flat[::step][:FINGERPRINT_SAMPLES].to(torch.float64).cpu())
+    values = torch.cat(samples) if samples else torch.zeros(1, dtype=torch.float64)
+    generator = torch.Generator().manual_seed(0)
+    directions = torch.randn(4, values.numel(), generator=generator, dtype=torch.float64)
+    return [round(float(v), 6) for v in (directions @ values).tolist()] + [round(float(values.norm()), 6)]
+
+
+def same_weights(a: list[float], b: list[float], tolerance: float = 2e-2) -> bool:
+    """Fingerprints of the same weights, stored in different dtypes (bf16 rounds ~0.4%)."""
+    scale = max(a[-1], b[-1], 1e-12)
+    return len(a) == len(b) and all(abs(x - y) <= tolerance * scale for x, y in zip(a, b))
+
+
+def load_weights(connector: Connector, path: str | Path | Checkpoint, preset_config: Any, layer: int | None = None) -> ConnectorWeights:
+    checkpoint: Checkpoint = path if isinstance(path, Checkpoint) else open_checkpoint(path)
+    path = checkpoint.path
     keys = checkpoint.keys()
     layer = _layer(connector, keys, layer, path)
     layout, mapping = _best_layout(connector, keys, layer)

@@ -34,7 +34,7 @@ def default_output(connector: str, preset: str) -> Path:
 
 
 def export(
-    connector_name: str,
+    connector_name: str | None = None,
     preset: str | None = None,
     weights: str | Path | None = None,
     output: str | Path | None = None,
@@ -45,14 +45,15 @@ def export(
     shapes: list[dict[str, int]] | None = None,
     step: Step = lambda message: None,
     layer: int | None = None,
-    model: dict[str, Any] | None = None,
     reference: Reference | None = None,
 ) -> ExportResult:
     """Export a connector to ONNX, gate it on parity, and install it with its record.
     A failed gate raises ParityError and leaves the files in OUTPUT.failed/ for inspection."""
     start = time.perf_counter()
     step("loading weights" if weights else "building the module")
-    ref = reference or resolve(connector_name, preset, weights, layer)
+    if reference is None and connector_name is None:
+        raise UsageError("give a connector name (or a Hugging Face folder through mmexport.make / --model)")
+    ref = reference or resolve(str(connector_name), preset, weights, layer)
     output = Path(output) if output else default_output(ref.connector.name, ref.preset)
     if output.suffix != ".onnx":
         raise UsageError(f"output must end in .onnx: {output}")
@@ -79,7 +80,7 @@ def export(
             sha256=file_sha256(staging.path()),
             tolerance=tolerance,
             parity=report.to_json() if report else None,
-            model=model,
+            model=ref.model,
             warnings=list(ref.warnings),
         )
         record.write(staging.path(record_path(output).name))
