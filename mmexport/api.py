@@ -49,12 +49,14 @@ def make(
     engine: dict[str, Any] | None = None,
     step: Step = lambda message: None,
     model: str | Path | None = None,
+    vision_tower: bool = False,
     **export_args: Any,
 ) -> Made:
     """Export, then the variant (`precision` other than fp32), then the engine (`engine`
     holds build_engine's keyword arguments): the one-shot forms of `onnx` and `trt`.
-    `model` (a Hugging Face folder) replaces `connector`, preset and weights."""
-    made = Made(export(connector, step=step, reference=reference_for(connector, model, export_args), **export_args))
+    `model` (a Hugging Face folder) replaces `connector`, preset and weights; with `vision_tower`
+    the graph starts from pixel_values (the whole vision side)."""
+    made = Made(export(connector, step=step, reference=reference_for(connector, model, export_args, vision_tower), **export_args))
     if precision != "fp32":
         made.variant = quantize(made.exported.path, precision, options, weights=export_args.get("weights"), step=step)
     if engine is not None:
@@ -62,15 +64,21 @@ def make(
     return made
 
 
-def reference_for(connector: str | None, model: str | Path | None, args: dict[str, Any]) -> Reference | None:
+def reference_for(connector: str | None, model: str | Path | None, args: dict[str, Any], vision_tower: bool = False) -> Reference | None:
     """The reference of a --model export (None: the connector's, resolved by export)."""
     if (connector is None) == (model is None):
         raise UsageError("give --connector or --model (a Hugging Face folder), one of them")
+    if vision_tower and model is None:
+        raise UsageError("--vision-tower exports a model folder's vision side; give --model DIR")
     if model is None:
         return None
     for option in ("preset", "weights", "layer"):
         if args.get(option) is not None:
             raise UsageError(f"--model reads dims and weights from the folder; drop --{option}")
+    if vision_tower:
+        from .hf.vision import reference
+
+        return reference(model)
     return from_model(model)
 
 

@@ -34,6 +34,7 @@ PRECISION_CHOICES = ("fp32", *precisions.names())
 
 ConnectorOpt = typer.Option(None, "--connector", "-c", help="Connector name (see `mmexport list`); or --model.")
 ModelOpt = typer.Option(None, "--model", "-m", help="A Hugging Face model folder: the connector, dims and weights come from it.")
+VisionTowerOpt = typer.Option(False, "--vision-tower", help="With --model: the whole vision side, from pixel_values to the LLM's embeddings.")
 PresetOpt = typer.Option(None, "--preset", "-p", help="Released-model dims; default: the connector's first preset (dims then come from --weights).")
 WeightsOpt = typer.Option(None, "--weights", "-w", help=".safetensors, .bin/.pt (weights only) or a Hugging Face folder.")
 DeviceOpt = typer.Option("cpu", "--device", help="ONNX Runtime device for the parity gate: cpu or cuda.")
@@ -125,6 +126,7 @@ def list_connectors(as_json: bool = JsonOpt) -> None:
 def onnx_command(
     connector: Optional[str] = ConnectorOpt,
     model: Optional[Path] = ModelOpt,
+    vision_tower: bool = VisionTowerOpt,
     preset: Optional[str] = PresetOpt,
     weights: Optional[Path] = WeightsOpt,
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Output .onnx path; default CONNECTOR-PRESET.onnx."),
@@ -154,6 +156,7 @@ def onnx_command(
             _options(calib, method, target=target),
             step=status.update,
             model=model,
+            vision_tower=vision_tower,
             preset=preset,
             weights=weights,
             output=output,
@@ -238,6 +241,7 @@ def trt_command(
     artifact: Optional[Path] = typer.Argument(None, help="An .onnx from mmexport (any precision); or use --connector."),
     connector: Optional[str] = typer.Option(None, "--connector", "-c", help="One shot: export (and quantize) this connector first."),
     model: Optional[Path] = typer.Option(None, "--model", "-m", help="One shot from a Hugging Face model folder."),
+    vision_tower: bool = VisionTowerOpt,
     preset: Optional[str] = PresetOpt,
     weights: Optional[Path] = WeightsOpt,
     precision: str = typer.Option("fp16", "--precision", help="With --connector: " + ", ".join(PRECISION_CHOICES) + "."),
@@ -282,7 +286,9 @@ def trt_command(
         else:
             base = output.with_suffix(".onnx") if output else None
             options = _options(calib, method)
-            result = api.make(connector, _precision(precision), options, engine=build, model=model, preset=preset, weights=weights, output=base).engine
+            result = api.make(
+                connector, _precision(precision), options, engine=build, model=model, vision_tower=vision_tower, preset=preset, weights=weights, output=base
+            ).engine
     assert result is not None
     if as_json:
         print(json.dumps(result.record.to_json(), indent=2))
@@ -363,6 +369,7 @@ def features_command(
 def bench_command(
     connector: Optional[str] = ConnectorOpt,
     model: Optional[Path] = ModelOpt,
+    vision_tower: bool = VisionTowerOpt,
     preset: Optional[str] = PresetOpt,
     weights: Optional[Path] = WeightsOpt,
     backends: Optional[str] = typer.Option(None, "--backends", help="Comma-separated; default all: " + ",".join(BACKENDS) + "."),
@@ -395,7 +402,7 @@ def bench_command(
 
         pyplot()
     with _status("starting") as status:
-        reference = api.reference_for(connector, model, {"preset": preset, "weights": weights})
+        reference = api.reference_for(connector, model, {"preset": preset, "weights": weights}, vision_tower)
         report = api.bench(connector, preset, weights, chosen, batches, tokens, warmup, iters, threads, calib, step=status.update, reference=reference)
     for note in report.notes:
         err.print(f"[yellow]note:[/] {escape(note)}")

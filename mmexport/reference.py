@@ -80,6 +80,13 @@ def resolve(connector_name: str, preset: str | None, weights_path: str | Path | 
     return Reference(connector, preset, loaded.config, loaded, notes)
 
 
+def check_against_config(from_weights: Any, from_config: Any, folder: Path) -> None:
+    differences = _differences(from_weights, from_config)
+    if differences:
+        shown = "; ".join(f"{name}={weights} in the weights, {value} in config.json" for name, weights, value in differences)
+        raise UsageError(f"{folder}: the weights do not match config.json ({shown})")
+
+
 def from_model(folder: str | Path) -> Reference:
     """Connector, dims and weights from a Hugging Face model folder: config.json chooses the
     connector and its dims; only the connector's tensors are read from the (sharded) weights,
@@ -90,10 +97,7 @@ def from_model(folder: str | Path) -> Reference:
     found = detect(folder)
     connector = connectors.get(found.family.connector)
     loaded = load_weights(connector, folder, found.config)
-    differences = _differences(loaded.config, found.config)
-    if differences:
-        shown = "; ".join(f"{name}={weights} in the weights, {value} in config.json" for name, weights, value in differences)
-        raise UsageError(f"{folder}: the weights do not match config.json ({shown})")
+    check_against_config(loaded.config, found.config, folder)
     notes = [f"model_type {found.model_type}: connector '{connector.name}', graph input = {found.family.feeds}", *found.family.notes]
     return Reference(connector, folder.resolve().name, found.config, loaded, notes, found.record(folder))
 
@@ -101,6 +105,8 @@ def from_model(folder: str | Path) -> Reference:
 def from_record(artifact: Path, record: ArtifactRecord, weights: str | Path | None = None) -> Reference:
     """The module an artifact was exported from, rebuilt from its record (and checked against
     the weights digest it names)."""
+    if record.model and record.model.get("vision_tower"):
+        return _vision_side(artifact, record)
     connector = connectors.get(record.connector)
     config = connector.config_from_dict(record.config)
     recorded = record.weights
@@ -119,3 +125,18 @@ def from_record(artifact: Path, record: ArtifactRecord, weights: str | Path | No
             )
         config = loaded.config
     return Reference(connector, record.preset, config, loaded)
+
+
+def _vision_side(artifact: Path, record: ArtifactRecord) -> Reference:
+    """A vision-side artifact's reference: rebuilt from the model folder it was exported from."""
+    from .connectors.loading import same_weights
+    from .hf.vision import reference as vision_reference
+
+    assert record.model is not None
+    folder = Path(record.model.get("folder", ""))
+    if not (folder / "config.json").is_file():
+        raise UsageError(f"{artifact.name} was exported from the model folder {folder}, which is not there; it is needed to check the vision side")
+    ref = vision_reference(folder)
+    if record.weights.fingerprint and not same_weights(ref.weights_record().fingerprint or [], record.weights.fingerprint):
+        raise UsageError(f"the weights in {folder} differ from those {artifact.name} was exported from; re-export it")
+    return ref

@@ -13,7 +13,7 @@ import onnx
 
 from . import precisions
 from .artifacts import Staging
-from .calibration import data
+from .calibration import data, images
 from .calibration import heldout as heldout_file
 from .errors import ParityError, UsageError
 from .parity import Case, OrtRunner, ParityReport, cases_from_samples, run_gate
@@ -63,6 +63,10 @@ def _calibration(ref: Reference, options: QuantizeOptions, warnings: list[str]) 
     if family is not None:
         warnings.append(f"CALIBRATED ON SYNTHETIC FEATURES (--calib {options.calib}): ranges do not come from your vision tower; do not ship this")
         return data.synthetic(ref.connector, ref.config, options.samples, family)
+    if images.image_files(Path(options.calib)):  # a folder of images: the model's processor makes pixel_values
+        if ref.connector.inputs(ref.config)[0].name != "pixel_values" or not ref.model:
+            raise UsageError(f"{options.calib} holds images; this graph takes features: calibrate with features (mmexport features) or export --vision-tower")
+        return images.load(ref.connector, ref.config, ref.model, Path(options.calib), options.samples)
     return data.load(ref.connector, ref.config, options.calib, options.samples)
 
 

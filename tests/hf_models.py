@@ -126,3 +126,41 @@ def image_inputs(model_type: str, images: int = 2, seed: int = 1) -> dict[str, t
         mask[-1, 3:] = 0
         return {"pixel_values": torch.randn(images, 3, 28, 28, generator=g), "qformer_input_ids": ids, "qformer_attention_mask": mask}
     return {"pixel_values": torch.randn(images, 3, 28, 28, generator=g)}
+
+
+def save_processor(model_type: str, folder: Path) -> None:
+    """The image processor a released folder carries, at the tiny models' 28 px."""
+    import transformers as t
+
+    size = {"height": 28, "width": 28}
+    processor = {
+        "llava": lambda: t.CLIPImageProcessor(size={"shortest_edge": 28}, crop_size=size),
+        "paligemma": lambda: t.SiglipImageProcessor(size=size),
+        "blip-2": lambda: t.BlipImageProcessor(size=size),
+        "instructblip": lambda: t.BlipImageProcessor(size=size),
+    }[model_type]()
+    processor.save_pretrained(folder)
+
+
+def write_photos(folder: Path, generated: int = 6) -> list[Path]:
+    """Real photos that scikit-image ships (no download), and generated images, as PNG files."""
+    import numpy as np
+    import skimage.data
+    from PIL import Image
+
+    folder.mkdir(parents=True, exist_ok=True)
+    names = ["astronaut", "coffee", "chelsea", "rocket", "hubble_deep_field", "immunohistochemistry", "camera", "coins"]
+    paths = []
+    for name in names:
+        pixels = getattr(skimage.data, name)()
+        image = Image.fromarray(pixels).convert("RGB")
+        paths.append(folder / f"{name}.png")
+        image.save(paths[-1])
+    rng = np.random.default_rng(0)
+    for i in range(generated):  # gradients with noise, in colours the photos lack
+        y, x = np.mgrid[0:64, 0:64]
+        base = np.stack([(x * (i + 1)) % 256, (y * (7 - i)) % 256, (x + y) * 2 % 256], axis=-1)
+        pixels = np.clip(base + rng.normal(0, 20, base.shape), 0, 255).astype(np.uint8)
+        paths.append(folder / f"generated-{i}.png")
+        Image.fromarray(pixels).save(paths[-1])
+    return paths

@@ -16,7 +16,7 @@ from safetensors.numpy import safe_open
 from ..connectors import BATCH_AXES, Connector, TensorSpec
 from ..errors import UsageError
 from ..specs import axes_of
-from .synthetic import DEFAULT_FAMILY, FAMILIES, features
+from .synthetic import DEFAULT_FAMILY, FAMILIES, features, generated_pixels
 
 MIN_SAMPLES = 8  # fewer cannot calibrate and hold out a check set
 FILE_TYPES = (".npy", ".npz", ".safetensors")
@@ -133,13 +133,19 @@ def synthetic_family(calib: str) -> str | None:
     return family
 
 
+def _synthetic_input(spec: TensorSpec, family: str, sizes: dict[str, int], seed: int) -> np.ndarray:
+    """Features of the family; for pixel_values, generated images (the family is about features)."""
+    shape = spec.shape(sizes)
+    return generated_pixels(shape, seed) if spec.name == "pixel_values" else features(family, shape, seed=seed)
+
+
 def synthetic(connector: Connector, config: Any, count: int, family: str = DEFAULT_FAMILY, first_seed: int = 0) -> CalibrationSet:
     """Synthetic features of one family at each input's release size, deterministic."""
     sizes = {name: (1 if name in BATCH_AXES else axis.opt) for name, axis in axes_of(connector.inputs(config)).items()}
     others = {k: v.numpy() for k, v in connector.dummy_inputs(config, sizes).items()}  # ids, masks
     samples = [
         {
-            s.name: features(family, s.shape(sizes), seed=(first_seed + i) * 7919 + j) if s.dtype.startswith("float") else others[s.name]
+            s.name: _synthetic_input(s, family, sizes, (first_seed + i) * 7919 + j) if s.dtype.startswith("float") else others[s.name]
             for j, s in enumerate(connector.inputs(config))
         }
         for i in range(count)

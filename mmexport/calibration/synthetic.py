@@ -84,6 +84,22 @@ def token_outlier_features(shape: tuple[int, ...], seed: int = 0) -> np.ndarray:
     return values.astype(np.float32)
 
 
+def generated_pixels(shape: tuple[int, ...], seed: int = 0) -> np.ndarray:
+    """Normalized images ([-2, 2] like an image processor's output): a few low-frequency waves
+    per channel (smooth regions, edges where they cross) and fine noise."""
+    rng = np.random.default_rng(seed + 404)
+    height, width = shape[-2], shape[-1]
+    y, x = np.mgrid[0:height, 0:width] / max(height, width)
+    images = np.zeros(shape, dtype=np.float64)
+    for index in np.ndindex(*shape[:-2]):
+        waves = sum(
+            np.sin(2 * np.pi * (rng.uniform(0.5, 4) * x * np.cos(a) + rng.uniform(0.5, 4) * y * np.sin(a)) + rng.uniform(0, 6))
+            for a in rng.uniform(0, np.pi, 3)
+        )
+        images[index] = waves / 2 + rng.normal(0.0, 0.1, (height, width))
+    return np.clip(images, -2.0, 2.0).astype(np.float32)
+
+
 FAMILIES: dict[str, Callable[..., np.ndarray]] = {
     "channels": outlier_features,
     "band": band_features,

@@ -23,6 +23,7 @@ class Family:
     feeds: str  # which tensor of transformers' forward the graph takes, for users and the README
     attach: Callable[[nn.Module, Any], None]  # (model, runtime): the artifact takes the connector's place
     notes: tuple[str, ...] = field(default_factory=tuple)
+    tower: Any = None  # vision.Tower: how its whole vision side runs (None: not supported yet)
 
 
 def sub(config: Any, name: str) -> Any:

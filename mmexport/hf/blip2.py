@@ -8,11 +8,13 @@ from typing import Any
 
 import torch
 from torch import nn
-from transformers.modeling_outputs import BaseModelOutput
+from transformers import Blip2VisionModel, InstructBlipVisionModel
+from transformers.modeling_outputs import BaseModelOutput, BaseModelOutputWithPooling
 
 from ..connectors.instructblip import InstructBlipConfig
 from ..connectors.qformer import QFormerConfig
 from .base import ArtifactModule, Family, replace, sub, vision_tokens
+from .vision import Tower, hidden_state
 
 
 def _dims(hf: Any) -> dict[str, Any]:
@@ -71,7 +73,39 @@ def _instruction_feeds(vision_features, input_ids, attention_mask):
 SETTINGS = lambda hf: {"num_query_tokens": hf.num_query_tokens}  # noqa: E731
 FEEDS = "vision_model(...).last_hidden_state (every token, CLS included)"
 
-BLIP2 = Family(("blip-2",), "qformer", blip2_config, SETTINGS, FEEDS, _attach(lambda x: {"vision_features": x}))
+
+class PixelsThrough(nn.Module):
+    """Stands in for the vision model when the artifact starts from pixel_values: hands them on."""
+
+    def forward(self, pixel_values: torch.Tensor, **kwargs) -> BaseModelOutputWithPooling:
+        return BaseModelOutputWithPooling(last_hidden_state=pixel_values)
+
+
+def _attach_vision_side(model: Any, runtime: Any, extra: Any) -> None:
+    """BLIP-2's generate() runs vision_model, qformer and language_projection itself (not
+    get_image_features): the vision model hands pixel_values to the Q-Former's stand-in, which
+    runs the whole vision side."""
+
+    def feeds(pixel_values, input_ids=None, attention_mask=None):
+        text = {} if input_ids is None else {"qformer_input_ids": input_ids.long(), "qformer_attention_mask": attention_mask.long()}
+        return {"pixel_values": pixel_values} | text
+
+    replace(model, "vision_model", PixelsThrough())
+    replace(model, "qformer", QFormerStandIn(ArtifactModule(runtime, feeds)))
+    replace(model, "language_projection", nn.Identity())
+
+
+def _tower(vision_model: type) -> Tower:
+    return Tower(build=lambda hf: vision_model(hf.vision_config), select=lambda hf: hidden_state(-1, False), owner="top", attach=_attach_vision_side)
+
+
+BLIP2 = Family(("blip-2",), "qformer", blip2_config, SETTINGS, FEEDS, _attach(lambda x: {"vision_features": x}), tower=_tower(Blip2VisionModel))
 INSTRUCTBLIP = Family(
-    ("instructblip",), "instructblip", instructblip_config, SETTINGS, FEEDS + ", with qformer_input_ids and qformer_attention_mask", _attach(_instruction_feeds)
+    ("instructblip",),
+    "instructblip",
+    instructblip_config,
+    SETTINGS,
+    FEEDS + ", with qformer_input_ids and qformer_attention_mask",
+    _attach(_instruction_feeds),
+    tower=_tower(InstructBlipVisionModel),
 )

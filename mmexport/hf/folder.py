@@ -18,6 +18,7 @@ class Detected:
     model_type: str
     config: Any  # the connector's config
     settings: dict[str, Any]
+    hf_config: Any = None  # the transformers config it was read from
 
     def record(self, folder: Path | None = None) -> dict[str, Any]:
         """The artifact record's `model` entry."""
@@ -35,7 +36,7 @@ def from_config(hf_config: Any) -> Detected:
     found = family(model_type)
     if found is None:
         raise unsupported(model_type)
-    return Detected(found, model_type, found.config(hf_config), {"model_type": model_type} | found.settings(hf_config))
+    return Detected(found, model_type, found.config(hf_config), {"model_type": model_type} | found.settings(hf_config), hf_config)
 
 
 def detect(folder: str | Path) -> Detected:

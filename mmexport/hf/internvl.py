@@ -7,8 +7,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from transformers import AutoModel
+
 from ..connectors.pixel_shuffle import PixelShuffleConfig
 from .base import ArtifactModule, Family, features_only, find, replace, require, sub, vision_tokens
+from .vision import Tower, hidden_state
 
 
 def config(hf: Any) -> PixelShuffleConfig:
@@ -17,6 +20,9 @@ def config(hf: Any) -> PixelShuffleConfig:
     require(hf.vision_feature_select_strategy == "default", "vision_feature_select_strategy 'full' is not supported (the CLS token is dropped)")
     vision, text = sub(hf, "vision_config"), sub(hf, "text_config")
     return PixelShuffleConfig(vision.hidden_size, text.hidden_size, vision_tokens(vision, "default"), round(1 / hf.downsample_ratio))
+
+
+TOWER = Tower(build=lambda hf: AutoModel.from_config(hf.vision_config), select=lambda hf: hidden_state(hf.vision_feature_layer, True), owner="model")
 
 
 def attach(model: Any, runtime: Any) -> None:
@@ -32,4 +38,5 @@ FAMILY = Family(
     settings=lambda hf: {"downsample_ratio": hf.downsample_ratio, "vision_feature_layer": hf.vision_feature_layer},
     feeds="vision_tower(...).hidden_states[vision_feature_layer] (last_hidden_state for -1), CLS dropped, [tiles, tokens, width]",
     attach=attach,
+    tower=TOWER,
 )

@@ -7,8 +7,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from transformers import AutoModel
+
 from ..connectors.mlp import MLPConfig
 from .base import ArtifactModule, Family, features_only, replace, require, sub, vision_tokens
+from .vision import Tower, hidden_state
 
 
 def _layers(config: Any) -> list[int]:
@@ -32,6 +35,14 @@ def settings(hf: Any) -> dict[str, Any]:
     }
 
 
+def _select(hf: Any):
+    require(isinstance(hf.vision_feature_layer, int), "--vision-tower takes one vision_feature_layer (not a list) for now")
+    return hidden_state(hf.vision_feature_layer, hf.vision_feature_select_strategy == "default")
+
+
+TOWER = Tower(build=lambda hf: AutoModel.from_config(hf.vision_config), select=_select, owner="model", pooled=lambda features: list(features))
+
+
 def attach(model: Any, runtime: Any) -> None:
     replace(model, "multi_modal_projector", ArtifactModule(runtime, features_only))
 
@@ -45,4 +56,5 @@ FAMILY = Family(
     "vision_feature_select_strategy is 'default'; NeXT/OneVision: one row per tile",
     attach=attach,
     notes=("LLaVA-NeXT/OneVision: pack_image_features (anyres unpadding, image_newline) runs in transformers after the graph",),
+    tower=TOWER,
 )

@@ -1,0 +1,127 @@
+"""The whole vision side as one graph (`--vision-tower`): pixel_values -> the transformers tower ->
+the feature selection -> the connector. Checked against get_image_features at three batch sizes,
+attached inside the model, calibrated on real photos through the model's image processor."""
+
+from __future__ import annotations
+
+import copy
+import json
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+import torch
+from hf_models import image_inputs, save_model, save_processor, write_photos
+from test_hf import assert_close, prompt
+
+FAMILIES = ["llava", "blip-2", "paligemma", "instructblip", "internvl"]
+
+
+@pytest.fixture(scope="module")
+def folders(tmp_path_factory):
+    made: dict[str, tuple] = {}
+
+    def get(model_type: str):
+        if model_type not in made:
+            folder = tmp_path_factory.mktemp(model_type.replace("-", "") + "-vision")
+            model = save_model(model_type, folder)
+            if model_type in ("llava", "blip-2", "paligemma", "instructblip"):
+                save_processor(model_type, folder)
+            made[model_type] = (folder, model)
+        return made[model_type]
+
+    return get
+
+
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("photos")
+    write_photos(folder)
+    return folder
+
+
+def features_of(model, model_type, inputs):
+    inner = model.model if hasattr(model, "model") else model
+    with torch.no_grad():
+        pooler = inner.get_image_features(**inputs).pooler_output
+    return torch.stack(list(pooler)) if isinstance(pooler, (list, tuple)) else pooler
+
+
+@pytest.mark.parametrize("model_type", FAMILIES)
+def test_vision_side_matches_get_image_features(cli, folders, tmp_path, model_type):
+    folder, model = folders(model_type)
+    out = tmp_path / "v.onnx"
+    result = cli("onnx", "--model", folder, "--vision-tower", "-o", out, "--json")
+    assert result.code == 0, result
+    record = json.loads(result.stdout)
+    assert record["model"]["vision_tower"] is True and record["inputs"][0]["name"] == "pixel_values"
+    assert [row["shape"][record["inputs"][0]["shape"][0]] for row in record["parity"]["rows"]] == [1, 2, 3]
+    session = ort.InferenceSession(str(out))
+    for images in (1, 2, 3):
+        inputs = image_inputs(model_type, images=images, seed=images)
+        feeds = {i.name: inputs[i.name].numpy() for i in session.get_inputs()}
+        assert_close(session.run(None, feeds)[0], features_of(model, model_type, inputs))
+
+
+@pytest.mark.parametrize("model_type", ["llava", "blip-2", "paligemma"])
+def test_vision_side_attached_keeps_logits_and_tokens(cli, folders, tmp_path, model_type):
+    import mmexport
+    from mmexport.hf.base import ArtifactModule
+
+    folder, model = folders(model_type)
+    assert cli("onnx", "--model", folder, "--vision-tower", "-o", tmp_path / "v.onnx").code == 0
+    inputs = image_inputs(model_type, images=2) | prompt(model_type, model, 2)
+    attached = mmexport.attach(copy.deepcopy(model), tmp_path / "v.onnx")
+    with torch.no_grad():
+        assert_close(attached(**inputs).logits.numpy(), model(**inputs).logits)
+    tokens = [m.generate(**inputs, max_new_tokens=4, do_sample=False) for m in (model, attached)]
+    assert torch.equal(tokens[0], tokens[1])
+    artifact = next(m for m in attached.modules() if isinstance(m, ArtifactModule))
+    assert artifact.calls >= 2
+
+
+def test_vision_side_on_photos_every_stage(cli, folders, photos, tmp_path):
+    """LLaVA's vision side: fp16, int8 and fp8 calibrated on real photos through the model's own
+    processor; check, a TensorRT-RTX fp16 engine for sm89, a Triton entry, bench."""
+    folder, _ = folders("llava")
+    fp32 = tmp_path / "v.onnx"
+    assert cli("onnx", "--model", folder, "--vision-tower", "-o", fp32).code == 0
+    for precision in ("fp16", "int8", "fp8"):
+        # a tiny random tower: loose gates; the flow (processor, search, gate, record) is under test
+        result = cli("quantize", fp32, "--precision", precision, "--calib", photos, "--min-cosine", "0.99", "--min-token-cosine", "0.9", "--json")
+        assert result.code == 0, result
+        record = json.loads(result.stdout)
+        assert record["parity"]["inputs"] == "held-out calibration samples"
+        assert precision == "fp16" or record["quantization"]["calibration"]["source"] == str(photos.resolve())
+        assert cli("check", tmp_path / f"v.{precision}.onnx").code == 0
+    built = cli("trt", tmp_path / "v.fp16.onnx", "--flavor", "tensorrt-rtx", "--arch", "sm89", "-o", tmp_path / "v.engine", "--json")
+    assert built.code == 0, built
+    assert json.loads(built.stdout)["engine"]["profiles"][0]["pixel_values"]["max"][1:] == [3, 28, 28]
+    assert cli("triton", fp32, "--repo", tmp_path / "repo", "--name", "vision").code == 0
+    bench = cli("bench", "--model", folder, "--vision-tower", "--backends", "torch,ort", "--batch", "1,2", "--iters", "2", "--json", tmp_path / "b.json")
+    assert bench.code == 0, bench
+    rows = json.loads((tmp_path / "b.json").read_text())["results"]
+    assert {r["backend"] for r in rows} == {"torch", "ort"} and all(r["cosine"] > 0.99999 for r in rows)
+
+
+def test_images_for_a_features_graph_are_refused(cli, folders, photos, tmp_path):
+    from conftest import assert_one_line
+
+    folder, _ = folders("llava")
+    assert cli("onnx", "--model", folder, "-o", tmp_path / "c.onnx").code == 0
+    assert_one_line(cli("quantize", tmp_path / "c.onnx", "--precision", "int8", "--calib", photos), 2, "holds images", "--vision-tower")
+
+
+def test_vision_side_needs_a_model(cli, tmp_path):
+    from conftest import assert_one_line
+
+    assert_one_line(cli("onnx", "-c", "mlp", "--vision-tower", "-o", tmp_path / "x.onnx"), 2, "--vision-tower", "--model")
+    assert not list(tmp_path.iterdir())
+
+
+def test_vision_side_pixels_are_plausible():
+    from mmexport.calibration.synthetic import generated_pixels
+
+    pixels = generated_pixels((2, 3, 28, 28), seed=0)
+    assert pixels.shape == (2, 3, 28, 28) and -2.0 <= pixels.min() < pixels.max() <= 2.0
+    assert not np.array_equal(pixels[0], pixels[1])
