@@ -100,50 +100,52 @@ def quantize(
     artifact, options = Path(artifact), options or QuantizeOptions()
     plugin = precisions.get(precision)
     _check_options(plugin, options)
-    record = read(artifact, kind="onnx")
-    if record.precision != "fp32":
-        raise UsageError(f"{artifact} is already {record.precision}; quantize the fp32 artifact it came from")
-    output = Path(output) if output else default_output(artifact, precision)
-    if output.suffix != ".onnx":
-        raise UsageError(f"output must end in .onnx: {output}")
+    record, output = _source(artifact, precision, output)
     step("rebuilding the fp32 reference")
     ref = from_record(artifact, record, weights)
     tolerance = plugin.tolerance(ref.connector).override(limits)
     warnings: list[str] = []
     step("reading calibration data")
     calibration = _calibration(ref, options, warnings)
-    fit, search, held = split(calibration.samples) if calibration else ([], [], [])
-    gate_cases = cases_from_samples(ref.connector, ref.config, held) if held else ref.cases()
-    search_cases = cases_from_samples(ref.connector, ref.config, search) if search else gate_cases
-    inputs = "held-out calibration samples" if held else "random inputs at the parity shapes"
-    source = onnx.load(str(artifact))
-    name_nodes(source)
+    parts = split(calibration.samples) if calibration else ([], [], [])
     with Staging(output) as staging:
-        reference = ref.runner()
-        job = VariantJob(
-            source,
-            ref.connector,
-            ref.config,
-            options,
-            tolerance,
-            fit,
-            score=_gate_function(staging.path(".search.onnx"), reference, search_cases, tolerance, "search samples"),
-            gate=_gate_function(staging.path(), reference, gate_cases, tolerance, inputs),
-            step=step,
-        )
-        made = plugin.make(job)
+        made = plugin.make(_job(artifact, ref, options, tolerance, parts, staging, step))
         step("writing")
         staging.path(".search.onnx").unlink(missing_ok=True)
         onnx.save(made.model, str(staging.path()))
-        variant = _variant_record(record, artifact, output, plugin, made, options, calibration, (fit, search, held), staging, warnings)
+        variant = _variant_record(record, artifact, output, plugin, made, options, calibration, parts, staging, warnings)
         variant.write(staging.path(record_path(output).name))
         if not made.report.passed:
             kept = staging.keep_as(output.with_suffix(".failed"))
             reason = made.refusal or f"{precision} {made.report.failure()}"
             raise ParityError(f"{reason}; nothing installed, files kept in {kept}/")
-        names = ([heldout_name(output)] if held else []) + [output.name, record_path(output).name]
-        staging.commit(names)
+        staging.commit(([heldout_name(output)] if parts[2] else []) + [output.name, record_path(output).name])
     return VariantResult(output, variant, made.report, time.perf_counter() - start, warnings)
+
+
+def _source(artifact: Path, precision: str, output: str | Path | None) -> tuple[ArtifactRecord, Path]:
+    """The fp32 artifact's record and where the variant goes, checked before any work."""
+    record = read(artifact, kind="onnx")
+    if record.precision != "fp32":
+        raise UsageError(f"{artifact} is already {record.precision}; quantize the fp32 artifact it came from")
+    output = Path(output) if output else default_output(artifact, precision)
+    if output.suffix != ".onnx":
+        raise UsageError(f"output must end in .onnx: {output}")
+    return record, output
+
+
+def _job(artifact: Path, ref: Reference, options: QuantizeOptions, tolerance: Tolerance, parts, staging: Staging, step) -> VariantJob:
+    """The plug-in's view: the fp32 graph, the samples for ranges, and the two gates."""
+    fit, search, held = parts
+    gate_cases = cases_from_samples(ref.connector, ref.config, held) if held else ref.cases()
+    search_cases = cases_from_samples(ref.connector, ref.config, search) if search else gate_cases
+    inputs = "held-out calibration samples" if held else "random inputs at the parity shapes"
+    source = onnx.load(str(artifact))
+    name_nodes(source)
+    reference = ref.runner()
+    score = _gate_function(staging.path(".search.onnx"), reference, search_cases, tolerance, "search samples")
+    gate = _gate_function(staging.path(), reference, gate_cases, tolerance, inputs)
+    return VariantJob(source, ref.connector, ref.config, options, tolerance, fit, score=score, gate=gate, step=step)
 
 
 def _variant_record(record, artifact, output, plugin, made, options, calibration, parts, staging, warnings) -> ArtifactRecord:

@@ -129,6 +129,51 @@ def _result(connector: str, preset: str, name: str, batch: int, tokens: int | No
     )
 
 
+def _build_artifacts(ctx: BenchContext, backends: list[str], report: BenchReport, step: Callable[[str], None]) -> dict[str, Any]:
+    """Every artifact (export, variants, engine) first, while no backend holds memory: making a
+    variant of a 3 GB connector needs several copies of it (Idefics2 ran out of 24 GB otherwise)."""
+    made: dict[str, Any] = {}
+    for name in backends:
+        backend = BACKENDS[name]
+        step(f"building what {name} runs")
+        try:
+            if backend.device == "cuda" and not torch.cuda.is_available():
+                raise Unavailable("no CUDA GPU visible to PyTorch")
+            made[name] = backend.artifact(ctx)
+        except Unavailable as exc:
+            report.skipped.append(Skipped(name, str(exc)))
+    return made
+
+
+def _bind(ctx: BenchContext, made: dict[str, Any], inputs: dict[int, Any], report: BenchReport, step: Callable[[str], None]):
+    """Each backend's call per batch size, run once (compiles, plans, allocates), and the memory it added."""
+    calls: dict[str, dict[int, Callable[[], Any]]] = {}
+    memory: dict[str, float] = {}
+    for name in made:
+        backend = BACKENDS[name]
+        step(f"preparing {name}")
+        try:
+            _release_memory()
+            on_gpu = backend.device == "cuda"
+            before = measure.gpu_used_mb() if on_gpu else measure.resident_mb()
+            bind = backend.make(ctx, made[name])
+            calls[name] = {b: bind(batch_inputs) for b, batch_inputs in inputs.items()}
+            for call in calls[name].values():
+                call()
+            memory[name] = (measure.gpu_used_mb() if on_gpu else measure.resident_mb()) - before
+        except Unavailable as exc:
+            report.skipped.append(Skipped(name, str(exc)))
+            calls.pop(name, None)
+    return calls, memory
+
+
+def _add_notes(report: BenchReport, calls: dict[str, Any], calib: str) -> None:
+    if calib == "synthetic" and any(BACKENDS[n].precision in ("int8", "fp8") for n in calls):
+        report.notes.append("int8/fp8 calibrated on synthetic features (--calib synthetic): speed is representative, accuracy is not")
+    for name in (n for n in calls if not BACKENDS[n].timed):
+        report.notes.append(f"{name}: emulated on this CPU, so only its accuracy is reported; its speed is measured on a GPU")
+
+
 def _release_memory() -> None:
     """Hand freed heap back to the OS so the next backend's RSS growth is its own."""
     gc.collect()
@@ -184,39 +229,9 @@ def bench(
             return pipeline.export(output=workdir / "model.onnx", reference=ref).path
 
         ctx = BenchContext(connector, config, module, workdir, export, threads, calib)
-        calls: dict[str, dict[int, Callable[[], Any]]] = {}
-        memory: dict[str, float] = {}
-        # Every artifact (export, variants, engine) first, while no backend holds memory: making a
-        # variant of a 3 GB connector needs several copies of it (Idefics2 ran out of 24 GB otherwise).
-        made: dict[str, Any] = {}
-        for name in backends:
-            backend = BACKENDS[name]
-            step(f"building what {name} runs")
-            try:
-                if backend.device == "cuda" and not torch.cuda.is_available():
-                    raise Unavailable("no CUDA GPU visible to PyTorch")
-                made[name] = backend.artifact(ctx)
-            except Unavailable as exc:
-                report.skipped.append(Skipped(name, str(exc)))
-        for name in made:
-            backend = BACKENDS[name]
-            step(f"preparing {name}")
-            try:
-                _release_memory()
-                on_gpu = backend.device == "cuda"
-                before = measure.gpu_used_mb() if on_gpu else measure.resident_mb()
-                bind = backend.make(ctx, made[name])
-                calls[name] = {b: bind(inputs[b]) for b in batches}
-                for b in batches:  # first call: compiles, plans, allocates
-                    calls[name][b]()
-                memory[name] = (measure.gpu_used_mb() if on_gpu else measure.resident_mb()) - before
-            except Unavailable as exc:
-                report.skipped.append(Skipped(name, str(exc)))
-                calls.pop(name, None)
-        if calib == "synthetic" and any(BACKENDS[n].precision in ("int8", "fp8") for n in calls):
-            report.notes.append("int8/fp8 calibrated on synthetic features (--calib synthetic): speed is representative, accuracy is not")
-        for name in (n for n in calls if not BACKENDS[n].timed):
-            report.notes.append(f"{name}: emulated on this CPU, so only its accuracy is reported; its speed is measured on a GPU")
+        made = _build_artifacts(ctx, backends, report, step)
+        calls, memory = _bind(ctx, made, inputs, report, step)
+        _add_notes(report, calls, calib)
         for b in batches:
             step(f"timing batch {b}")
             timings = measure.interleaved({n: c[b] for n, c in calls.items() if BACKENDS[n].timed}, warmup, iters)

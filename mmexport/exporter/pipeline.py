@@ -6,14 +6,14 @@ import dataclasses
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 
 from ..artifacts import Staging
 from ..errors import ParityError, UsageError
 from ..parity import OrtRunner, ParityReport, run_gate
 from ..record import ArtifactRecord, file_sha256, record_path
 from ..reference import Reference, resolve
-from ..specs import Limits
+from ..specs import Limits, Tolerance
 from .torch_to_onnx import DEFAULT_OPSET, export_module
 
 Step = Callable[[str], None]
@@ -66,23 +66,7 @@ def export(
         if check:
             step("checking parity in ONNX Runtime")
             report = run_gate(OrtRunner(staging.path(), device), ref.runner(), cases, tolerance)
-        record = ArtifactRecord(
-            kind="onnx",
-            artifact=output.name,
-            connector=ref.connector.name,
-            preset=ref.preset,
-            config=_config_dict(ref.config),
-            weights=ref.weights_record(),
-            inputs=ref.connector.inputs(ref.config),
-            outputs=ref.connector.outputs(ref.config),
-            opset=opset,
-            external_data=output.name + ".data" if external else None,
-            sha256=file_sha256(staging.path()),
-            tolerance=tolerance,
-            parity=report.to_json() if report else None,
-            model=ref.model,
-            warnings=list(ref.warnings),
-        )
+        record = _record(ref, output, staging.path(), opset, external, tolerance, report)
         record.write(staging.path(record_path(output).name))
         if report is not None and not report.passed:
             kept = staging.keep_as(output.with_suffix(".failed"))
@@ -91,5 +75,21 @@ def export(
     return ExportResult(output, record, report, ref, time.perf_counter() - start, list(ref.warnings))
 
 
-def _config_dict(config: Any) -> dict[str, Any]:
-    return dataclasses.asdict(config)
+def _record(ref: Reference, output: Path, staged: Path, opset: int, external: bool, tolerance: Tolerance, report: ParityReport | None) -> ArtifactRecord:
+    return ArtifactRecord(
+        kind="onnx",
+        artifact=output.name,
+        connector=ref.connector.name,
+        preset=ref.preset,
+        config=dataclasses.asdict(ref.config),
+        weights=ref.weights_record(),
+        inputs=ref.connector.inputs(ref.config),
+        outputs=ref.connector.outputs(ref.config),
+        opset=opset,
+        external_data=output.name + ".data" if external else None,
+        sha256=file_sha256(staged),
+        tolerance=tolerance,
+        parity=report.to_json() if report else None,
+        model=ref.model,
+        warnings=list(ref.warnings),
+    )

@@ -14,7 +14,7 @@ import numpy as np
 from ..errors import UsageError
 from ..specs import TensorSpec
 from .runtime import Runtime, load
-from .triton import batch_limit
+from .triton import max_batch_size
 
 
 def _fix_libpython() -> None:
@@ -76,16 +76,8 @@ def serve(
         raise UsageError("`mmexport serve` needs PyTriton: pip install 'mmexport[serve]'") from exc
     runtime = load(artifact, device)
     name = name or Path(artifact).name.split(".")[0]
-    limit = batch_limit(runtime.record)
-    batched = limit is not None
-    if limit is None:
-        if max_batch:
-            raise UsageError("this artifact has no batch axis; --max-batch does not apply")
-        max_batch = 0
-    elif max_batch is not None and not 1 <= max_batch <= limit:
-        raise UsageError(f"--max-batch {max_batch} is outside what the artifact takes (1..{limit})")
-    else:
-        max_batch = max_batch or min(limit, 16)
+    max_batch = max_batch_size(runtime.record, max_batch, default_cap=16)
+    batched = max_batch > 0
 
     def tensors(specs: list[TensorSpec]) -> list:
         dims = [[-1 if isinstance(d, str) else d for d in s.labels()] for s in specs]

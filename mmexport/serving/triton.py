@@ -64,15 +64,18 @@ def _tensor(entry, spec: TensorSpec, batched: bool, pb) -> None:
     entry.dims.extend(dims[1:] if batched else dims)
 
 
-def _max_batch(record: ArtifactRecord, artifact: Path, max_batch: int | None) -> int:
+def max_batch_size(record: ArtifactRecord, max_batch: int | None, default_cap: int | None = None) -> int:
+    """Triton's max_batch_size: 0 without a batch axis; else what was asked (checked against
+    what the artifact takes), or that limit, capped at `default_cap` when nothing was asked."""
     limit = batch_limit(record)
     if limit is None:
         if max_batch:
-            raise UsageError(f"{artifact.name} has no batch axis (inputs {[s.describe() for s in record.inputs]}); Triton batching does not apply")
+            raise UsageError(f"{record.artifact} has no batch axis (inputs {[s.describe() for s in record.inputs]}); Triton batching does not apply")
         return 0
-    max_batch = limit if max_batch is None else max_batch
+    if max_batch is None:
+        return min(limit, default_cap) if default_cap else limit
     if not 1 <= max_batch <= limit:
-        raise UsageError(f"--max-batch {max_batch} is outside what {artifact.name} takes (1..{limit})")
+        raise UsageError(f"--max-batch {max_batch} is outside what {record.artifact} takes (1..{limit})")
     return max_batch
 
 
@@ -91,7 +94,7 @@ def write_repository(
     name = name or artifact.name.split(".")[0]
     if not NAME.fullmatch(name):
         raise UsageError(f"--name '{name}' is not a Triton model name; use letters, digits, '_', '.' and '-'")
-    text = config_text(record, name, _max_batch(record, artifact, max_batch), instances, kind)
+    text = config_text(record, name, max_batch_size(record, max_batch), instances, kind)
     repo.mkdir(parents=True, exist_ok=True)
     with Staging(repo / name, folder_output=True) as staging:
         (staging.dir / "1").mkdir()
