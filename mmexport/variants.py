@@ -19,6 +19,7 @@ from .errors import ParityError, UsageError
 from .parity import Case, OrtRunner, ParityReport, cases_from_samples, run_gate
 from .precisions import QuantizeOptions, VariantJob
 from .precisions.graph import name_nodes, opset_of
+from .precisions.qdq import at_min_opset
 from .precisions.ranges import METHODS
 from .record import ArtifactRecord, file_sha256, read, record_path
 from .reference import Reference, from_record
@@ -140,7 +141,7 @@ def _job(artifact: Path, ref: Reference, options: QuantizeOptions, tolerance: To
     gate_cases = cases_from_samples(ref.connector, ref.config, held) if held else ref.cases()
     search_cases = cases_from_samples(ref.connector, ref.config, search) if search else gate_cases
     inputs = "held-out calibration samples" if held else "random inputs at the parity shapes"
-    source = onnx.load(str(artifact))
+    source = at_min_opset(onnx.load(str(artifact)))  # the one fp32 copy every plug-in works from
     name_nodes(source)
     reference = ref.runner()
     score = _gate_function(staging.path(".search.onnx"), reference, search_cases, tolerance, "search samples")

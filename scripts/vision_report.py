@@ -17,44 +17,8 @@ import sys
 import time
 from pathlib import Path
 
-import torch
-
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-from hf_models import write_photos  # noqa: E402  (the test suite's photo writer)
-
-
-def write_folder(folder: Path) -> None:
-    from safetensors.torch import save_file
-    from transformers import CLIPImageProcessor, CLIPVisionModel, LlavaConfig
-
-    config = LlavaConfig(
-        vision_config=dict(
-            model_type="clip_vision_model",
-            hidden_size=1024,
-            intermediate_size=4096,
-            num_hidden_layers=24,
-            num_attention_heads=16,
-            image_size=336,
-            patch_size=14,
-            projection_dim=768,
-        ),
-        text_config=dict(model_type="llama", hidden_size=4096, intermediate_size=11008, num_hidden_layers=32, num_attention_heads=32),
-    )
-    folder.mkdir(parents=True, exist_ok=True)
-    config.save_pretrained(folder)
-    CLIPImageProcessor(size={"shortest_edge": 336}, crop_size={"height": 336, "width": 336}).save_pretrained(folder)
-    torch.manual_seed(0)
-    tower = {f"model.vision_tower.{k}": v.contiguous() for k, v in CLIPVisionModel(config.vision_config).state_dict().items()}
-    projector = {
-        "model.multi_modal_projector.linear_1.weight": torch.randn(4096, 1024) * 0.02,
-        "model.multi_modal_projector.linear_1.bias": torch.randn(4096) * 0.02,
-        "model.multi_modal_projector.linear_2.weight": torch.randn(4096, 4096) * 0.02,
-        "model.multi_modal_projector.linear_2.bias": torch.randn(4096) * 0.02,
-    }
-    save_file(tower, folder / "model-00001-of-00002.safetensors")
-    save_file(projector, folder / "model-00002-of-00002.safetensors")
-    weight_map = {k: "model-00001-of-00002.safetensors" for k in tower} | {k: "model-00002-of-00002.safetensors" for k in projector}
-    (folder / "model.safetensors.index.json").write_text(json.dumps({"weight_map": weight_map}))
+from hf_models import save_release_llava_vision, write_photos  # noqa: E402  (the test suite's writers)
 
 
 def timed(*args: str, cwd: Path) -> tuple[float, float, str]:
@@ -76,7 +40,7 @@ def main() -> None:
     args = parser.parse_args()
     skip = set(args.skip.split(","))
     if not (args.folder / "config.json").exists():
-        write_folder(args.folder)
+        save_release_llava_vision(args.folder)
     args.work.mkdir(parents=True, exist_ok=True)
     photos = args.work / "photos"
     if not photos.exists():

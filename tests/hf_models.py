@@ -164,3 +164,43 @@ def write_photos(folder: Path, generated: int = 6) -> list[Path]:
         paths.append(folder / f"generated-{i}.png")
         Image.fromarray(pixels).save(paths[-1])
     return paths
+
+
+def save_release_llava_vision(folder: Path) -> None:
+    """LLaVA-1.5-7B's vision side at release size (CLIP ViT-L/14-336, the 1024 -> 4096 MLP) with
+    random weights, in a model folder whose config.json is the released one's shape. Only the
+    tower's and the projector's tensors are written: mmexport never reads the LLM's."""
+    import json
+
+    from safetensors.torch import save_file
+    from transformers import CLIPImageProcessor, CLIPVisionModel, LlavaConfig
+
+    config = LlavaConfig(
+        vision_config=dict(
+            model_type="clip_vision_model",
+            hidden_size=1024,
+            intermediate_size=4096,
+            num_hidden_layers=24,
+            num_attention_heads=16,
+            image_size=336,
+            patch_size=14,
+            projection_dim=768,
+        ),
+        text_config=dict(model_type="llama", hidden_size=4096, intermediate_size=11008, num_hidden_layers=32, num_attention_heads=32),
+    )
+    folder.mkdir(parents=True, exist_ok=True)
+    config.save_pretrained(folder)
+    CLIPImageProcessor(size={"shortest_edge": 336}, crop_size={"height": 336, "width": 336}).save_pretrained(folder)
+    torch.manual_seed(0)
+    tower = {f"model.vision_tower.{k}": v.contiguous() for k, v in CLIPVisionModel(config.vision_config).state_dict().items()}
+    projector = {
+        "model.multi_modal_projector.linear_1.weight": torch.randn(4096, 1024) * 0.02,
+        "model.multi_modal_projector.linear_1.bias": torch.randn(4096) * 0.02,
+        "model.multi_modal_projector.linear_2.weight": torch.randn(4096, 4096) * 0.02,
+        "model.multi_modal_projector.linear_2.bias": torch.randn(4096) * 0.02,
+    }
+    shards = {"model-00001-of-00002.safetensors": tower, "model-00002-of-00002.safetensors": projector}
+    for name, tensors in shards.items():
+        save_file(tensors, folder / name)
+    weight_map = {key: name for name, tensors in shards.items() for key in tensors}
+    (folder / "model.safetensors.index.json").write_text(json.dumps({"weight_map": weight_map}))

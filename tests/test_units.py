@@ -203,3 +203,30 @@ def test_record_round_trip_and_clear_errors(tmp_path):
         record_path(tmp_path / "m.onnx").write_text(json.dumps(data | change))
         with pytest.raises(UsageError, match=phrase):
             read(tmp_path / "m.onnx")
+
+
+def test_inline_writes_one_file_tensor_by_tensor(tmp_path):
+    """The streaming writer gives the same graph and tensors as onnx.save of the whole message."""
+    import onnx
+    from onnx import helper, numpy_helper
+
+    from mmexport.exporter.onnx_file import inline
+
+    rng = np.random.default_rng(0)
+    weights = [numpy_helper.from_array(rng.standard_normal((300, 200)).astype(np.float32), f"w{i}") for i in range(3)]
+    small = numpy_helper.from_array(np.array([0.5], dtype=np.float32), "half")
+    nodes = [helper.make_node("MatMul", ["x", "w0"], ["a"]), helper.make_node("Mul", ["a", "half"], ["y"])]
+    graph = helper.make_graph(
+        nodes, "g", [helper.make_tensor_value_info("x", 1, ["n", 300])], [helper.make_tensor_value_info("y", 1, ["n", 200])], weights + [small]
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    onnx.save(model, str(tmp_path / "whole.onnx"))
+    onnx.save(model, str(tmp_path / "ext.onnx"), save_as_external_data=True, size_threshold=1024)
+    inline(tmp_path / "ext.onnx", tmp_path / "one.onnx")
+    one, whole = onnx.load(str(tmp_path / "one.onnx")), onnx.load(str(tmp_path / "whole.onnx"))
+    assert not any(t.external_data for t in one.graph.initializer)
+    assert {t.name: numpy_helper.to_array(t).tobytes() for t in one.graph.initializer} == {
+        t.name: numpy_helper.to_array(t).tobytes() for t in whole.graph.initializer
+    }
+    assert [n.op_type for n in one.graph.node] == [n.op_type for n in whole.graph.node]
+    onnx.checker.check_model(str(tmp_path / "one.onnx"))

@@ -125,3 +125,19 @@ def test_vision_side_pixels_are_plausible():
     pixels = generated_pixels((2, 3, 28, 28), seed=0)
     assert pixels.shape == (2, 3, 28, 28) and -2.0 <= pixels.min() < pixels.max() <= 2.0
     assert not np.array_equal(pixels[0], pixels[1])
+
+
+@pytest.mark.slow
+def test_release_size_llava15_vision_side(tmp_path):
+    """CLIP ViT-L/14-336 + the MLP (~330M parameters): one 1.25 GB file (under 2 GB: no external
+    data), gated at batch 1, 2 and 3. Time and peak memory: scripts/vision_report.py."""
+    from conftest import run_subprocess
+    from hf_models import save_release_llava_vision
+
+    save_release_llava_vision(tmp_path / "llava")
+    result = run_subprocess("onnx", "--model", tmp_path / "llava", "--vision-tower", "-o", tmp_path / "v.onnx", cwd=tmp_path, timeout=1200)
+    assert result.code == 0, result
+    record = json.loads((tmp_path / "v.onnx.json").read_text())
+    assert record["inputs"][0]["shape"] == ["batch", 3, 336, 336] and record["outputs"][0]["shape"] == ["batch", 576, 4096]
+    assert record["external_data"] is None and 1.2e9 < (tmp_path / "v.onnx").stat().st_size < 1.3e9
+    assert record["parity"]["passed"] and len(record["parity"]["rows"]) == 3

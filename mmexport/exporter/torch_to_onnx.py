@@ -6,6 +6,7 @@ import contextlib
 import io
 import logging
 import re
+import tempfile
 import warnings
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ from torch import nn
 
 from ..connectors import Axis, Connector
 from ..errors import MmexportError
+from .onnx_file import inline
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 DEFAULT_OPSET = 18  # decomposed attention: builds in TensorRT(-RTX) at every precision
@@ -121,5 +123,11 @@ def export_module(module: nn.Module, connector: Connector, config: Any, path: Pa
         logging.getLogger("mmexport").debug(log.getvalue())
     assert program is not None  # dynamo=True always returns a program
     _name_axes(program, connector, config)
-    program.save(str(path), external_data=external)
-    return external
+    if external:
+        program.save(str(path), external_data=True)  # PATH.data beside it
+        return True
+    with tempfile.TemporaryDirectory(prefix=".mmexport-tensors-", dir=path.parent) as tmp:
+        staged = Path(tmp) / path.name
+        program.save(str(staged), external_data=True)  # tensors streamed to disk, not serialized in memory
+        inline(staged, path)
+    return False

@@ -75,11 +75,17 @@ def _tower_prefix(checkpoint: Checkpoint, keys: list[str], folder: Path) -> str:
 
 
 def _load_tower(tower: nn.Module, folder: Path) -> nn.Module:
+    """The folder's tensors copied into the tower one at a time (no second copy of the tower)."""
     checkpoint = open_checkpoint(folder)
-    keys = list(tower.state_dict())
-    prefix = _tower_prefix(checkpoint, keys, folder)
-    tower.load_state_dict({k: checkpoint.tensor(prefix + k).float() for k in keys})
-    return tower.float().eval()
+    state = tower.float().state_dict()
+    prefix = _tower_prefix(checkpoint, list(state), folder)
+    with torch.no_grad():
+        for key, target in state.items():
+            source = checkpoint.tensor(prefix + key)
+            if source.shape != target.shape:
+                raise WeightsError(f"{folder}: {prefix + key} has shape {tuple(source.shape)}, the vision config says {tuple(target.shape)}")
+            target.copy_(source)
+    return tower.eval()
 
 
 def _pixel_spec(hf: Any, connector: Connector, config: Any) -> TensorSpec:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import tempfile
+from pathlib import Path
 from typing import Iterator, Sequence
 
 import numpy as np
@@ -11,6 +13,7 @@ from onnx import helper
 from ..parity import ort_session
 
 WEIGHTED_OPS = ("MatMul", "Gemm", "Conv")
+EXTERNAL_DATA_BYTES = 1 << 31  # protobuf's limit for one file
 
 
 def initializers(model: onnx.ModelProto) -> dict[str, onnx.TensorProto]:
@@ -33,16 +36,26 @@ def weight_macs(model: onnx.ModelProto, node: onnx.NodeProto) -> int:
 
 
 def run_with_outputs(model: onnx.ModelProto, names: Sequence[str], samples: Sequence[dict[str, np.ndarray]]) -> Iterator[dict[str, np.ndarray]]:
-    """Yield the values of intermediate tensors `names` for each sample (fp32 ORT run)."""
-    probe = onnx.ModelProto()
-    probe.CopyFrom(model)
-    existing = {o.name for o in probe.graph.output}
-    for name in names:
-        if name not in existing:
-            probe.graph.output.append(helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, None))
-    session = ort_session(probe.SerializeToString(), optimize=False)  # keep the tensors we ask for
+    """Yield the values of intermediate tensors `names` for each sample (fp32 ORT run). The
+    tensors become graph outputs only while the session is made (from a file, not a second
+    in-memory copy of the graph: towers are large), then the graph is as it was."""
+    existing = {o.name for o in model.graph.output}
+    added = [helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, None) for name in names if name not in existing]
+    model.graph.output.extend(added)
+    try:
+        with tempfile.TemporaryDirectory(prefix="mmexport-probe-") as tmp:
+            path = Path(tmp) / "probe.onnx"
+            if model.ByteSize() > EXTERNAL_DATA_BYTES:  # saving with external data rewrites the graph: use a copy
+                large = onnx.ModelProto()
+                large.CopyFrom(model)
+                onnx.save(large, str(path), save_as_external_data=True)
+            else:
+                onnx.save(model, str(path))
+            session = ort_session(path, optimize=False)  # keep the tensors we ask for
+    finally:
+        del model.graph.output[len(model.graph.output) - len(added) :]
     for sample in samples:
-        yield dict(zip(names, session.run(names, sample)))
+        yield dict(zip(names, session.run(list(names), sample)))
 
 
 def opset_of(model: onnx.ModelProto) -> int:

@@ -59,15 +59,26 @@ def _quantized_weight(weight: np.ndarray, axis: int, fmt: QuantFormat) -> tuple[
 
 
 def at_min_opset(model: onnx.ModelProto) -> onnx.ModelProto:
-    """The graph at opset >= 19 (float8 types; DequantizeLinear straight to fp16 scales)."""
-    return model if opset_of(model) >= MIN_OPSET else onnx.version_converter.convert_version(model, MIN_OPSET)
+    """The graph at opset >= 19 (float8 types; DequantizeLinear straight to fp16 scales).
+    From 18 the version is raised in place: every operator that changed in opset 19 only
+    gained types or attribute values, so an opset-18 graph means the same at 19, and the
+    converter's copy (it round-trips the whole model through C++) is not needed."""
+    opset = opset_of(model)
+    if opset >= MIN_OPSET:
+        return model
+    if opset == MIN_OPSET - 1:
+        for entry in model.opset_import:
+            if entry.domain in ("", "ai.onnx"):
+                entry.version = MIN_OPSET
+        return model
+    return onnx.version_converter.convert_version(model, MIN_OPSET)
 
 
-def insert(model: onnx.ModelProto, nodes: list[onnx.NodeProto], activation_amax: dict[str, float], fmt: QuantFormat) -> onnx.ModelProto:
-    """A copy of `model` with `nodes` quantized; `activation_amax` gives the range of each
-    node's activation input. Shared inputs (q/k/v projections) share one pair."""
-    out = onnx.ModelProto()
-    out.CopyFrom(at_min_opset(model))
+def insert(out: onnx.ModelProto, nodes: list[onnx.NodeProto], activation_amax: dict[str, float], fmt: QuantFormat) -> onnx.ModelProto:
+    """Quantize `nodes` of `out` (opset >= 19), in place; `activation_amax` gives the range of
+    each node's activation input. Shared inputs (q/k/v projections) share one pair."""
+    if opset_of(out) < MIN_OPSET:
+        raise ValueError(f"Q/DQ insertion needs opset {MIN_OPSET}; convert with at_min_opset first")
     chosen = {n.name for n in nodes}
     targets = [n for n in out.graph.node if n.name in chosen]
     weights = initializers(out)

@@ -5,7 +5,6 @@ to the gate (held-out samples), and the search stops at the first that passes th
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,6 +18,7 @@ from .fp16_graph import to_fp16
 from .graph import weight_macs, weighted_nodes
 from .smoothquant import smooth
 
+MAX_MEASURED = 12  # layers whose end-to-end effect is measured (one graph build and score each)
 HISTOGRAM_SAMPLES = 16  # the shape of |x| settles long before its maximum (taken from every sample)
 MAX_KEPT_SHARE = 0.5
 ALTERNATIVES = {
@@ -40,10 +40,10 @@ def shortfall(report: ParityReport, tolerance: Tolerance) -> float:
 
 @dataclass
 class Base:
-    """The fp32 graph after smoothing with one alpha, and the range of each quantizable input."""
+    """One SmoothQuant alpha: the range of each quantizable input after smoothing. The smoothed
+    graph itself is made again when needed (a copy of a 1.3 GB tower per alpha adds up)."""
 
     alpha: float
-    model: onnx.ModelProto
     amax: dict[str, float]
     histograms: dict[str, ranges.Histogram] | None = None
 
@@ -71,7 +71,7 @@ class Candidate:
 class Search:
     def __init__(self, job: VariantJob, fmt: qdq.QuantFormat, methods: list[str], alphas: list[float]):
         self.job, self.fmt, self.methods, self.alphas = job, fmt, methods, alphas
-        self.source = qdq.at_min_opset(job.source)  # converted once, not per candidate
+        self.source = job.source  # opset >= 19 already (variants.py): no second copy
         self.nodes = weighted_nodes(self.source)
         axes = {n.input[0]: (1 if n.op_type == "Conv" else -1) for n in self.nodes}
         job.step(f"measuring activation ranges on {len(job.fit)} samples")
@@ -79,18 +79,23 @@ class Search:
         self.channel_amax = self.stats.channel_amax
         self.tried: list[dict[str, Any]] = []  # summaries only: graphs are dropped as the search moves on
 
+    def smoothed(self, alpha: float) -> tuple[onnx.ModelProto, dict[str, float]]:
+        """A fresh copy of the graph with SmoothQuant folded in, and its smoothed inputs' new ranges."""
+        model = onnx.ModelProto()
+        model.CopyFrom(self.source)
+        return model, (smooth(model, self.channel_amax, alpha) if alpha else {})
+
     def base(self, alpha: float) -> Base:
-        model = copy.deepcopy(self.source)
-        smoothed = smooth(model, self.channel_amax, alpha) if alpha else {}
+        model, smoothed = self.smoothed(alpha)
         amax = {n.input[0]: smoothed[n.input[0]] if n.input[0] in smoothed else float(self.channel_amax[n.input[0]].max()) for n in weighted_nodes(model)}
-        return Base(alpha, model, amax)
+        return Base(alpha, amax)
 
     def ranges_for(self, base: Base, method: str) -> dict[str, float]:
         if method == "minmax":
             return dict(base.amax)
         if base.histograms is None:
             self.job.step(f"histograms of {len(base.amax)} activations")
-            base.histograms = ranges.histograms(base.model, base.amax, self.job.fit[:HISTOGRAM_SAMPLES])
+            base.histograms = ranges.histograms(self.smoothed(base.alpha)[0], base.amax, self.job.fit[:HISTOGRAM_SAMPLES])
         pct = self.job.options.percentile
         return {name: ranges.choose_amax(h, method, self.fmt.levels, pct) for name, h in base.histograms.items()}
 
@@ -105,8 +110,9 @@ class Search:
         """Scored with fp32 around the quantized layers: fast on this CPU, and the surroundings'
         own rounding is small next to int8/fp8's; the gate then judges the finished graph."""
         self.job.step(f"{self.fmt.name}: alpha {base.alpha or 'off'}, {method} ranges, {len(kept)} layers kept in {self.job.high_precision}")
-        nodes = [n for n in weighted_nodes(base.model) if n.name not in kept]
-        model = qdq.insert(base.model, nodes, self.ranges_for(base, method), self.fmt)
+        activation_ranges = self.ranges_for(base, method)
+        model, _ = self.smoothed(base.alpha)
+        qdq.insert(model, [n for n in weighted_nodes(model) if n.name not in kept], activation_ranges, self.fmt)
         found = Candidate(base, method, kept, model, self.job.score(model))
         self.tried.append(found.summary(self.job.tolerance))
         return found
@@ -160,12 +166,25 @@ class Search:
             best = found if self.worse(best, found) else best
         return self.refuse(best)
 
+    def suspects(self) -> list[onnx.NodeProto]:
+        """The layers worth measuring: all of them in a small graph; in a large one (a vision
+        tower has ~150) the MAX_MEASURED whose inputs spread widest, by channel or by token."""
+        if len(self.nodes) <= MAX_MEASURED:
+            return list(self.nodes)
+
+        def spread(node: onnx.NodeProto) -> float:
+            name = node.input[0]
+            return max(self.stats.channel_spread(name), self.stats.token_spread.get(name, 1.0))
+
+        return sorted(self.nodes, key=spread, reverse=True)[:MAX_MEASURED]
+
     def rank_by_effect(self, best: Candidate) -> list[tuple[str, tuple[float, float], tuple[float, float]]]:
         """Each layer's end-to-end effect: the search score with only it left unquantized."""
-        self.job.step(f"ranking {len(self.nodes)} layers by their effect on the output")
+        suspects = self.suspects()
+        self.job.step(f"ranking {len(suspects)} of {len(self.nodes)} layers by their effect on the output")
         before = (best.score.worst_cosine, best.score.worst_token_cosine)
         effects = []
-        for node in self.nodes:
+        for node in suspects:
             trial = self.candidate(best.base, best.method, dict(best.kept) | {node.name: "ranking"})
             self.tried.pop()  # a measurement, not a candidate
             effects.append((shortfall(trial.score, self.job.tolerance), node.name, (trial.score.worst_cosine, trial.score.worst_token_cosine)))
