@@ -33,6 +33,10 @@ class Reference:
             self._module = build_module(self.connector, self.config, self.weights)
         return self._module
 
+    def release_module(self) -> None:
+        """Let the PyTorch module go (its outputs were computed); `module` would rebuild it."""
+        self._module = None
+
     def runner(self) -> TorchRunner:
         names = [s.name for s in self.connector.outputs(self.config)]
         return TorchRunner(self.module, [s.name for s in self.connector.inputs(self.config)], names)

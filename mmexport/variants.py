@@ -16,7 +16,9 @@ from .artifacts import Staging
 from .calibration import data, images
 from .calibration import heldout as heldout_file
 from .errors import ParityError, UsageError
-from .parity import Case, OrtRunner, ParityReport, cases_from_samples, run_gate
+from .exporter.onnx_file import write
+from .memory import release
+from .parity import Case, Expected, OrtRunner, ParityReport, Runner, cases_from_samples, run_gate
 from .precisions import QuantizeOptions, VariantJob
 from .precisions.graph import name_nodes, opset_of
 from .precisions.qdq import at_min_opset
@@ -82,8 +84,8 @@ def split(samples: list) -> tuple[list, list, list]:
 
 def _gate_function(path: Path, runner_source, cases: list[Case], tolerance: Tolerance, inputs: str) -> Callable[[onnx.ModelProto], ParityReport]:
     def gate(model: onnx.ModelProto) -> ParityReport:
-        onnx.save(model, str(path))
-        return run_gate(OrtRunner(path), runner_source, cases, tolerance, inputs)
+        write(model, path)
+        return run_gate(OrtRunner(path, lean=True), runner_source, cases, tolerance, inputs)
 
     return gate
 
@@ -113,7 +115,7 @@ def quantize(
         made = plugin.make(_job(artifact, ref, options, tolerance, parts, staging, step))
         step("writing")
         staging.path(".search.onnx").unlink(missing_ok=True)
-        onnx.save(made.model, str(staging.path()))
+        write(made.model, staging.path())
         variant = _variant_record(record, artifact, output, plugin, made, options, calibration, parts, staging, warnings)
         variant.write(staging.path(record_path(output).name))
         if not made.report.passed:
@@ -141,12 +143,23 @@ def _job(artifact: Path, ref: Reference, options: QuantizeOptions, tolerance: To
     gate_cases = cases_from_samples(ref.connector, ref.config, held) if held else ref.cases()
     search_cases = cases_from_samples(ref.connector, ref.config, search) if search else gate_cases
     inputs = "held-out calibration samples" if held else "random inputs at the parity shapes"
-    source = at_min_opset(onnx.load(str(artifact)))  # the one fp32 copy every plug-in works from
-    name_nodes(source)
-    reference = ref.runner()
+    reference: Runner = ref.runner()
+    step("running the fp32 reference")
+    for case in search_cases + gate_cases:  # once, so the PyTorch module can go before the search
+        case.expected = case.expected or reference.run(case.feeds)
+    reference = Expected(reference.input_names, reference.output_names)
+    ref.release_module()
+    release()
     score = _gate_function(staging.path(".search.onnx"), reference, search_cases, tolerance, "search samples")
     gate = _gate_function(staging.path(), reference, gate_cases, tolerance, inputs)
-    return VariantJob(source, ref.connector, ref.config, options, tolerance, fit, score=score, gate=gate, step=step)
+    return VariantJob(lambda: _fp32_graph(artifact), ref.connector, ref.config, options, tolerance, fit, score=score, gate=gate, step=step)
+
+
+def _fp32_graph(artifact: Path) -> onnx.ModelProto:
+    """A fresh copy of the fp32 graph at opset 19 with every node named (plug-ins change it)."""
+    model = at_min_opset(onnx.load(str(artifact)))
+    name_nodes(model)
+    return model
 
 
 def _variant_record(record, artifact, output, plugin, made, options, calibration, parts, staging, warnings) -> ArtifactRecord:

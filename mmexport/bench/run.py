@@ -3,8 +3,6 @@ interleaved at each batch size, and check each one's output against PyTorch eage
 
 from __future__ import annotations
 
-import ctypes
-import gc
 import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -17,6 +15,7 @@ from ..calibration.synthetic import outlier_features
 from ..connectors import BATCH_AXES
 from ..errors import UsageError
 from ..exporter import pipeline
+from ..memory import release
 from ..parity import compare
 from ..reference import Reference, resolve
 from . import measure
@@ -153,7 +152,7 @@ def _bind(ctx: BenchContext, made: dict[str, Any], inputs: dict[int, Any], repor
         backend = BACKENDS[name]
         step(f"preparing {name}")
         try:
-            _release_memory()
+            release(cuda=torch.cuda.is_available())  # the next backend's RSS growth is its own
             on_gpu = backend.device == "cuda"
             before = measure.gpu_used_mb() if on_gpu else measure.resident_mb()
             bind = backend.make(ctx, made[name])
@@ -172,17 +171,6 @@ def _add_notes(report: BenchReport, calls: dict[str, Any], calib: str) -> None:
         report.notes.append("int8/fp8 calibrated on synthetic features (--calib synthetic): speed is representative, accuracy is not")
     for name in (n for n in calls if not BACKENDS[n].timed):
         report.notes.append(f"{name}: emulated on this CPU, so only its accuracy is reported; its speed is measured on a GPU")
-
-
-def _release_memory() -> None:
-    """Hand freed heap back to the OS so the next backend's RSS growth is its own."""
-    gc.collect()
-    if torch.cuda.is_available():
-        torch.cuda.empty_cache()  # cached blocks would hide the next backend's allocations
-    try:
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):
-        pass
 
 
 def bench(

@@ -1,4 +1,4 @@
-"""Write a large ONNX graph as one file without a second in-memory copy of its weights.
+"""Write large ONNX graphs as one file without a second in-memory copy of their weights.
 
 Serializing a ModelProto holds the whole message and its serialized bytes at once (a 1.3 GB
 vision tower peaked at 8 GB). Instead the exporter streams the tensors to an external data
@@ -83,3 +83,53 @@ def _piece(tensor: onnx.TensorProto) -> tuple[bytes, tuple[int, int] | None]:
     if tensor.data_location != onnx.TensorProto.EXTERNAL:
         return tensor.SerializeToString(), None  # a small constant the exporter kept inline
     return _tensor_head(tensor), _location(tensor)
+
+
+def _repeated(field) -> bool:
+    flag = getattr(field, "is_repeated", None)  # protobuf >= 6 (label is deprecated there)
+    if flag is None:
+        return field.label == field.LABEL_REPEATED
+    return flag() if callable(flag) else bool(flag)
+
+
+def _without(message, skip: str):
+    """A shallow copy of `message` without field `skip` (that field is the large one)."""
+    copy = type(message)()
+    for field, value in message.ListFields():
+        if field.name == skip:
+            continue
+        if _repeated(field):
+            getattr(copy, field.name).extend(value)
+        elif field.type == field.TYPE_MESSAGE:
+            getattr(copy, field.name).CopyFrom(value)
+        else:
+            setattr(copy, field.name, value)
+    return copy
+
+
+def save(model: onnx.ModelProto, path: Path) -> None:
+    """onnx.save without serializing the whole model at once (one tensor in memory at a time);
+    the model is not modified. Under 2 GB: protobuf's own limit is on each message, not the file."""
+    graph = _without(model.graph, "initializer").SerializeToString()
+    sizes = [t.ByteSize() for t in model.graph.initializer]
+    graph_length = len(graph) + sum(len(_field(_INITIALIZER, size)) + size for size in sizes)
+    with open(path, "wb") as out:
+        out.write(_without(model, "graph").SerializeToString())
+        out.write(_field(_GRAPH, graph_length))
+        out.write(graph)
+        for tensor, size in zip(model.graph.initializer, sizes):
+            out.write(_field(_INITIALIZER, size))
+            out.write(tensor.SerializeToString())
+
+
+EXTERNAL_DATA_BYTES = 1 << 31  # protobuf's limit for one message: a larger graph keeps its tensors outside
+
+
+def write(model: onnx.ModelProto, path: Path) -> None:
+    """`model` to `path`, one file when it fits (streamed), else with PATH.data beside it."""
+    if sum(t.ByteSize() for t in model.graph.initializer) < EXTERNAL_DATA_BYTES:
+        save(model, path)
+        return
+    large = onnx.ModelProto()  # saving with external data rewrites the message: work on a copy
+    large.CopyFrom(model)
+    onnx.save(large, str(path), save_as_external_data=True, location=path.name + ".data")

@@ -96,11 +96,14 @@ def _pixel_spec(hf: Any, connector: Connector, config: Any) -> TensorSpec:
     return TensorSpec("pixel_values", (first, getattr(vision, "num_channels", 3), height, width))
 
 
-def vision_connector(connector: Connector, config: Any, hf: Any, module: nn.Module) -> Connector:
-    """The connector's contract with pixel_values in place of its features."""
+def vision_connector(connector: Connector, config: Any, hf: Any, folder: Path) -> Connector:
+    """The connector's contract with pixel_values in place of its features; building it reads
+    the folder again (the Reference holds the module it made, and may let it go)."""
     inputs, outputs = connector.io(config)
     specs = ([_pixel_spec(hf, connector, config), *inputs[1:]], outputs)
-    return dataclasses.replace(connector, io=lambda _config: specs, build=lambda _config: module, key_layouts=())
+    rebuild = lambda _config: reference(folder).module  # noqa: E731
+    # A vision tower is a transformer: its low-precision gates are the attention connectors' ones.
+    return dataclasses.replace(connector, io=lambda _config: specs, build=rebuild, key_layouts=(), attention=True)
 
 
 def reference(folder: str | Path) -> Reference:
@@ -119,7 +122,7 @@ def reference(folder: str | Path) -> Reference:
     tower = _load_tower(tower_info.build(hf), folder)
     kind = VisionSideWithInstruction if len(connector.inputs(found.config)) == 3 else VisionSide
     module = kind(tower, tower_info.select(hf), build_module(connector, found.config, loaded)).eval()
-    side = vision_connector(connector, found.config, hf, module)
+    side = vision_connector(connector, found.config, hf, folder)
     record = found.record(folder) | {"vision_tower": True}
     notes = [f"model_type {found.model_type}: the vision tower and connector '{connector.name}', from pixel_values", *found.family.notes]
     return Reference(side, folder.resolve().name, found.config, loaded, notes, record, _module=module)

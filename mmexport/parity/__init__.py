@@ -3,10 +3,11 @@
 from .gate import Case, cases_at_shapes, cases_from_samples, run_gate
 from .metrics import Metrics, compare
 from .report import ParityReport, ParityRow
-from .runners import ORT_TYPES, OrtRunner, Runner, TorchRunner, ort_session
+from .runners import ORT_TYPES, Expected, OrtRunner, Runner, TorchRunner, ort_session
 
 __all__ = [
     "Case",
+    "Expected",
     "Metrics",
     "ORT_TYPES",
     "OrtRunner",

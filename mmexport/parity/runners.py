@@ -32,8 +32,10 @@ class Runner(Protocol):
     def run(self, feeds: Feeds) -> dict[str, np.ndarray]: ...
 
 
-def ort_session(model: str | Path | bytes, device: str = "cpu", threads: int | None = None, optimize: bool = True) -> ort.InferenceSession:
-    """The one place ONNX Runtime sessions are made (gates, runtime, bench, calibration)."""
+def ort_session(model: str | Path | bytes, device: str = "cpu", threads: int | None = None, optimize: bool = True, lean: bool = False) -> ort.InferenceSession:
+    """The one place ONNX Runtime sessions are made (gates, runtime, bench, calibration).
+    `lean`: for sessions run a few times (gates, probes): no memory arena and no pre-packed
+    weight copies, which cost a graph's size again for little gain there."""
     if device not in PROVIDERS:
         raise UsageError(f"unknown device '{device}'; choose one of: {', '.join(PROVIDERS)}")
     provider = PROVIDERS[device]
@@ -46,6 +48,9 @@ def ort_session(model: str | Path | bytes, device: str = "cpu", threads: int | N
         options.inter_op_num_threads = 1
     if not optimize:
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL  # keep intermediate tensors
+    if lean:
+        options.enable_cpu_mem_arena = False
+        options.add_session_config_entry("session.disable_prepacking", "1")
     source = model if isinstance(model, bytes) else str(model)
     return ort.InferenceSession(source, options, providers=[provider])
 
@@ -53,8 +58,8 @@ def ort_session(model: str | Path | bytes, device: str = "cpu", threads: int | N
 class OrtRunner:
     """An ONNX Runtime session; feeds are cast to the graph's input types (fp16 I/O)."""
 
-    def __init__(self, model: str | Path | bytes | ort.InferenceSession, device: str = "cpu", threads: int | None = None):
-        self.session = model if isinstance(model, ort.InferenceSession) else ort_session(model, device, threads)
+    def __init__(self, model: str | Path | bytes | ort.InferenceSession, device: str = "cpu", threads: int | None = None, lean: bool = False):
+        self.session = model if isinstance(model, ort.InferenceSession) else ort_session(model, device, threads, lean=lean)
         self.description = self.session.get_providers()[0]
         self.input_names = [i.name for i in self.session.get_inputs()]
         self.output_names = [o.name for o in self.session.get_outputs()]
@@ -94,3 +99,15 @@ def _tensor(array: Any) -> torch.Tensor:
 def _numpy(value: torch.Tensor) -> np.ndarray:
     value = value.detach().cpu()
     return value.float().numpy() if value.is_floating_point() else value.numpy()
+
+
+class Expected:
+    """The reference when its outputs were computed beforehand (on every case): its names only."""
+
+    description = "PyTorch"
+
+    def __init__(self, input_names: Sequence[str], output_names: Sequence[str]):
+        self.input_names, self.output_names = list(input_names), list(output_names)
+
+    def run(self, feeds: Feeds) -> dict[str, np.ndarray]:
+        raise RuntimeError("the reference's outputs were computed beforehand; this case has none")

@@ -35,7 +35,7 @@ class VariantJob:
     """Everything a plug-in needs. `score` runs on search samples (held apart from both the
     ranges and the gate), so choosing between candidates never looks at the gate's samples."""
 
-    source: onnx.ModelProto  # fp32, every node named
+    load_source: Callable[[], onnx.ModelProto]  # a fresh fp32 copy (opset >= 19, nodes named), read from disk
     connector: Any
     config: Any
     options: QuantizeOptions

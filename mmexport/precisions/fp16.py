@@ -3,27 +3,18 @@ most in fp16 are kept in fp32 only when the all-fp16 graph misses."""
 
 from __future__ import annotations
 
-import onnx
-
 from ..specs import Tolerance
 from .base import Made, Precision, VariantJob
 from .fp16_graph import SENSITIVE_OPS, to_fp16
 
 
-def _copy(model: onnx.ModelProto) -> onnx.ModelProto:
-    """The converter works in place; the fp32 source stays for a second try."""
-    out = onnx.ModelProto()
-    out.CopyFrom(model)
-    return out
-
-
 def make(job: VariantJob) -> Made:
     io_fp16 = job.options.io == "fp16"
     job.step("converting to fp16")
-    model, kept = to_fp16(_copy(job.source), io_fp16), {}
+    model, kept = to_fp16(job.load_source(), io_fp16), {}
     if not job.score(model).passed:
         job.step("fp16 missed; keeping sensitive ops in fp32")
-        model = to_fp16(_copy(job.source), io_fp16, SENSITIVE_OPS)
+        model = to_fp16(job.load_source(), io_fp16, SENSITIVE_OPS)
         kept = {op: "the all-fp16 graph missed the gate" for op in SENSITIVE_OPS}
     return Made(model, job.gate(model), {"format": "fp16", "kept_fp32": kept})
 

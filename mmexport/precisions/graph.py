@@ -10,10 +10,10 @@ import numpy as np
 import onnx
 from onnx import helper
 
+from ..exporter.onnx_file import write
 from ..parity import ort_session
 
 WEIGHTED_OPS = ("MatMul", "Gemm", "Conv")
-EXTERNAL_DATA_BYTES = 1 << 31  # protobuf's limit for one file
 
 
 def initializers(model: onnx.ModelProto) -> dict[str, onnx.TensorProto]:
@@ -45,13 +45,8 @@ def run_with_outputs(model: onnx.ModelProto, names: Sequence[str], samples: Sequ
     try:
         with tempfile.TemporaryDirectory(prefix="mmexport-probe-") as tmp:
             path = Path(tmp) / "probe.onnx"
-            if model.ByteSize() > EXTERNAL_DATA_BYTES:  # saving with external data rewrites the graph: use a copy
-                large = onnx.ModelProto()
-                large.CopyFrom(model)
-                onnx.save(large, str(path), save_as_external_data=True)
-            else:
-                onnx.save(model, str(path))
-            session = ort_session(path, optimize=False)  # keep the tensors we ask for
+            write(model, path)
+            session = ort_session(path, optimize=False, lean=True)  # keep the tensors we ask for
     finally:
         del model.graph.output[len(model.graph.output) - len(added) :]
     for sample in samples:

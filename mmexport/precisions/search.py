@@ -10,6 +10,7 @@ from typing import Any
 
 import onnx
 
+from ..memory import release
 from ..parity import ParityReport
 from ..specs import Tolerance
 from . import qdq, ranges
@@ -71,18 +72,20 @@ class Candidate:
 class Search:
     def __init__(self, job: VariantJob, fmt: qdq.QuantFormat, methods: list[str], alphas: list[float]):
         self.job, self.fmt, self.methods, self.alphas = job, fmt, methods, alphas
-        self.source = job.source  # opset >= 19 already (variants.py): no second copy
-        self.nodes = weighted_nodes(self.source)
+        source = job.load_source()  # read again for each candidate, not kept: a tower is ~1 GB
+        self.nodes = weighted_nodes(source)
+        self.macs = {n.name: weight_macs(source, n) for n in self.nodes}
         axes = {n.input[0]: (1 if n.op_type == "Conv" else -1) for n in self.nodes}
         job.step(f"measuring activation ranges on {len(job.fit)} samples")
-        self.stats = ranges.activation_stats(self.source, axes, job.fit)
+        self.stats = ranges.activation_stats(source, axes, job.fit)
+        del source
+        release()
         self.channel_amax = self.stats.channel_amax
         self.tried: list[dict[str, Any]] = []  # summaries only: graphs are dropped as the search moves on
 
     def smoothed(self, alpha: float) -> tuple[onnx.ModelProto, dict[str, float]]:
         """A fresh copy of the graph with SmoothQuant folded in, and its smoothed inputs' new ranges."""
-        model = onnx.ModelProto()
-        model.CopyFrom(self.source)
+        model = self.job.load_source()
         return model, (smooth(model, self.channel_amax, alpha) if alpha else {})
 
     def base(self, alpha: float) -> Base:
@@ -115,6 +118,7 @@ class Search:
         qdq.insert(model, [n for n in weighted_nodes(model) if n.name not in kept], activation_ranges, self.fmt)
         found = Candidate(base, method, kept, model, self.job.score(model))
         self.tried.append(found.summary(self.job.tolerance))
+        release()  # the smoothed copy and the scoring session are gone
         return found
 
     def accept(self, candidate: Candidate) -> ParityReport | None:
@@ -142,7 +146,7 @@ class Search:
 
     def fall_back(self, best: Candidate) -> Made:
         """Keep layers in higher precision, most helpful first (1, 2, 4, ...), within MAX_KEPT_SHARE."""
-        macs = {n.name: weight_macs(self.job.source, n) for n in self.nodes}
+        macs = self.macs
         total, budget = sum(macs.values()) or 1, 0
         eligible: list[tuple[str, str]] = []
         for name, before, after in self.rank_by_effect(best):
@@ -192,16 +196,15 @@ class Search:
         return [(name, before, after) for _, name, after in effects if name not in best.kept]
 
     def details(self, chosen: Candidate) -> dict[str, Any]:
-        nodes = weighted_nodes(self.job.source)
-        total = sum(weight_macs(self.job.source, n) for n in nodes) or 1
-        low = sum(weight_macs(self.job.source, n) for n in nodes if n.name not in chosen.kept)
+        total = sum(self.macs.values()) or 1
+        low = sum(m for name, m in self.macs.items() if name not in chosen.kept)
         return {
             "format": self.fmt.name,
             "method": chosen.method,
             "percentile": self.job.options.percentile if chosen.method == "percentile" else None,
             "smooth_alpha": chosen.base.alpha or None,
             "high_precision": self.job.high_precision,
-            "quantized_layers": len(nodes) - len(chosen.kept),
+            "quantized_layers": len(self.nodes) - len(chosen.kept),
             "quantized_mac_share": round(low / total, 4),
             "kept": chosen.kept,
             "placement": "Q/DQ on the activation and weight inputs of weighted MatMul/Gemm/Conv only",
