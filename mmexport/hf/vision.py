@@ -96,11 +96,29 @@ def _pixel_spec(hf: Any, connector: Connector, config: Any) -> TensorSpec:
     return TensorSpec("pixel_values", (first, getattr(vision, "num_channels", 3), height, width))
 
 
-def vision_connector(connector: Connector, config: Any, hf: Any, folder: Path) -> Connector:
+def _fixed_outputs(module: nn.Module, inputs: list[TensorSpec], outputs: list[TensorSpec]) -> list[TensorSpec]:
+    """Output axes the inputs do not carry (the connector's token axis: the tower fixes it from
+    the image size) get the size one forward pass measures."""
+    carried = {axis.name for spec in inputs for axis in spec.axes.values()}
+    if all(axis.name in carried for spec in outputs for axis in spec.axes.values()):
+        return outputs
+    sizes = {axis.name: axis.min for spec in inputs for axis in spec.axes.values()}
+    feeds = [torch.ones(spec.shape(sizes), dtype=getattr(torch, spec.dtype)) for spec in inputs]
+    with torch.no_grad():
+        produced = module(*feeds)
+    produced = produced if isinstance(produced, (tuple, list)) else (produced,)
+    return [
+        dataclasses.replace(spec, dims=tuple(d if not isinstance(d, connectors.Axis) or d.name in carried else tensor.shape[i] for i, d in enumerate(spec.dims)))
+        for spec, tensor in zip(outputs, produced)
+    ]
+
+
+def vision_connector(connector: Connector, config: Any, hf: Any, folder: Path, module: nn.Module) -> Connector:
     """The connector's contract with pixel_values in place of its features; building it reads
     the folder again (the Reference holds the module it made, and may let it go)."""
     inputs, outputs = connector.io(config)
-    specs = ([_pixel_spec(hf, connector, config), *inputs[1:]], outputs)
+    pixel_inputs = [_pixel_spec(hf, connector, config), *inputs[1:]]
+    specs = (pixel_inputs, _fixed_outputs(module, pixel_inputs, outputs))
     rebuild = lambda _config: reference(folder).module  # noqa: E731
     # A vision tower is a transformer: its low-precision gates are the attention connectors' ones.
     return dataclasses.replace(connector, io=lambda _config: specs, build=rebuild, key_layouts=(), attention=True)
@@ -122,7 +140,7 @@ def reference(folder: str | Path) -> Reference:
     tower = _load_tower(tower_info.build(hf), folder)
     kind = VisionSideWithInstruction if len(connector.inputs(found.config)) == 3 else VisionSide
     module = kind(tower, tower_info.select(hf), build_module(connector, found.config, loaded)).eval()
-    side = vision_connector(connector, found.config, hf, folder)
+    side = vision_connector(connector, found.config, hf, folder, module)
     record = found.record(folder) | {"vision_tower": True}
     notes = [f"model_type {found.model_type}: the vision tower and connector '{connector.name}', from pixel_values", *found.family.notes]
     return Reference(side, folder.resolve().name, found.config, loaded, notes, record, _module=module)
