@@ -108,7 +108,9 @@ def _fixed_outputs(module: nn.Module, inputs: list[TensorSpec], outputs: list[Te
         produced = module(*feeds)
     produced = produced if isinstance(produced, (tuple, list)) else (produced,)
     return [
-        dataclasses.replace(spec, dims=tuple(d if not isinstance(d, connectors.Axis) or d.name in carried else tensor.shape[i] for i, d in enumerate(spec.dims)))
+        dataclasses.replace(
+            spec, dims=tuple(d if not isinstance(d, connectors.Axis) or d.name in carried else tensor.shape[i] for i, d in enumerate(spec.dims))
+        )
         for spec, tensor in zip(outputs, produced)
     ]
 
