@@ -7,16 +7,11 @@ from __future__ import annotations
 
 from ..specs import Tolerance
 from . import qdq
-from .base import Made, Precision, VariantJob
-from .search import Search
+from .base import Precision
+from .search import searching
 
 ALPHAS = (0.0, 0.5)  # E4M3 rarely needs smoothing; it is tried second
-
-
-def make(job: VariantJob) -> Made:
-    methods = [job.options.method] if job.options.method else ["minmax"]
-    alphas = [job.options.smooth] if job.options.smooth is not None else list(ALPHAS)
-    return Search(job, qdq.FP8_E4M3, methods, alphas).run()
+METHODS = ("minmax",)  # its exponent covers the range: clipping only loses the outliers it keeps
 
 
 PRECISION = Precision(
@@ -24,7 +19,7 @@ PRECISION = Precision(
     summary="calibrated FP8 E4M3 Q/DQ on weighted layers, the rest fp16 (Ada/Hopper/Blackwell)",
     needs_calibration=True,
     tolerance=lambda connector: Tolerance(max_rel=None, min_cosine=0.995 if connector.attention else 0.998, min_token_cosine=0.995),
-    make=make,
+    make=searching(qdq.FP8_E4M3, METHODS, ALPHAS),
     quantized=True,
     min_arch=89,
 )

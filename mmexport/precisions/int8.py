@@ -5,17 +5,11 @@ from __future__ import annotations
 
 from ..specs import Tolerance
 from . import qdq
-from .base import Made, Precision, VariantJob
-from .search import Search
+from .base import Precision
+from .search import searching
 
 ALPHAS = (0.5, 0.65, 0.8, 0.0)  # SmoothQuant strengths tried in turn; 0: no smoothing
 METHODS = ("minmax", "mse")  # min-max keeps the tokens that carry the energy; MSE clips per tensor
-
-
-def make(job: VariantJob) -> Made:
-    methods = [job.options.method] if job.options.method else list(METHODS)
-    alphas = [job.options.smooth] if job.options.smooth is not None else list(ALPHAS)
-    return Search(job, qdq.INT8, methods, alphas).run()
 
 
 PRECISION = Precision(
@@ -23,6 +17,6 @@ PRECISION = Precision(
     summary="calibrated int8 Q/DQ on weighted layers, the rest fp16 (TensorRT) or fp32 (--target cpu)",
     needs_calibration=True,
     tolerance=lambda connector: Tolerance(max_rel=None, min_cosine=0.995 if connector.attention else 0.999, min_token_cosine=0.99),
-    make=make,
+    make=searching(qdq.INT8, METHODS, ALPHAS),
     quantized=True,
 )

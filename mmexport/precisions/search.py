@@ -6,7 +6,7 @@ to the gate (held-out samples), and the search stops at the first that passes th
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 import onnx
 
@@ -21,11 +21,11 @@ from .smoothquant import smooth
 
 MAX_MEASURED = 12  # layers whose end-to-end effect is measured (one graph build and score each)
 HISTOGRAM_SAMPLES = 16  # the shape of |x| settles long before its maximum (taken from every sample)
-MAX_KEPT_SHARE = 0.5
+MAX_KEPT_SHARE = 0.5  # of weight MACs: past this, low precision no longer pays; refuse instead
 ALTERNATIVES = {
     "int8": "--precision fp8 (Ada, Hopper, Blackwell) or fp16",
     "fp8": "--precision fp16",
-}  # of weight MACs: past this, low precision no longer pays; refuse instead
+}
 
 
 def shortfall(report: ParityReport, tolerance: Tolerance) -> float:
@@ -231,3 +231,15 @@ class Search:
                 f"in '{channels[0]}' the largest channel reaches {channels[1]:.0f}x the median channel's |x|, more than SmoothQuant could move into the weights"
             )
         return f"{head}; {why}; try {ALTERNATIVES[self.fmt.name]}"
+
+
+def searching(fmt: qdq.QuantFormat, methods: tuple[str, ...], alphas: tuple[float, ...]) -> Callable[[VariantJob], Made]:
+    """A precision's make(): the search over these range methods and SmoothQuant strengths,
+    or over the one method / strength the user gave."""
+
+    def make(job: VariantJob) -> Made:
+        tried_methods = [job.options.method] if job.options.method else list(methods)
+        tried_alphas = [job.options.smooth] if job.options.smooth is not None else list(alphas)
+        return Search(job, fmt, tried_methods, tried_alphas).run()
+
+    return make
