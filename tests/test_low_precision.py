@@ -94,6 +94,26 @@ def test_fp8_engines_need_ada_or_newer(cli, mlp, tmp_path):
     assert not (tmp_path / "x.engine").exists()
 
 
+def test_fp8_variant_runs_in_the_runtime_and_a_triton_repository(cli, mlp, tmp_path):
+    from google.protobuf import text_format
+    from tritonclient.grpc import model_config_pb2
+
+    result, out = quantize(cli, mlp, tmp_path, "fp8", "massive")
+    assert result.code == 0, result
+    x = FAMILIES["massive"]((2, TOKENS, VISION), seed=99)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", runtime.TargetWarning)  # made for TensorRT, run here on the CPU
+        got = runtime.load(out)(x)["llm_embeds"]
+    reference = runtime.load(mlp / "m.onnx")(x)["llm_embeds"]
+    cosine = float(np.dot(got.ravel(), reference.ravel()) / np.linalg.norm(got) / np.linalg.norm(reference))
+    assert 0.998 <= cosine < 0.99999  # fp8 really ran: close, not exact
+    assert cli("triton", out, "--repo", tmp_path / "repo", "--name", "proj_fp8").code == 0
+    config = text_format.Parse((tmp_path / "repo" / "proj_fp8" / "config.pbtxt").read_text(), model_config_pb2.ModelConfig())
+    assert config.input[0].data_type == model_config_pb2.TYPE_FP32 and config.platform == "onnxruntime_onnx"
+    assert json.loads(config.parameters["mmexport"].string_value)["precision"] == "fp8"
+    assert (tmp_path / "repo" / "proj_fp8" / "1" / "model.onnx").read_bytes() == out.read_bytes()
+
+
 def test_target_cpu_keeps_fp32_around_and_the_runtime_says_when_a_target_differs(cli, mlp, tmp_path):
     for target in ("tensorrt", "cpu"):
         result, out = quantize(cli, mlp, tmp_path, "int8", "channels", "--target", target, "-o", tmp_path / f"{target}.onnx")
