@@ -64,6 +64,22 @@ def test_vision_side_matches_get_image_features(cli, folders, tmp_path, model_ty
         assert_close(session.run(None, feeds)[0], features_of(model, model_type, inputs))
 
 
+def test_llava_next_vision_side_per_tile(cli, folders, tmp_path):
+    """LLaVA-NeXT: the graph takes tiles and returns each tile's embeddings, what the projector
+    hands pack_image_features (the anyres packing stays in transformers)."""
+    folder, model = folders("llava_next")
+    assert cli("onnx", "--model", folder, "--vision-tower", "-o", tmp_path / "v.onnx").code == 0
+    session = ort.InferenceSession(str(tmp_path / "v.onnx"))
+    inputs = image_inputs("llava_next", images=2, seed=5)
+    captured = []
+    hook = model.model.multi_modal_projector.register_forward_hook(lambda module, args, out: captured.append(out))
+    with torch.no_grad():
+        model.model.get_image_features(**inputs)
+    hook.remove()
+    tiles = inputs["pixel_values"].flatten(0, 1).numpy()  # [images, tiles, 3, H, W] -> [images * tiles, 3, H, W]
+    assert_close(session.run(None, {"pixel_values": tiles})[0], captured[0])
+
+
 @pytest.mark.parametrize("model_type", ["llava", "blip-2", "paligemma"])
 def test_vision_side_attached_keeps_logits_and_tokens(cli, folders, tmp_path, model_type):
     import mmexport
