@@ -1,5 +1,5 @@
-"""Build time and engine size with TensorRT-RTX (no GPU needed) for release presets at fp16
-and int8. Prints a Markdown table.
+"""Build time and engine size with TensorRT-RTX (no GPU needed) for release presets at fp16,
+int8 and fp8 (fp8 engines target Ada and newer only). Prints a Markdown table.
 
     python scripts/engine_report.py [--connectors mlp,qformer] [--samples 16]
 """
@@ -20,19 +20,20 @@ def main() -> None:
     parser.add_argument("--connectors", default="mlp,qformer")
     parser.add_argument("--samples", type=int, default=16)
     args = parser.parse_args()
-    print("| connector | precision | build (s) | engine (MB) | int8 / fp16 |")
-    print("| --- | --- | --- | --- | --- |")
+    print("| connector | precision | targets | build (s) | engine (MB) | size vs fp16 |")
+    print("| --- | --- | --- | --- | --- | --- |")
     for name in args.connectors.split(","):
         with tempfile.TemporaryDirectory() as tmp:
             fp32 = mmexport.export(name, RELEASE[name], output=Path(tmp) / f"{name}.onnx").path
             sizes = {}
-            for precision in ("fp16", "int8"):
-                calib = "synthetic" if precision == "int8" else None
+            for precision in ("fp16", "int8", "fp8"):
+                calib = None if precision == "fp16" else "synthetic"
                 variant = mmexport.quantize(fp32, precision, mmexport.QuantizeOptions(calib=calib, samples=args.samples)).path
                 info = mmexport.build_engine(variant, "tensorrt-rtx").record.engine
                 sizes[precision] = info.engine_bytes
-                ratio = f"{sizes['int8'] / sizes['fp16']:.2f}" if precision == "int8" else "-"
-                print(f"| {name} ({RELEASE[name]}) | {precision} | {info.build_seconds:.1f} | {sizes[precision] / 1e6:.1f} | {ratio} |", flush=True)
+                ratio = f"{sizes[precision] / sizes['fp16']:.2f}" if precision != "fp16" else "-"
+                targets = ", ".join(info.targets)
+                print(f"| {name} ({RELEASE[name]}) | {precision} | {targets} | {info.build_seconds:.1f} | {sizes[precision] / 1e6:.1f} | {ratio} |", flush=True)
 
 
 if __name__ == "__main__":

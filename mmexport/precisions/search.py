@@ -24,7 +24,7 @@ HISTOGRAM_SAMPLES = 16  # the shape of |x| settles long before its maximum (take
 MAX_KEPT_SHARE = 0.5  # of weight MACs: past this, low precision no longer pays; refuse instead
 ALTERNATIVES = {
     "int8": "--precision fp8 (Ada, Hopper, Blackwell) or fp16",
-    "fp8": "--precision fp16",
+    "fp8": "--precision int8 (its finer steps suit deep attention stacks without huge outliers) or fp16",
 }
 
 
