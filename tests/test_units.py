@@ -230,3 +230,29 @@ def test_inline_writes_one_file_tensor_by_tensor(tmp_path):
     }
     assert [n.op_type for n in one.graph.node] == [n.op_type for n in whole.graph.node]
     onnx.checker.check_model(str(tmp_path / "one.onnx"))
+
+
+def test_weight_macs_count_every_weight_per_output_position():
+    """A Conv's (out, in, kh, kw) and a MatMul's (in, out) each cost one MAC per weight per
+    output position: the share of MACs kept in higher precision compares them in one unit."""
+    import onnx
+    from onnx import helper, numpy_helper
+
+    from mmexport.precisions.graph import weight_macs, weighted_nodes
+
+    conv_w = numpy_helper.from_array(np.ones((8, 4, 3, 3), np.float32), "conv_w")
+    mm_w = numpy_helper.from_array(np.ones((8, 16), np.float32), "mm_w")
+    nodes = [
+        helper.make_node("Conv", ["x", "conv_w"], ["c"], name="conv", pads=[1, 1, 1, 1]),
+        helper.make_node("Transpose", ["c"], ["t"], name="t", perm=[0, 2, 3, 1]),
+        helper.make_node("MatMul", ["t", "mm_w"], ["y"], name="mm"),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "g",
+        [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1, 4, 5, 5])],
+        [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, None)],
+        [conv_w, mm_w],
+    )
+    model = helper.make_model(graph)
+    assert {n.name: weight_macs(model, n) for n in weighted_nodes(model)} == {"conv": 8 * 4 * 3 * 3, "mm": 8 * 16}

@@ -28,11 +28,9 @@ def weighted_nodes(model: onnx.ModelProto) -> list[onnx.NodeProto]:
 
 
 def weight_macs(model: onnx.ModelProto, node: onnx.NodeProto) -> int:
-    """MACs per output position: what the weight costs for each token (or pixel)."""
-    dims = list(initializers(model)[node.input[1]].dims)
-    if node.op_type == "Conv":
-        return int(np.prod(dims[1:]))  # (out, in/groups, kh, kw): per output channel and position
-    return int(np.prod(dims))
+    """MACs per output position (token or pixel): every weight is used once there, for a
+    MatMul/Gemm's (in, out) as for a Conv's (out, in/groups, kh, kw)."""
+    return int(np.prod(initializers(model)[node.input[1]].dims))
 
 
 def run_with_outputs(model: onnx.ModelProto, names: Sequence[str], samples: Sequence[dict[str, np.ndarray]]) -> Iterator[dict[str, np.ndarray]]:
