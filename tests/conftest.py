@@ -46,6 +46,12 @@ def cli(capsys):
     return run
 
 
+def tiered(values, fast):
+    """Parameters for the fast tier (`-m "not slow"`): those in `fast`; the rest run in the full
+    suite only (CI runs everything)."""
+    return [value if value in fast else pytest.param(value, marks=pytest.mark.slow) for value in values]
+
+
 def run_subprocess(*args: str, cwd: Path, timeout: float = 600) -> CliResult:
     """Run the installed console script as a user would."""
     env = dict(os.environ, COLUMNS="120")

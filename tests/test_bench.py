@@ -25,6 +25,7 @@ KEYS = {
 }
 
 
+@pytest.mark.slow
 def test_bench_json_table_and_plot(cli, tmp_path, tiny):
     name = tiny("mlp")
     result = cli(

@@ -6,13 +6,13 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import assert_one_line, assert_qdq_only_on_weighted_inputs, files_in
+from conftest import assert_one_line, assert_qdq_only_on_weighted_inputs, files_in, tiered
 from tiny_configs import TINY
 
 from mmexport.errors import UsageError
 
 
-@pytest.mark.parametrize("name", list(TINY))
+@pytest.mark.parametrize("name", tiered(list(TINY), fast={"mlp", "qformer", "c-abstractor"}))
 def test_engines_for_every_connector_and_precision(cli, tmp_path, tiny, name):
     connector = tiny(name)
     fp32 = tmp_path / "c.onnx"

@@ -11,7 +11,7 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 import torch
-from conftest import assert_one_line
+from conftest import assert_one_line, tiered
 from hf_models import MODEL_TYPES, image_inputs, save_model
 
 CONNECTOR_MODULE = {  # the module transformers calls with the connector's input
@@ -86,7 +86,7 @@ def assert_close(actual: np.ndarray, expected: torch.Tensor) -> None:
     assert rel <= 1e-4 and cos >= 0.99999, (rel, cos)
 
 
-@pytest.mark.parametrize("model_type", MODEL_TYPES)
+@pytest.mark.parametrize("model_type", tiered(MODEL_TYPES, fast={"llava", "blip-2", "paligemma", "qwen2_vl"}))
 def test_export_from_a_model_folder_matches_transformers(cli, folders, tmp_path, model_type):
     folder, model = folders(model_type)
     out = tmp_path / "c.onnx"
@@ -171,7 +171,7 @@ def prompt(model_type, model, images):
     return {"input_ids": ids, "attention_mask": torch.ones_like(ids)}
 
 
-@pytest.mark.parametrize("model_type", ["llava", "blip-2", "paligemma", "instructblip", "idefics2", "internvl"])
+@pytest.mark.parametrize("model_type", tiered(["llava", "blip-2", "paligemma", "instructblip", "idefics2", "internvl"], fast={"llava", "blip-2"}))
 def test_attach_keeps_logits_and_greedy_tokens(cli, folders, tmp_path, model_type):
     import mmexport
 

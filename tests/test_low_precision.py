@@ -11,7 +11,7 @@ import warnings
 import numpy as np
 import onnx
 import pytest
-from conftest import assert_one_line, assert_qdq_only_on_weighted_inputs, files_in
+from conftest import assert_one_line, assert_qdq_only_on_weighted_inputs, files_in, tiered
 from references import save_llava_projector
 
 from mmexport import runtime
@@ -43,7 +43,7 @@ def worst(record):
     return min(r["cosine"] for r in rows), min(r["token_cosine_p1"] for r in rows)
 
 
-@pytest.mark.parametrize("family", [f for f in FAMILIES if f != "channels"])
+@pytest.mark.parametrize("family", tiered([f for f in FAMILIES if f != "channels"], fast={"massive"}))
 def test_fp8_holds_on_every_family(cli, mlp, tmp_path, family):
     result, out = quantize(cli, mlp, tmp_path, "fp8", family)
     assert result.code == 0, result
@@ -58,7 +58,7 @@ def test_fp8_holds_on_every_family(cli, mlp, tmp_path, family):
     assert cli("check", out).code == 0
 
 
-@pytest.mark.parametrize("family", [f for f in FAMILIES if f != "channels"])
+@pytest.mark.parametrize("family", tiered([f for f in FAMILIES if f != "channels"], fast={"tokens"}))
 def test_int8_installs_or_refuses_with_the_cause(cli, mlp, tmp_path, family):
     """Either a variant that passes its gate (cosine >= 0.999, token p1 >= 0.99) or one line that
     says why one scale per tensor cannot, names fp8, and installs nothing."""

@@ -75,7 +75,9 @@ def assert_tensorrt_ready_qdq(path):
             assert len(inits[node.input[1]].dims) == 1 and inits[node.input[1]].dims[0] > 1  # per-channel
 
 
-@pytest.mark.parametrize("method,smooth", [("minmax", "0.5"), ("mse", "0.5"), ("percentile", "0")])
+@pytest.mark.parametrize(
+    "method,smooth", [("minmax", "0.5"), pytest.param("mse", "0.5", marks=pytest.mark.slow), pytest.param("percentile", "0", marks=pytest.mark.slow)]
+)
 def test_int8_variant_on_outlier_heavy_features(cli, mlp_onnx, tmp_path, method, smooth):
     out = tmp_path / f"mlp.{method}.onnx"
     result = cli(
@@ -94,6 +96,7 @@ def test_int8_variant_on_outlier_heavy_features(cli, mlp_onnx, tmp_path, method,
     assert trt_rtx.build(out) > 0
 
 
+@pytest.mark.slow
 def test_entropy_ranges_on_outlier_channels_are_refused_with_the_cause(cli, mlp_onnx, tmp_path):
     """TensorRT's entropy calibration clips the outlier channels that carry the output's energy:
     no variant passes, and the one line names the activation that spreads most and what to do instead."""
@@ -139,6 +142,7 @@ def test_synthetic_calibration_is_loud(cli, mlp_onnx, tmp_path):
     assert any("SYNTHETIC" in w for w in manifest["warnings"])
 
 
+@pytest.mark.slow  # the fast tier has test_low_precision::test_failed_low_precision_installs_nothing
 def test_failed_int8_gate_installs_nothing(cli, mlp_onnx, tmp_path):
     out = tmp_path / "strict.onnx"
     result = cli("quantize", mlp_onnx / "mlp.onnx", "--precision", "int8", "--calib", mlp_onnx / "feats.npy", "--min-cosine", "0.9999999", "-o", out)

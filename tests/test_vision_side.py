@@ -11,6 +11,7 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 import torch
+from conftest import tiered
 from hf_models import image_inputs, save_model, save_processor, write_photos
 from test_hf import assert_close, prompt
 
@@ -47,7 +48,7 @@ def features_of(model, model_type, inputs):
     return torch.stack(list(pooler)) if isinstance(pooler, (list, tuple)) else pooler
 
 
-@pytest.mark.parametrize("model_type", FAMILIES)
+@pytest.mark.parametrize("model_type", tiered(FAMILIES, fast={"llava", "paligemma"}))
 def test_vision_side_matches_get_image_features(cli, folders, tmp_path, model_type):
     folder, model = folders(model_type)
     out = tmp_path / "v.onnx"
@@ -80,7 +81,7 @@ def test_llava_next_vision_side_per_tile(cli, folders, tmp_path):
     assert_close(session.run(None, {"pixel_values": tiles})[0], captured[0])
 
 
-@pytest.mark.parametrize("model_type", ["llava", "blip-2", "paligemma"])
+@pytest.mark.parametrize("model_type", tiered(["llava", "blip-2", "paligemma"], fast={"llava"}))
 def test_vision_side_attached_keeps_logits_and_tokens(cli, folders, tmp_path, model_type):
     import mmexport
     from mmexport.hf.base import ArtifactModule
@@ -97,6 +98,7 @@ def test_vision_side_attached_keeps_logits_and_tokens(cli, folders, tmp_path, mo
     assert artifact.calls >= 2
 
 
+@pytest.mark.slow
 def test_vision_side_on_photos_every_stage(cli, folders, photos, tmp_path):
     """LLaVA's vision side: fp16, int8 and fp8 calibrated on real photos through the model's own
     processor; check, a TensorRT-RTX fp16 engine for sm89, a Triton entry, bench."""
