@@ -134,7 +134,7 @@ def _ort(ctx: BenchContext, path: Path) -> Bind:
     session, name = runner.session, runner.output_names[0]
 
     def bind(inputs: Inputs) -> Callable[[], Any]:
-        feed = {k: v.astype(runner.input_types[k], copy=False) for k, v in inputs.items()}
+        feed: dict[str, np.ndarray] = {k: v.astype(runner.input_types[k], copy=False) for k, v in inputs.items()}
         return lambda: session.run([name], feed)[0]
 
     return bind

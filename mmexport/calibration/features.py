@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 
@@ -85,7 +85,8 @@ def extract(
         raise MmexportError("the vision tower produced NaN or Inf features; check the weights")
     with Staging(output) as staging:
         if output.suffix == ".npz":
-            np.savez(staging.path(), **{name: array})
+            arrays: dict[str, Any] = {name: array}
+            np.savez(staging.path(), **arrays)
         else:
             np.save(staging.path(), array)
         staging.commit([output.name])

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -15,7 +16,8 @@ _KEY = re.compile(r"s(\d+)\.(.+)")
 
 
 def write(path: Path, samples: list[dict[str, np.ndarray]]) -> HeldOut:
-    np.savez(path, **{f"s{i}.{name}": array for i, sample in enumerate(samples) for name, array in sample.items()})
+    arrays: dict[str, Any] = {f"s{i}.{name}": array for i, sample in enumerate(samples) for name, array in sample.items()}
+    np.savez(path, **arrays)
     return HeldOut(path.name, file_sha256(path), len(samples))
 
 

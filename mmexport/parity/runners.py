@@ -66,7 +66,7 @@ class OrtRunner:
         self.input_types = {i.name: ORT_TYPES[i.type] for i in self.session.get_inputs()}
 
     def run(self, feeds: Feeds) -> dict[str, np.ndarray]:
-        cast = {k: np.asarray(v).astype(self.input_types[k], copy=False) for k, v in feeds.items()}
+        cast: dict[str, np.ndarray] = {k: np.asarray(v).astype(self.input_types[k], copy=False) for k, v in feeds.items()}
         return dict(zip(self.output_names, self.session.run(self.output_names, cast)))
 
 
