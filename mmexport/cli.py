@@ -472,6 +472,8 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     STATE["debug"] = False
     signal.signal(signal.SIGTERM, _terminate)
+    # Ctrl-C works even when started as `mmexport ... &` from a script, which inherits SIGINT ignored.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         result = app(args=argv, prog_name="mmexport", standalone_mode=False)
         if result == 130:  # Typer turns KeyboardInterrupt into exit code 130 without a word

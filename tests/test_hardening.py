@@ -19,6 +19,11 @@ from mmexport.parity import OrtRunner, TorchRunner, cases_at_shapes, run_gate
 from mmexport.record import ArtifactRecord, WeightsRecord, record_path
 
 
+def started_from_a_script(args):
+    """As `mmexport ... &` from a shell script: SIGINT inherited as ignored."""
+    return subprocess.Popen(args, stderr=subprocess.PIPE, text=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
+
+
 def wait_for_staging(folder, proc, timeout=60):
     """Until the command has started writing (its hidden staging folder exists)."""
     deadline = time.time() + timeout
@@ -32,7 +37,7 @@ def wait_for_staging(folder, proc, timeout=60):
 @pytest.mark.slow
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_killing_onnx_export_leaves_nothing(tmp_path, sig):
-    proc = subprocess.Popen(["mmexport", "onnx", "-c", "qformer", "-o", str(tmp_path / "q.onnx")], stderr=subprocess.PIPE, text=True)
+    proc = started_from_a_script(["mmexport", "onnx", "-c", "qformer", "-o", str(tmp_path / "q.onnx")])
     assert wait_for_staging(tmp_path, proc), "the export never started writing"
     time.sleep(1.0)
     proc.send_signal(sig)
@@ -46,9 +51,7 @@ def test_killing_onnx_export_leaves_nothing(tmp_path, sig):
 def test_killing_quantize_leaves_nothing(tmp_path, sig):
     assert subprocess.run(["mmexport", "onnx", "-c", "mlp", "-o", str(tmp_path / "m.onnx"), "--no-check"], capture_output=True).returncode == 0
     before = sorted(p.name for p in tmp_path.iterdir())
-    proc = subprocess.Popen(
-        ["mmexport", "quantize", str(tmp_path / "m.onnx"), "--precision", "int8", "--calib", "synthetic", "--samples", "64"], stderr=subprocess.PIPE, text=True
-    )
+    proc = started_from_a_script(["mmexport", "quantize", str(tmp_path / "m.onnx"), "--precision", "int8", "--calib", "synthetic", "--samples", "64"])
     assert wait_for_staging(tmp_path, proc), "quantize never started writing"
     time.sleep(1.0)
     proc.send_signal(sig)
