@@ -74,6 +74,7 @@ def test_bench_json_table_and_plot(cli, tmp_path, tiny):
     assert (tmp_path / "bench.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+@pytest.mark.slow
 def test_bench_torch_compile(cli, tmp_path, tiny):
     name = tiny("mlp")
     result = cli("bench", "-c", name, "-p", "tiny", "--backends", "torch,torch-compile", "--batch", "1,2", "--iters", "2", "--json", tmp_path / "b.json")

@@ -12,7 +12,7 @@ from tiny_configs import TINY
 from mmexport.errors import UsageError
 
 
-@pytest.mark.parametrize("name", tiered(list(TINY), fast={"mlp", "qformer", "c-abstractor"}))
+@pytest.mark.parametrize("name", tiered(list(TINY), fast={"mlp", "qformer"}))
 def test_engines_for_every_connector_and_precision(cli, tmp_path, tiny, name):
     connector = tiny(name)
     fp32 = tmp_path / "c.onnx"

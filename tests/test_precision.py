@@ -106,6 +106,7 @@ def test_entropy_ranges_on_outlier_channels_are_refused_with_the_cause(cli, mlp_
     assert not out.exists()
 
 
+@pytest.mark.slow
 def test_int8_qformer_attention_connector(cli, tmp_path):
     model = blip2(vision_dim=64, hidden=96, layers=2, heads=12, queries=8, llm_dim=48)
     save_file({k: v.clone() for k, v in model.state_dict().items()}, tmp_path / "blip2.safetensors")
