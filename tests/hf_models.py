@@ -166,6 +166,12 @@ def write_photos(folder: Path, generated: int = 6) -> list[Path]:
     return paths
 
 
+# LLaVA-1.5's tower at release size: CLIP ViT-L/14 at 336 px
+CLIP_L_336 = dict(
+    model_type="clip_vision_model", hidden_size=1024, intermediate_size=4096, num_hidden_layers=24, num_attention_heads=16, image_size=336, patch_size=14
+)
+
+
 def save_release_llava_vision(folder: Path) -> None:
     """LLaVA-1.5-7B's vision side at release size (CLIP ViT-L/14-336, the 1024 -> 4096 MLP) with
     random weights, in a model folder whose config.json is the released one's shape. Only the
@@ -176,16 +182,7 @@ def save_release_llava_vision(folder: Path) -> None:
     from transformers import CLIPImageProcessor, CLIPVisionModel, LlavaConfig
 
     config = LlavaConfig(
-        vision_config=dict(
-            model_type="clip_vision_model",
-            hidden_size=1024,
-            intermediate_size=4096,
-            num_hidden_layers=24,
-            num_attention_heads=16,
-            image_size=336,
-            patch_size=14,
-            projection_dim=768,
-        ),
+        vision_config=CLIP_L_336 | {"projection_dim": 768},
         text_config=dict(model_type="llama", hidden_size=4096, intermediate_size=11008, num_hidden_layers=32, num_attention_heads=32),
     )
     folder.mkdir(parents=True, exist_ok=True)

@@ -12,7 +12,7 @@ import onnxruntime as ort
 import pytest
 import torch
 from conftest import assert_one_line, tiered
-from hf_models import MODEL_TYPES, image_inputs, save_model
+from hf_models import CLIP_L_336, MODEL_TYPES, image_inputs, save_model
 
 CONNECTOR_MODULE = {  # the module transformers calls with the connector's input
     "llava": "multi_modal_projector",
@@ -114,15 +114,7 @@ def test_release_size_configs_resolve_to_the_presets(tmp_path):
 
     configs = {
         ("mlp", "llava-1.5-7b"): LlavaConfig(
-            vision_config=dict(
-                model_type="clip_vision_model",
-                hidden_size=1024,
-                image_size=336,
-                patch_size=14,
-                num_hidden_layers=24,
-                num_attention_heads=16,
-                intermediate_size=4096,
-            ),
+            vision_config=CLIP_L_336,
             text_config=dict(model_type="llama", hidden_size=4096),
         ),
         ("qformer", "blip2-opt-2.7b"): Blip2Config(text_config=dict(model_type="opt", hidden_size=2560, word_embed_proj_dim=2560)),
