@@ -20,7 +20,7 @@ from .errors import UsageError
 from .exporter import ExportResult, export
 from .hf.attach import attach
 from .precisions import QuantizeOptions
-from .reference import Reference, from_model
+from .reference import Reference
 from .serving.runtime import load
 from .serving.server import serve
 from .serving.triton import write_repository as write_triton
@@ -75,11 +75,9 @@ def reference_for(connector: str | None, model: str | Path | None, args: dict[st
     for option in ("preset", "weights", "layer"):
         if args.get(option) is not None:
             raise UsageError(f"--model reads dims and weights from the folder; drop --{option}")
-    if vision_tower:
-        from .hf.vision import reference
+    from .hf.side import connector_reference, vision_reference
 
-        return reference(model)
-    return from_model(model)
+    return vision_reference(model) if vision_tower else connector_reference(model)
 
 
 __all__ = [

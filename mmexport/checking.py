@@ -8,9 +8,10 @@ from pathlib import Path
 from .calibration import data
 from .calibration import heldout as heldout_file
 from .errors import UsageError
-from .parity import Case, OrtRunner, ParityReport, cases_from_samples, run_gate
+from .parity import Case, OrtRunner, ParityReport, cases_from_samples, deriving, run_gate
+from .rebuild import reference_of
 from .record import ArtifactRecord, read
-from .reference import Reference, from_record
+from .reference import Reference
 from .specs import Limits, Tolerance
 
 # fp32 engines may run matmuls in TF32 on Ampere and newer: a looser gate than ONNX Runtime's.
@@ -52,12 +53,13 @@ def check(
         from .engines.runner import EngineRunner
 
         runner = EngineRunner(artifact, record)  # no GPU: one line, before any work
-    ref = from_record(artifact, record, weights)
+    ref = reference_of(artifact, record, weights)
     tolerance = base_tolerance(record, ref).override(limits)
     cases, label = _cases(artifact, record, ref, shapes, inputs)
     if runner is not None:
-        cases = [c for c in cases if runner.fits({k: tuple(v.shape) for k, v in c.feeds.items()})]
+        graph = (lambda feeds: record.grid(feeds)) if record.grid is not None else (lambda feeds: feeds)
+        cases = [c for c in cases if runner.fits({k: tuple(v.shape) for k, v in graph(c.feeds).items()})]
         if not cases:
             raise UsageError(f"no parity case fits {artifact.name}'s profiles; pass --shape sizes within them")
-    candidate = runner or OrtRunner(artifact, device)
+    candidate = deriving(runner or OrtRunner(artifact, device), record)
     return record, run_gate(candidate, ref.runner(), cases, tolerance, label)

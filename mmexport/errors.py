@@ -19,3 +19,7 @@ class WeightsError(MmexportError):
 
 class ParityError(MmexportError):
     """An artifact's outputs differ from the reference by more than the tolerance."""
+
+
+class InputError(UsageError):
+    """A request that does not fit the artifact's inputs (the runtime, servers and derivations raise it)."""

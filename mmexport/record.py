@@ -118,9 +118,22 @@ class ArtifactRecord:
     size_ratio_vs_fp32: float | None = None
     engine: EngineInfo | None = None
     model: dict[str, Any] | None = None  # a Hugging Face folder's model_type and settings
+    grid: Any = None  # grids.GridInputs: graph inputs mmexport derives from `inputs` (the processor's tensors)
     tools: dict[str, str] = field(default_factory=lambda: tool_versions())
     created: str = field(default_factory=lambda: now())
     warnings: list[str] = field(default_factory=list)
+
+    @property
+    def graph_inputs(self) -> list[TensorSpec]:
+        """What the graph itself takes: `inputs`, or what mmexport derives from them."""
+        return list(self.grid.inputs) if self.grid is not None else list(self.inputs)
+
+    def with_input_dtypes(self, dtype_of: Any) -> dict[str, Any]:
+        """`inputs` (and the grid's graph inputs) with dtypes changed by `dtype_of(spec)`."""
+        changes: dict[str, Any] = {"inputs": [s.with_dtype(dtype_of(s)) for s in self.inputs]}
+        if self.grid is not None:
+            changes["grid"] = dataclasses.replace(self.grid, inputs=tuple(s.with_dtype(dtype_of(s)) for s in self.grid.inputs))
+        return changes
 
     @property
     def gate_passed(self) -> bool | None:
@@ -150,6 +163,10 @@ class ArtifactRecord:
         values["heldout"] = HeldOut.from_json(data["heldout"]) if data.get("heldout") else None
         values["engine"] = EngineInfo.from_json(data["engine"]) if data.get("engine") else None
         values["tolerance"] = Tolerance.from_json(data["tolerance"]) if data.get("tolerance") else None
+        if data.get("grid"):
+            from .grids import GridInputs
+
+            values["grid"] = GridInputs.from_json(data["grid"])
         return cls(**values)
 
     def write(self, path: Path) -> None:

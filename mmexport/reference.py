@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from torch import nn
 
@@ -26,27 +26,52 @@ class Reference:
     warnings: list[str] = field(default_factory=list)
     model: dict[str, Any] | None = None  # a Hugging Face folder's model_type and settings
     _module: nn.Module | None = None
+    grid: Any = None  # grids.GridInputs: graph inputs derived beside the graph from the processor's tensors
+    source: WeightsRecord | None = None  # where a model folder's weights came from
+    _export: nn.Module | None = None  # the form that exports, where it is not the reference itself
+    rebuild: Callable[[], "Reference"] | None = None  # a model folder's reference, read again
 
     @property
     def module(self) -> nn.Module:
         if self._module is None:
-            self._module = build_module(self.connector, self.config, self.weights)
+            if self.rebuild is not None:
+                again = self.rebuild()
+                self._module, self._export = again._module, again._export
+            else:
+                self._module = build_module(self.connector, self.config, self.weights)
+        assert self._module is not None
         return self._module
+
+    @property
+    def exported(self) -> nn.Module:
+        """What torch.onnx exports: the reference itself unless a family needs another form."""
+        module = self.module
+        return self._export if self._export is not None else module
+
+    def graph_inputs(self) -> list:
+        """The graph's own inputs (the derived ones where the grid is derived beside it)."""
+        return list(self.grid.inputs) if self.grid is not None else self.connector.inputs(self.config)
 
     def release_module(self) -> None:
         """Let the PyTorch module go (its outputs were computed); `module` would rebuild it."""
-        self._module = None
+        self._module = self._export = None
 
     def runner(self) -> TorchRunner:
         names = [s.name for s in self.connector.outputs(self.config)]
         return TorchRunner(self.module, [s.name for s in self.connector.inputs(self.config)], names)
 
     def cases(self, shapes: list[dict[str, int]] | None = None) -> list[Case]:
+        if self.connector.samples is not None:  # a model folder's processor layout: valid samples only
+            if shapes:
+                raise UsageError("--shape does not apply to a model folder's artifact (its inputs must agree with each other); pass --inputs FILE.npz")
+            return [Case(self.connector.sizes_of(self.config, s), {k: v.numpy() for k, v in s.items()}) for s in self.connector.samples(self.config)]
         for sizes in shapes or []:
             self.connector.check_sizes(self.config, sizes)
         return cases_at_shapes(self.connector, self.config, shapes or self.connector.parity_shapes(self.config))
 
     def weights_record(self) -> WeightsRecord:
+        if self.source is not None and self.source.fingerprint:  # a model folder: the parts it read
+            return self.source
         w = self.weights
         fingerprint = weights_fingerprint(self.module.state_dict())
         if w is None:
@@ -91,26 +116,9 @@ def check_against_config(from_weights: Any, from_config: Any, folder: Path) -> N
         raise UsageError(f"{folder}: the weights do not match config.json ({shown})")
 
 
-def from_model(folder: str | Path) -> Reference:
-    """Connector, dims and weights from a Hugging Face model folder: config.json chooses the
-    connector and its dims; only the connector's tensors are read from the (sharded) weights,
-    and they must agree with config.json."""
-    from .hf.folder import detect
-
-    folder = Path(folder)
-    found = detect(folder)
-    connector = connectors.get(found.family.connector)
-    loaded = load_weights(connector, folder, found.config)
-    check_against_config(loaded.config, found.config, folder)
-    notes = [f"model_type {found.model_type}: connector '{connector.name}', graph input = {found.family.feeds}", *found.family.notes]
-    return Reference(connector, folder.resolve().name, found.config, loaded, notes, found.record(folder))
-
-
 def from_record(artifact: Path, record: ArtifactRecord, weights: str | Path | None = None) -> Reference:
     """The module an artifact was exported from, rebuilt from its record (and checked against
-    the weights digest it names)."""
-    if record.model and record.model.get("vision_tower"):
-        return _vision_side(artifact, record)
+    the weights digest it names). A model folder's artifact is rebuilt by mmexport.hf.rebuild."""
     connector = connectors.get(record.connector)
     config = connector.config_from_dict(record.config)
     recorded = record.weights
@@ -129,18 +137,3 @@ def from_record(artifact: Path, record: ArtifactRecord, weights: str | Path | No
             )
         config = loaded.config
     return Reference(connector, record.preset, config, loaded)
-
-
-def _vision_side(artifact: Path, record: ArtifactRecord) -> Reference:
-    """A vision-side artifact's reference: rebuilt from the model folder it was exported from."""
-    from .connectors.loading import same_weights
-    from .hf.vision import reference as vision_reference
-
-    assert record.model is not None
-    folder = Path(record.model.get("folder", ""))
-    if not (folder / "config.json").is_file():
-        raise UsageError(f"{artifact.name} was exported from the model folder {folder}, which is not there; it is needed to check the vision side")
-    ref = vision_reference(folder)
-    if record.weights.fingerprint and not same_weights(ref.weights_record().fingerprint or [], record.weights.fingerprint):
-        raise UsageError(f"the weights in {folder} differ from those {artifact.name} was exported from; re-export it")
-    return ref

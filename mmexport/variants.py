@@ -18,13 +18,14 @@ from .calibration import heldout as heldout_file
 from .errors import ParityError, UsageError
 from .exporter.onnx_file import write
 from .memory import release
-from .parity import Case, Expected, OrtRunner, ParityReport, Runner, cases_from_samples, run_gate
+from .parity import Case, DerivedRunner, Expected, OrtRunner, ParityReport, Runner, cases_from_samples, run_gate
 from .precisions import QuantizeOptions, VariantJob
 from .precisions.graph import name_nodes, opset_of
 from .precisions.qdq import at_min_opset
 from .precisions.ranges import METHODS
+from .rebuild import reference_of
 from .record import ArtifactRecord, file_sha256, read, record_path
-from .reference import Reference, from_record
+from .reference import Reference
 from .specs import Limits, Tolerance
 
 MAX_HELD_OUT = 8  # samples the gate runs on
@@ -82,10 +83,12 @@ def split(samples: list) -> tuple[list, list, list]:
     return samples[:fit_end], samples[fit_end : fit_end + search], samples[fit_end + search :]
 
 
-def _gate_function(path: Path, runner_source, cases: list[Case], tolerance: Tolerance, inputs: str) -> Callable[[onnx.ModelProto], ParityReport]:
+def _gate_function(path: Path, runner_source, cases: list[Case], tolerance: Tolerance, inputs: str, grid) -> Callable[[onnx.ModelProto], ParityReport]:
     def gate(model: onnx.ModelProto) -> ParityReport:
         write(model, path)
-        return run_gate(OrtRunner(path, lean=True), runner_source, cases, tolerance, inputs)
+        runner = OrtRunner(path, lean=True)
+        candidate = runner if grid is None else DerivedRunner(runner, grid, runner_source.input_names)
+        return run_gate(candidate, runner_source, cases, tolerance, inputs)
 
     return gate
 
@@ -105,7 +108,7 @@ def quantize(
     _check_options(plugin, options)
     record, output = _source(artifact, precision, output)
     step("rebuilding the fp32 reference")
-    ref = from_record(artifact, record, weights)
+    ref = reference_of(artifact, record, weights)
     tolerance = plugin.tolerance(ref.connector).override(limits)
     warnings: list[str] = []
     step("reading calibration data")
@@ -150,8 +153,10 @@ def _job(artifact: Path, ref: Reference, options: QuantizeOptions, tolerance: To
     reference = Expected(reference.input_names, reference.output_names)
     ref.release_module()
     release()
-    score = _gate_function(staging.path(".search.onnx"), reference, search_cases, tolerance, "search samples")
-    gate = _gate_function(staging.path(), reference, gate_cases, tolerance, inputs)
+    score = _gate_function(staging.path(".search.onnx"), reference, search_cases, tolerance, "search samples", ref.grid)
+    gate = _gate_function(staging.path(), reference, gate_cases, tolerance, inputs, ref.grid)
+    if ref.grid is not None:  # ranges are measured on the graph, which takes the derived inputs
+        fit = [ref.grid(sample) for sample in fit]
     return VariantJob(lambda: _fp32_graph(artifact), ref.connector, ref.config, options, tolerance, fit, score=score, gate=gate, step=step)
 
 
@@ -184,7 +189,7 @@ def _variant_record(record, artifact, output, plugin, made, options, calibration
         artifact=output.name,
         precision=plugin.name,
         target=options.target if plugin.quantized else None,
-        inputs=[s.with_dtype(dtype) if dtype and s.dtype == "float32" else s for s in record.inputs],
+        **record.with_input_dtypes(lambda s: dtype if dtype and s.dtype == "float32" else s.dtype),
         outputs=[s.with_dtype(dtype) if dtype and s.dtype == "float32" else s for s in record.outputs],
         opset=opset_of(made.model),
         external_data=None,

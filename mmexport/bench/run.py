@@ -108,6 +108,17 @@ def _inputs(connector: Any, config: Any, sizes: dict[str, int]) -> dict[str, np.
     return arrays
 
 
+def _folder_request(connector: Any, config: Any, images: int) -> dict[str, np.ndarray]:
+    """A request of `images` images in the folder's processor layout; a connector graph (whose
+    inputs are tower features) gets its first sample repeated along its leading axis."""
+    if connector.request is not None:
+        return {k: v.numpy() for k, v in connector.request(config, images, 0).items()}
+    sample = connector.samples(config)[0]
+    dynamic = {s.name for s in connector.inputs(config) if s.dims and not isinstance(s.dims[0], int)}
+    rows = {k: v.shape[0] for k, v in sample.items() if k in dynamic}
+    return {k: (v.repeat(images, *([1] * (v.dim() - 1))) if k in rows and rows[k] else v).numpy() for k, v in sample.items()}
+
+
 def _result(connector: str, preset: str, name: str, batch: int, tokens: int | None, timing: measure.Timing | None, memory_mb: float, metrics) -> Result:
     backend = BACKENDS[name]
     median = round(timing.median_ms, 4) if timing else None
@@ -195,17 +206,21 @@ def bench(
         raise UsageError(f"--batch sizes must be >= 1, got {batches}")
     ref = reference or resolve(str(connector_name), preset, weights)
     connector, preset, config = ref.connector, ref.preset, ref.config
-    sizes = {b: _sizes(connector, config, b, tokens) for b in batches}
     threads = threads or torch.get_num_threads()
     torch.set_num_threads(threads)
-    tokens_used = next(iter(sizes.values())).get("tokens")
+    if connector.samples is not None:  # a model folder's layout: --batch is the number of images
+        if tokens is not None:
+            raise UsageError("--tokens does not apply to a model folder's artifact: its sizes follow the images (--batch)")
+        inputs, tokens_used = {b: _folder_request(connector, config, b) for b in batches}, None
+    else:
+        sizes = {b: _sizes(connector, config, b, tokens) for b in batches}
+        inputs, tokens_used = {b: _inputs(connector, config, s) for b, s in sizes.items()}, next(iter(sizes.values())).get("tokens")
     report = BenchReport(
         machine=measure.machine(threads),
         settings={"backends": backends, "batches": batches, "warmup": warmup, "iters": iters, "threads": threads, "calib": calib},
     )
     step("building the fp32 module")
     module = ref.module
-    inputs = {b: _inputs(connector, config, s) for b, s in sizes.items()}
     with torch.inference_mode():
         expected = {b: to_host(first_output(module(*(torch.from_numpy(v) for v in x.values())))) for b, x in inputs.items()}
 
@@ -216,7 +231,7 @@ def bench(
             step("exporting the fp32 ONNX graph (with its parity gate)")
             return pipeline.export(output=workdir / "model.onnx", reference=ref).path
 
-        ctx = BenchContext(connector, config, module, workdir, export, threads, calib)
+        ctx = BenchContext(connector, config, module, workdir, export, threads, calib, grid=ref.grid)
         made = _build_artifacts(ctx, backends, report, step)
         calls, memory = _bind(ctx, made, inputs, report, step)
         _add_notes(report, calls, calib)
@@ -226,4 +241,13 @@ def bench(
             for name in calls:
                 metrics = compare(to_host(calls[name][b]()), expected[b])
                 report.results.append(_result(connector.name, preset, name, b, tokens_used, timings.get(name), memory[name], metrics))
+            if ref.grid is not None:
+                report.notes.append(_derivation_note(ref.grid, inputs[b], b, timings.get("ort")))
     return report
+
+
+def _derivation_note(grid: Any, inputs: dict[str, np.ndarray], images: int, ort: Any) -> str:
+    """How long deriving the grid tensors takes, beside the graph, against one ONNX Runtime call."""
+    spent = measure.interleaved({"derive": lambda: grid(inputs)}, 3, 20)["derive"].median_ms
+    share = f" ({100 * spent / ort.median_ms:.2f}% of the ort call, which includes it)" if ort else ""
+    return f"grid tensors derived beside the graph for {images} image(s): {spent:.3f} ms{share}"

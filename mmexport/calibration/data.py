@@ -140,7 +140,12 @@ def _synthetic_input(spec: TensorSpec, family: str, sizes: dict[str, int], seed:
 
 
 def synthetic(connector: Connector, config: Any, count: int, family: str = DEFAULT_FAMILY, first_seed: int = 0) -> CalibrationSet:
-    """Synthetic features of one family at each input's release size, deterministic."""
+    """Synthetic features of one family at each input's release size, deterministic; a model
+    folder's vision side gets generated images in its processor's layout instead."""
+    if connector.request is not None:
+        samples = [{k: v.numpy() for k, v in connector.request(config, 1, first_seed + i).items()} for i in range(count)]
+        sha = hashlib.sha256(f"synthetic/{connector.name}/{first_seed}/{count}".encode())
+        return CalibrationSet(samples, f"synthetic:{family}", "sha256:" + sha.hexdigest(), synthetic=True, family=family)
     sizes = {name: (1 if name in BATCH_AXES else axis.opt) for name, axis in axes_of(connector.inputs(config)).items()}
     others = {k: v.numpy() for k, v in connector.dummy_inputs(config, sizes).items()}  # ids, masks
     samples = [

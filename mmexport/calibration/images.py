@@ -29,8 +29,9 @@ def _processor(model_folder: str) -> Any:
 
 
 def load(connector: Any, config: Any, model: dict[str, Any], source: Path, max_samples: int) -> CalibrationSet:
-    """One request per image: pixel_values from the processor, other inputs (an instruction's
-    ids and mask) as the connector's test values."""
+    """One request per image: what the processor returns for it (pixel_values, and the grid,
+    sizes or masks that go with them), other inputs (an instruction's ids and mask) as the
+    connector's test values."""
     from PIL import Image, UnidentifiedImageError
 
     files = image_files(source)[:max_samples]
@@ -41,18 +42,22 @@ def load(connector: Any, config: Any, model: dict[str, Any], source: Path, max_s
     for path in files:
         try:
             with Image.open(path) as image:
-                pixels = processor(images=image.convert("RGB"), return_tensors="np")["pixel_values"]
+                made = processor(images=image.convert("RGB"), return_tensors="np")
         except (UnidentifiedImageError, OSError) as exc:
             raise UsageError(f"cannot read image {path.name}: {exc}") from exc
-        pixels = np.ascontiguousarray(pixels, dtype=np.float32)
-        sizes = specs[0].check_shape(pixels.shape, path.name, hint="; does the processor match the model?")
-        others = {k: v.numpy() for k, v in connector.dummy_inputs(config, sizes | _other_sizes(specs)).items() if k != specs[0].name}
-        sha.update(pixels.tobytes())
-        samples.append({specs[0].name: pixels} | others)
+        given = {s.name: np.ascontiguousarray(made[s.name], dtype=s.dtype) for s in specs if s.name in made}
+        sizes: dict[str, int] = {}
+        for spec in specs:
+            if spec.name in given:
+                sizes |= spec.check_shape(given[spec.name].shape, path.name, hint="; does the processor match the model?")
+        missing = [s for s in specs if s.name not in given]
+        others = {k: v.numpy() for k, v in connector.dummy_inputs(config, sizes | _other_sizes(missing)).items() if k in {s.name for s in missing}}
+        sha.update(given["pixel_values"].tobytes())
+        samples.append(given | others)
     if len(samples) < MIN_SAMPLES:
         raise UsageError(f"{source} holds {len(samples)} images; at least {MIN_SAMPLES} are needed (some are held out to check the result)")
     return CalibrationSet(samples, str(source.resolve()), "sha256:" + sha.hexdigest())
 
 
 def _other_sizes(specs: list) -> dict[str, int]:
-    return {a.name: a.opt for s in specs[1:] for a in s.axes.values() if a.name not in ("batch", "tiles")}
+    return {a.name: a.opt for s in specs for a in s.axes.values() if a.name not in ("batch", "tiles")}

@@ -60,6 +60,11 @@ class Connector:
     # For a connector that is one of several identical layers in a checkpoint: a regex whose
     # group 1 is the layer index; layouts write "{layer}" where the chosen index goes.
     layer_key: str | None = None
+    # Valid inputs for the gate where random ones at axis sizes would not be (a model folder's
+    # grids, masks, padding crops must agree with each other): config -> one dict per case.
+    samples: Callable[[Any], list[dict[str, torch.Tensor]]] | None = None
+    # One request of n images in that layout (bench, synthetic calibration): (config, n, seed) -> inputs.
+    request: Callable[[Any, int, int], dict[str, torch.Tensor]] | None = None
 
     def inputs(self, config: Any) -> list[TensorSpec]:
         return self.io(config)[0]

@@ -174,7 +174,7 @@ def build(
         raise UsageError(f"{onnx_path} failed its parity gate; fix or re-export it before building an engine")
     output = Path(output) if output else onnx_path.with_suffix(".engine")
     chosen = flavors.resolve(flavor)
-    profiles = build_profiles(record.inputs, shapes)
+    profiles = build_profiles(record.graph_inputs, shapes)
     targets = _archs(chosen, archs, record.precision)
     engine = _build_bytes(chosen, onnx_path, profiles, targets, timing_cache, workspace_mb, progress)
     dtypes = _io_dtypes(onnx_path)
@@ -191,7 +191,7 @@ def build(
     engine_record = record.derive(
         kind="engine",
         artifact=output.name,
-        inputs=[s.with_dtype(dtypes.get(s.name, s.dtype)) for s in record.inputs],
+        **record.with_input_dtypes(lambda s: dtypes.get(s.name, s.dtype)),
         outputs=[s.with_dtype(dtypes.get(s.name, s.dtype)) for s in record.outputs],
         external_data=None,
         sha256="sha256:" + hashlib.sha256(engine).hexdigest(),

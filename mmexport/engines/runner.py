@@ -54,7 +54,7 @@ class EngineRunner:
         self._context = self.engine.create_execution_context()
         self._lock = threading.Lock()
         self._torch = torch
-        self.input_names = [s.name for s in self.record.inputs]
+        self.input_names = [s.name for s in self.record.graph_inputs]
         self.output_names = [s.name for s in self.record.outputs]
         self.description = f"{self.record.engine.flavor} {self.record.engine.tensorrt_version}"
 
@@ -84,7 +84,7 @@ class EngineRunner:
             raise UsageError(f"missing input(s): {', '.join(missing)}")
         as_numpy = not any(isinstance(v, torch.Tensor) for v in feeds.values())
         tensors = {}
-        for spec in self.record.inputs:
+        for spec in self.record.graph_inputs:
             value = feeds[spec.name]
             value = torch.as_tensor(np.asarray(value)) if not isinstance(value, torch.Tensor) else value
             tensors[spec.name] = value.to(device="cuda", dtype=getattr(torch, spec.dtype)).contiguous()

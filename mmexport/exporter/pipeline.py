@@ -8,13 +8,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+import torch
+
 from ..artifacts import Staging
 from ..errors import ParityError, UsageError
-from ..parity import OrtRunner, ParityReport, run_gate
+from ..parity import DerivedRunner, OrtRunner, ParityReport, run_gate
 from ..record import ArtifactRecord, file_sha256, record_path
 from ..reference import Reference, resolve
 from ..specs import Limits, Tolerance
-from .torch_to_onnx import DEFAULT_OPSET, export_module
+from .torch_to_onnx import DEFAULT_OPSET, example_feeds, export_module
 
 Step = Callable[[str], None]
 
@@ -60,12 +62,12 @@ def export(
     cases = ref.cases(shapes)  # bad --shape values fail here, before any work
     with Staging(output) as staging:
         step(f"exporting to ONNX (opset {opset})")
-        external = export_module(ref.module, ref.connector, ref.config, staging.path(), opset)
+        external = _export(ref, staging.path(), opset)
         report = None
         tolerance = ref.connector.tolerance.override(limits)
         if check:
             step("checking parity in ONNX Runtime")
-            report = run_gate(OrtRunner(staging.path(), device), ref.runner(), cases, tolerance)
+            report = run_gate(_candidate(ref, staging.path(), device), ref.runner(), cases, tolerance)
         record = _record(ref, output, staging.path(), opset, external, tolerance, report)
         record.write(staging.path(record_path(output).name))
         if report is not None and not report.passed:
@@ -73,6 +75,19 @@ def export(
             raise ParityError(f"{report.failure()}; nothing installed, files kept in {kept}/")
         staging.commit(([output.name + ".data"] if external else []) + [output.name, record_path(output).name])
     return ExportResult(output, record, report, ref, time.perf_counter() - start, list(ref.warnings))
+
+
+def _export(ref: Reference, path: Path, opset: int) -> bool:
+    example = example_feeds(ref.connector, ref.config)
+    if ref.grid is not None:  # the graph takes what mmexport derives from the processor's tensors
+        example = {k: torch.from_numpy(v) for k, v in ref.grid({k: t.numpy() for k, t in example.items()}).items()}
+    outputs = ref.connector.outputs(ref.config)
+    return export_module(ref.exported, ref.graph_inputs(), outputs, example, path, opset, ref.connector.name)
+
+
+def _candidate(ref: Reference, path: Path, device: str):
+    runner = OrtRunner(path, device)
+    return runner if ref.grid is None else DerivedRunner(runner, ref.grid, [s.name for s in ref.connector.inputs(ref.config)])
 
 
 def _record(ref: Reference, output: Path, staged: Path, opset: int, external: bool, tolerance: Tolerance, report: ParityReport | None) -> ArtifactRecord:
@@ -91,5 +106,6 @@ def _record(ref: Reference, output: Path, staged: Path, opset: int, external: bo
         tolerance=tolerance,
         parity=report.to_json() if report else None,
         model=ref.model,
+        grid=ref.grid,
         warnings=list(ref.warnings),
     )

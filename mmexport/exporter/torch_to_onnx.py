@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import inspect
 import io
 import logging
 import re
@@ -15,7 +16,7 @@ import onnx_ir
 import torch
 from torch import nn
 
-from ..connectors import Axis, Connector
+from ..connectors import Axis, Connector, TensorSpec
 from ..errors import MmexportError
 from .onnx_file import inline
 
@@ -24,7 +25,7 @@ DEFAULT_OPSET = 18  # decomposed attention: builds in TensorRT(-RTX) at every pr
 EXTERNAL_DATA_THRESHOLD = int(1.8 * 1024**3)  # headroom for the graph itself
 
 
-def _dynamic_shapes(connector: Connector, config: Any) -> tuple[dict[int, Any], ...]:
+def _dynamic_shapes(inputs: list[TensorSpec]) -> tuple[dict[int, Any], ...]:
     dims: dict[str, Any] = {}
 
     def dim(axis: Axis):
@@ -37,16 +38,16 @@ def _dynamic_shapes(connector: Connector, config: Any) -> tuple[dict[int, Any], 
                 dims[axis.name] = torch.export.Dim(axis.name, min=axis.min, max=axis.max)
         return dims[axis.name]
 
-    return tuple({i: dim(a) for i, a in spec.axes.items()} for spec in connector.inputs(config))
+    return tuple({i: dim(a) for i, a in spec.axes.items()} for spec in inputs)
 
 
-def _name_axes(program: Any, connector: Connector, config: Any) -> None:
-    """Name every dynamic dim of the graph's inputs and outputs as the connector does
-    (the exporter writes its own symbols, e.g. '4*tokens_blocks' or 's53')."""
-    specs = {s.name: s for s in connector.inputs(config) + connector.outputs(config)}
+def _name_axes(program: Any, specs: list[TensorSpec]) -> None:
+    """Name every dynamic dim of the graph's inputs and outputs as the specs do (the exporter
+    writes its own symbols, e.g. '4*tokens_blocks' or 's53')."""
+    by_name = {s.name: s for s in specs}
     graph = program.model.graph
     for value in list(graph.inputs) + list(graph.outputs):
-        spec = specs.get(value.name)
+        spec = by_name.get(value.name)
         if spec is None or value.shape is None:
             continue
         dims = list(value.shape)
@@ -96,12 +97,33 @@ def parameter_bytes(module: nn.Module) -> int:
     return sum(t.numel() * t.element_size() for t in list(module.parameters()) + list(module.buffers()))
 
 
-def export_module(module: nn.Module, connector: Connector, config: Any, path: Path, opset: int = DEFAULT_OPSET) -> bool:
+def _for_signature(module: nn.Module, shapes: tuple) -> tuple:
+    """torch.export matches dynamic shapes to forward's parameters: one *inputs takes them all."""
+    parameters = list(inspect.signature(module.forward).parameters.values())
+    varargs = len(parameters) == 1 and parameters[0].kind is inspect.Parameter.VAR_POSITIONAL
+    return (shapes,) if varargs else shapes
+
+
+def example_feeds(connector: Connector, config: Any) -> dict[str, torch.Tensor]:
+    """Export-time inputs: sizes >= 2 and unlike any static dim so the exporter specializes
+    nothing (a model folder's last sample case: the most images, crops, tiles)."""
+    if connector.samples is not None:
+        return connector.samples(config)[-1]
+    return connector.dummy_inputs(config, connector.example_sizes(config))
+
+
+def export_module(
+    module: nn.Module,
+    inputs: list[TensorSpec],
+    outputs: list[TensorSpec],
+    example: dict[str, torch.Tensor],
+    path: Path,
+    opset: int = DEFAULT_OPSET,
+    name: str = "the module",
+) -> bool:
     """Export to `path`; returns whether the weights went to an external data file."""
-    sizes = connector.example_sizes(config)
-    example = connector.dummy_inputs(config, sizes)
-    input_names = [s.name for s in connector.inputs(config)]
-    output_names = [s.name for s in connector.outputs(config)]
+    input_names = [s.name for s in inputs]
+    output_names = [s.name for s in outputs]
     external = parameter_bytes(module) > EXTERNAL_DATA_THRESHOLD
     with _quiet_exporter() as log:
         try:
@@ -111,18 +133,18 @@ def export_module(module: nn.Module, connector: Connector, config: Any, path: Pa
                 dynamo=True,
                 input_names=input_names,
                 output_names=output_names,
-                dynamic_shapes=_dynamic_shapes(connector, config),
+                dynamic_shapes=_for_signature(module, _dynamic_shapes(inputs)),
                 opset_version=opset,
                 optimize=True,
             )
         except Exception as exc:  # the exporter raises many types; all mean the same to the user
             if _interrupted(exc):
                 raise KeyboardInterrupt from exc
-            raise MmexportError(f"torch.onnx export of '{connector.name}' failed: {_root_cause(exc)} (--debug shows the exporter's report)") from exc
+            raise MmexportError(f"torch.onnx export of '{name}' failed: {_root_cause(exc)} (--debug shows the exporter's report)") from exc
     if log.getvalue() and logging.getLogger("mmexport").isEnabledFor(logging.DEBUG):
         logging.getLogger("mmexport").debug(log.getvalue())
     assert program is not None  # dynamo=True always returns a program
-    _name_axes(program, connector, config)
+    _name_axes(program, inputs + outputs)
     if external:
         program.save(str(path), external_data=True)  # PATH.data beside it
         return True

@@ -1,25 +1,37 @@
-"""Hugging Face model folders: detect the connector from config.json (one family per module,
-one registry line each), export it with the dims and settings the folder holds, and attach an
-artifact inside a loaded transformers model."""
+"""Hugging Face model folders: a family per module (a short declaration, hf/family.py), one
+registry line per model type here; what families share is in side.py, model.py and attach.py."""
 
 from __future__ import annotations
 
 import importlib
 
-from .base import Family
+from .family import Family
 
-# model_type -> (module in this package, attribute holding its Family)
+# model_type -> module in this package holding its FAMILY
 _FAMILIES = {
-    "llava": ("llava", "FAMILY"),
-    "llava_next": ("llava", "FAMILY"),
-    "llava_onevision": ("llava", "FAMILY"),
-    "blip-2": ("blip2", "BLIP2"),
-    "instructblip": ("blip2", "INSTRUCTBLIP"),
-    "paligemma": ("paligemma", "FAMILY"),
-    "idefics2": ("idefics2", "FAMILY"),
-    "qwen2_vl": ("qwen2_vl", "FAMILY"),
-    "qwen2_5_vl": ("qwen2_vl", "FAMILY"),
-    "internvl": ("internvl", "FAMILY"),
+    "llava": "llava",
+    "llava_next": "llava_next",
+    "llava_onevision": "llava_next",
+    "vipllava": "vipllava",
+    "paligemma": "paligemma",
+    "gemma3": "gemma3",
+    "shieldgemma2": "gemma3",
+    "blip-2": "blip2",
+    "instructblip": "instructblip",
+    "idefics2": "idefics2",
+    "idefics3": "idefics3",
+    "smolvlm": "smolvlm",
+    "internvl": "internvl",
+    "aya_vision": "aya_vision",
+    "cohere2_vision": "cohere2_vision",
+    "llama4": "llama4",
+    "mllama": "mllama",
+    "qwen2_vl": "qwen2_vl",
+    "qwen2_5_vl": "qwen2_5_vl",
+    "qwen3_vl": "qwen3_vl",
+    "qwen3_vl_moe": "qwen3_vl",
+    "glm4v": "glm4v",
+    "mistral3": "mistral3",
 }
 
 
@@ -30,8 +42,7 @@ def model_types() -> list[str]:
 def family(model_type: str) -> Family | None:
     if model_type not in _FAMILIES:
         return None
-    module, name = _FAMILIES[model_type]
-    return getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    return importlib.import_module(f"{__name__}.{_FAMILIES[model_type]}").FAMILY
 
 
 __all__ = ["Family", "family", "model_types"]

@@ -1,68 +1,150 @@
-"""`mmexport.attach(model, artifact)`: a loaded transformers VLM whose connector runs through an
-mmexport artifact (ONNX Runtime or TensorRT, via the runtime API). `model(...)` and
-`model.generate(...)` work unchanged. An artifact made for another model is refused."""
+"""`mmexport.attach(model, artifact)`: a loaded transformers VLM whose connector, or whole vision
+side, runs through an mmexport artifact (ONNX Runtime or TensorRT, via the runtime API).
+`model(...)` and `model.generate(...)` work unchanged. A vision-side artifact answers the
+model's get_image_features (which forward and generate() call), so the tower no longer runs; a
+connector artifact takes the connector module's place. Another model's artifact is refused."""
 
 from __future__ import annotations
 
+import functools
+import inspect
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
-from .. import connectors
-from ..checkpoint import Checkpoint
-from ..connectors.loading import build_module, load_weights, same_weights, weights_fingerprint
+import numpy as np
+import torch
+from torch import nn
+
 from ..errors import UsageError
-from ..record import read
-from ..serving.runtime import load
-from .folder import from_config
-from .vision import attach_vision_side
+from ..record import ArtifactRecord, read
+from ..serving.runtime import Runtime, load
+from .folder import Detected, from_config
+from .side import fingerprint, image_owner, part_paths
 
 
-def _check_weights(model: Any, connector: Any, config: Any, recorded: list[float] | None, artifact: Path) -> None:
-    """The model's own connector weights against the fingerprint the artifact was made from."""
-    loaded = load_weights(connector, Checkpoint.from_state_dict(dict(model.state_dict())), config)
-    if recorded and not same_weights(weights_fingerprint(build_module(connector, config, loaded).state_dict()), recorded):
-        raise UsageError(f"{artifact.name} was exported from other connector weights than this model's; export it from this model's folder")
+class ArtifactModule(nn.Module):
+    """Runs the artifact: torch tensors in by name (any dtype and device), the record's dtypes at
+    its inputs, its outputs back as torch tensors in the caller's float dtype and device."""
+
+    def __init__(self, runtime: Runtime):
+        super().__init__()
+        self.runtime = runtime
+        self.dtypes = {s.name: s.dtype for s in runtime.inputs}
+        self.calls = 0  # how often the artifact ran (a model that never reaches it is not using it)
+
+    def forward(self, **feeds: torch.Tensor) -> list[torch.Tensor]:
+        like = next(t for t in feeds.values() if t.is_floating_point())
+        arrays = {name: np.ascontiguousarray(t.detach().cpu().numpy().astype(self.dtypes[name])) for name, t in feeds.items() if name in self.dtypes}
+        out = self.runtime(**arrays)
+        self.calls += 1
+        return [torch.from_numpy(out[s.name]).to(device=like.device, dtype=like.dtype) for s in self.runtime.outputs]
+
+
+def bind(function: Callable, args: tuple, kwargs: dict) -> dict[str, Any]:
+    """Arguments by parameter name, as the original callable would have received them."""
+    names = [p for p in inspect.signature(function).parameters if p not in ("self", "args", "kwargs")]
+    return dict(zip(names, args)) | kwargs
+
+
+@functools.cache
+def _output_type() -> type:
+    """A transformers ModelOutput with the fields every family's forward reads."""
+    from transformers.modeling_outputs import BaseModelOutputWithPooling
+
+    @dataclass
+    class ImageFeatures(BaseModelOutputWithPooling):
+        vision_outputs: Any = None  # BLIP-2 and InstructBLIP's forward read these (the artifact computed them)
+        qformer_outputs: Any = None
+        deepstack_features: Any = None  # Qwen3-VL: added into the LLM's first layers
+
+    return ImageFeatures
+
+
+def _pooled(found: Detected, outputs: list[torch.Tensor], feeds: dict[str, Any]) -> tuple[Any, Any]:
+    """The graph's outputs in the containers transformers' get_image_features returns them in."""
+    family, first = found.family, outputs[0]
+    if family.pooled == "stack":
+        return list(first.unbind(0)), None
+    if family.pooled == "split":
+        sizes = family.images.split({k: v.detach().cpu().numpy() for k, v in feeds.items()}, found.hf_config)
+        return tuple(first.split(sizes)), [tuple(level.split(sizes)) for level in outputs[1:]] or None
+    return first, None
+
+
+def attach_vision(model: nn.Module, runtime: Runtime, found: Detected) -> ArtifactModule:
+    owner = image_owner(model)
+    artifact = ArtifactModule(runtime)
+    owner.add_module("mmexport_vision_side", artifact)  # visible in model.modules(), as the connector's stand-in is
+    if found.family.attach_vision is not None:
+        found.family.attach_vision(model, artifact)
+        return artifact
+    original = owner.get_image_features
+
+    @functools.wraps(original)  # generate() reads its signature to route the processor's tensors
+    def get_image_features(*args: Any, **kwargs: Any) -> Any:
+        feeds = {k: v for k, v in bind(original, args, kwargs).items() if k in artifact.dtypes}
+        pooled, deepstack = _pooled(found, artifact(**feeds), feeds)
+        return _output_type()(pooler_output=pooled, deepstack_features=deepstack)
+
+    object.__setattr__(owner, "get_image_features", get_image_features)
+    return artifact
+
+
+class ConnectorStandIn(nn.Module):
+    """Takes the connector module's place: called as it was, answers with the artifact's output."""
+
+    def __init__(self, original: nn.Module, runtime: Runtime):
+        super().__init__()
+        self.artifact = ArtifactModule(runtime)
+        object.__setattr__(self, "signature_of", original.forward)
+
+    def forward(self, *args: Any, **kwargs: Any) -> torch.Tensor:
+        feeds = {k: v for k, v in bind(self.signature_of, args, kwargs).items() if isinstance(v, torch.Tensor)}
+        return self.artifact(**feeds)[0]
+
+
+def attach_connector(model: nn.Module, runtime: Runtime, found: Detected) -> None:
+    family = found.family
+    if family.attach_connector is not None:
+        family.attach_connector(model, ArtifactModule(runtime))
+        return
+    path = part_paths(model, family, "connector")[0]
+    parent, _, name = path.rpartition(".")
+    holder = model.get_submodule(parent) if parent else model
+    setattr(holder, name, ConnectorStandIn(getattr(holder, name), runtime))
+
+
+def _check(model: nn.Module, record: ArtifactRecord, found: Detected, part: str, artifact: Path) -> None:
+    if record.model is None:
+        raise UsageError(f"{artifact.name} was not exported from a Hugging Face folder; export it with `mmexport onnx --model DIR`")
+    if record.model["model_type"] != found.model_type:
+        raise UsageError(f"{artifact.name} was exported from a '{record.model['model_type']}' model; this one is '{found.model_type}'")
+    if not found.family.attach:
+        raise UsageError(f"transformers' own forward of '{found.model_type}' does not run in this version; use mmexport.encoder_outputs instead of attach")
+    recorded = record.weights.fingerprint
+    from ..connectors.loading import same_weights
+
+    if recorded and not same_weights(fingerprint(model, part_paths(model, found.family, part)), recorded):
+        what = "vision side" if part == "vision" else "connector"
+        raise UsageError(f"{artifact.name} was exported from other weights than this model's {what}; export it from this model's folder")
+
+
+def record_part(record: ArtifactRecord) -> str:
+    model = record.model or {}
+    return str(model.get("part") or ("vision" if model.get("vision_tower") else "connector"))
 
 
 def attach(model: Any, artifact: str | Path, device: str = "cpu") -> Any:
-    """Replace `model`'s connector with the artifact, in place; returns the model."""
+    """Replace `model`'s connector (or its whole vision side) with the artifact, in place; returns the model."""
     artifact = Path(artifact)
     record = read(artifact)
-    if record.model is None:
-        raise UsageError(f"{artifact.name} was not exported from a Hugging Face folder; export it with `mmexport onnx --model DIR`")
     found = from_config(model.config)
-    if record.model["model_type"] != found.model_type:
-        raise UsageError(f"{artifact.name} was exported from a '{record.model['model_type']}' model; this one is '{found.model_type}'")
-    connector = connectors.get(record.connector)
-    recorded = connector.config_from_dict(record.config)
-    if recorded != found.config:
-        raise UsageError(f"{artifact.name} was exported for {recorded}; this model's connector is {found.config}")
-    if record.model.get("vision_tower"):
-        _check_vision_weights(model, found, record.weights.fingerprint, artifact)
-        attach_vision_side(model, load(artifact, device), found.family.tower, _extra_inputs(record))
-        return model
-    _check_weights(model, connector, found.config, record.weights.fingerprint, artifact)
-    found.family.attach(model, load(artifact, device))
+    part = record_part(record)
+    _check(model, record, found, part, artifact)
+    runtime = load(artifact, device)
+    if part == "vision":
+        attach_vision(model, runtime, found)
+    else:
+        attach_connector(model, runtime, found)
     return model
-
-
-def _extra_inputs(record: Any):
-    """transformers passes InstructBLIP's instruction to get_image_features by keyword."""
-    names = [s.name for s in record.inputs[1:]]
-    if not names:
-        return None
-    return lambda **kwargs: {name: kwargs[name].long() for name in names}
-
-
-def _check_vision_weights(model: Any, found: Any, recorded: list[float] | None, artifact: Path) -> None:
-    """The model's tower and connector against the fingerprint of the vision side exported."""
-    from .vision import VisionSide
-
-    connector = connectors.get(found.family.connector)
-    loaded = load_weights(connector, Checkpoint.from_state_dict(dict(model.state_dict())), found.config)
-    owner = model.model if found.family.tower.owner == "model" else model
-    tower = owner.vision_tower if hasattr(owner, "vision_tower") else owner.vision_model
-    side = VisionSide(tower, found.family.tower.select(found.hf_config), build_module(connector, found.config, loaded))
-    fingerprint = weights_fingerprint({k: v.float() for k, v in side.state_dict().items()})
-    if recorded and not same_weights(fingerprint, recorded):
-        raise UsageError(f"{artifact.name} was exported from other weights than this model's vision side; export it from this model's folder")

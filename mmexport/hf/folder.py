@@ -1,4 +1,4 @@
-"""Read a Hugging Face model folder: config.json says the family, the connector and its dims."""
+"""Read a Hugging Face model folder: config.json says the model type, and with it the family."""
 
 from __future__ import annotations
 
@@ -9,25 +9,33 @@ from typing import Any
 
 from ..errors import UsageError
 from . import family, model_types
-from .base import Family
+from .family import Family
 
 
 @dataclass
 class Detected:
     family: Family
     model_type: str
-    config: Any  # the connector's config
-    settings: dict[str, Any]
-    hf_config: Any = None  # the transformers config it was read from
+    hf_config: Any  # the transformers config
+
+    @property
+    def settings(self) -> dict[str, Any]:
+        """What the record keeps of config.json: the settings that decide the vision side."""
+        values = {name: _plain(getattr(self.hf_config, name, None)) for name in self.family.settings}
+        return {"model_type": self.model_type} | {k: v for k, v in values.items() if v is not None}
 
     def record(self, folder: Path | None = None) -> dict[str, Any]:
         """The artifact record's `model` entry."""
-        entry = {"model_type": self.model_type, "settings": self.settings, "feeds": self.family.feeds}
+        entry: dict[str, Any] = {"model_type": self.model_type, "settings": self.settings}
         return entry | ({"folder": str(folder.resolve())} if folder else {})
 
 
+def _plain(value: Any) -> Any:
+    return list(value) if isinstance(value, tuple) else value
+
+
 def unsupported(model_type: str) -> UsageError:
-    return UsageError(f"model_type '{model_type}' is not supported; mmexport reads: {', '.join(model_types())}")
+    return UsageError(f"model_type '{model_type}' is not supported; mmexport reads: {', '.join(model_types())} (mmexport list --models)")
 
 
 def from_config(hf_config: Any) -> Detected:
@@ -36,7 +44,7 @@ def from_config(hf_config: Any) -> Detected:
     found = family(model_type)
     if found is None:
         raise unsupported(model_type)
-    return Detected(found, model_type, found.config(hf_config), {"model_type": model_type} | found.settings(hf_config), hf_config)
+    return Detected(found, model_type, hf_config)
 
 
 def detect(folder: str | Path) -> Detected:

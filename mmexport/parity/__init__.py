@@ -3,10 +3,11 @@
 from .gate import Case, cases_at_shapes, cases_from_samples, run_gate
 from .metrics import Metrics, compare
 from .report import ParityReport, ParityRow
-from .runners import ORT_TYPES, Expected, OrtRunner, Runner, TorchRunner, ort_session
+from .runners import ORT_TYPES, DerivedRunner, Expected, OrtRunner, Runner, TorchRunner, deriving, ort_session
 
 __all__ = [
     "Case",
+    "DerivedRunner",
     "Expected",
     "Metrics",
     "ORT_TYPES",
@@ -18,6 +19,7 @@ __all__ = [
     "cases_at_shapes",
     "cases_from_samples",
     "compare",
+    "deriving",
     "ort_session",
     "run_gate",
 ]

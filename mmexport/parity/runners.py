@@ -70,6 +70,27 @@ class OrtRunner:
         return dict(zip(self.output_names, self.session.run(self.output_names, cast)))
 
 
+class DerivedRunner:
+    """A graph whose inputs are derived beside it (mmexport.grids): fed the processor's tensors,
+    it derives the rest and runs the graph on all of them."""
+
+    def __init__(self, runner: Any, derive: Any, input_names: Sequence[str]):
+        self.runner, self.derive = runner, derive
+        self.description = runner.description
+        self.input_names = list(input_names)
+        self.output_names = runner.output_names
+
+    def run(self, feeds: Feeds) -> dict[str, np.ndarray]:
+        return self.runner.run(self.derive(feeds))
+
+
+def deriving(runner: Any, record: Any) -> Any:
+    """The runner as a user calls it: by the processor's names, where the record derives inputs."""
+    if getattr(record, "grid", None) is None:
+        return runner
+    return DerivedRunner(runner, record.grid, [s.name for s in record.inputs])
+
+
 class TorchRunner:
     """A PyTorch module whose positional inputs are the connector's inputs, in order."""
 

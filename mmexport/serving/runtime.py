@@ -9,13 +9,9 @@ from typing import Any, Callable
 
 import numpy as np
 
-from ..errors import UsageError
+from ..errors import InputError, UsageError
 from ..record import ArtifactRecord, kind_of, read
 from ..specs import TensorSpec, check_shared_axes
-
-
-class InputError(UsageError):
-    """A request that does not fit the artifact's inputs."""
 
 
 class TargetWarning(UserWarning):
@@ -58,6 +54,8 @@ class Runtime:
         if len(args) > len(self.inputs):
             raise InputError(f"{len(args)} positional inputs given; the artifact takes {len(self.inputs)}")
         feeds = validate(self.inputs, dict(zip((s.name for s in self.inputs), args)) | kwargs)
+        if self.record.grid is not None:  # positions, groups, windows: derived from the grid, beside the graph
+            feeds = self.record.grid(feeds)
         return self._run(feeds)
 
 

@@ -1,0 +1,138 @@
+"""Qwen2-VL, Qwen2.5-VL, Qwen3-VL and GLM-4V: from `image_grid_thw` [images, 3] (frames, rows,
+columns in patches) to what their towers compute in Python: each patch's (row, column) for the
+2D rotary, the frames whose patches attend to each other, Qwen2.5-VL's windows, and the taps
+and weights that resample a learned position table to each image's grid (Qwen3-VL bilinear,
+GLM-4V bicubic). Patches come in the processor's order: merge-size blocks, row-major."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ..errors import InputError
+from ..specs import Axis, TensorSpec
+from .base import groups
+from .taps import axis_taps
+
+MAX_PATCHES = 16384
+MAX_IMAGES = 64
+
+
+def axes(params: dict[str, Any]) -> dict[str, Axis]:
+    merge_unit = params["merge"] ** 2
+    top = params.get("max_patches", MAX_PATCHES)
+    window = params.get("window", 0)
+    named = {
+        "patches": Axis("patches", merge_unit, min(1024, top), top, multiple_of=merge_unit),
+        "images": Axis("images", 1, 1, params.get("max_images", MAX_IMAGES)),
+        "frames": Axis("frames", 1, 1, params.get("max_images", MAX_IMAGES)),
+        "frame_patches": Axis("frame_patches", merge_unit, min(1024, top), top),
+    }
+    if window:
+        named["windows"] = Axis("windows", 1, max(1, min(1024, top) // (window * window * merge_unit)), top // merge_unit)
+    return named
+
+
+def inputs(params: dict[str, Any]) -> list[TensorSpec]:
+    """What the processor returns: flattened patches and the grid of each image."""
+    named = axes(params)
+    return [TensorSpec("pixel_values", (named["patches"], params["patch_dim"])), TensorSpec("image_grid_thw", (named["images"], 3), "int64")]
+
+
+def specs(params: dict[str, Any]) -> list[TensorSpec]:
+    """What the graph takes: the patches, and the tensors derived from the grid."""
+    named = axes(params)
+    patches = named["patches"]
+    graph = [
+        TensorSpec("pixel_values", (patches, params["patch_dim"])),
+        TensorSpec("position_ids", (patches, 2), "int64"),
+        TensorSpec("frame_index", (named["frames"], named["frame_patches"]), "int64"),
+        TensorSpec("frame_valid", (named["frames"], named["frame_patches"]), "bool"),
+        TensorSpec("frame_inverse", (patches,), "int64"),
+    ]
+    window = params.get("window", 0)
+    if window:
+        size = window * window * params["merge"] ** 2
+        graph += [
+            TensorSpec("window_index", (named["windows"], size), "int64"),
+            TensorSpec("window_valid", (named["windows"], size), "bool"),
+            TensorSpec("window_inverse", (patches,), "int64"),
+        ]
+    if params.get("taps"):
+        count = {"bilinear": 4, "bicubic": 16}[params["taps"]["mode"]]
+        graph += [TensorSpec("pos_index", (patches, count), "int64"), TensorSpec("pos_weight", (patches, count))]
+    return graph
+
+
+def check_grid(grid: np.ndarray, patches: int, merge: int) -> None:
+    """One clear error for a grid the tower cannot take, before anything runs."""
+    if grid.ndim != 2 or grid.shape[1] != 3:
+        raise InputError(f"image_grid_thw must be [images, 3] (frames, rows, columns), got shape {list(grid.shape)}")
+    if (grid <= 0).any():
+        raise InputError(f"image_grid_thw has a row that is not positive: {grid[(grid <= 0).any(1)][0].tolist()}")
+    if ((grid[:, 1:] % merge) != 0).any():
+        bad = grid[((grid[:, 1:] % merge) != 0).any(1)][0].tolist()
+        raise InputError(f"image_grid_thw row {bad}: rows and columns must be multiples of the merge size {merge} (patches are merged {merge}x{merge})")
+    expected = int(grid.prod(1).sum())
+    if expected != patches:
+        raise InputError(f"pixel_values has {patches} patches but image_grid_thw describes {expected}; pass the processor's tensors together")
+
+
+def patch_coordinates(grid: np.ndarray, merge: int) -> dict[str, np.ndarray]:
+    """Per patch, in the processor's order: its image, frame, row and column."""
+    counts = grid.prod(1)
+    image = np.repeat(np.arange(len(grid)), counts)
+    local = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
+    frame_size = (grid[:, 1] * grid[:, 2])[image]
+    within = local % frame_size
+    blocks_w = (grid[:, 2] // merge)[image]
+    row = (within // (merge * merge * blocks_w)) * merge + (within // merge) % merge
+    col = ((within // (merge * merge)) % blocks_w) * merge + within % merge
+    frame = np.repeat(np.cumsum(grid[:, 0]) - grid[:, 0], counts) + local // frame_size  # global frame number
+    return {"image": image, "frame": frame, "row": row, "col": col}
+
+
+def window_ids(grid: np.ndarray, at: dict[str, np.ndarray], merge: int, window: int) -> np.ndarray:
+    """Qwen2.5-VL: windows of `window` x `window` merged tokens per frame (partial at the edges)."""
+    per_row = -(-(grid[:, 2] // merge) // window)
+    per_frame = per_row * -(-(grid[:, 1] // merge) // window)
+    first: np.ndarray = np.cumsum(grid[:, 0] * per_frame) - grid[:, 0] * per_frame  # first window of each image
+    image = at["image"]
+    frame_in_image = at["frame"] - (np.cumsum(grid[:, 0]) - grid[:, 0])[image]
+    local = (at["row"] // merge // window) * per_row[image] + at["col"] // merge // window
+    return first[image] + frame_in_image * per_frame[image] + local
+
+
+def position_taps(grid: np.ndarray, at: dict[str, np.ndarray], taps: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+    """Indices into the flattened side x side position table and their weights, per patch."""
+    side = taps["side"]
+    heights, widths = grid[at["image"], 1], grid[at["image"], 2]
+    h_index, h_weight = axis_taps(at["row"], heights, side, taps["mode"], taps["align_corners"])
+    w_index, w_weight = axis_taps(at["col"], widths, side, taps["mode"], taps["align_corners"])
+    n = h_index.shape[1]
+    index = (h_index[:, :, None] * side + w_index[:, None, :]).reshape(-1, n * n)
+    weight = (h_weight[:, :, None] * w_weight[:, None, :]).reshape(-1, n * n)
+    return index.astype(np.int64), weight.astype(np.float32)
+
+
+def derive(feeds: dict[str, np.ndarray], params: dict[str, Any]) -> dict[str, np.ndarray]:
+    merge = params["merge"]
+    grid = np.asarray(feeds["image_grid_thw"]).astype(np.int64)
+    pixels = feeds["pixel_values"]
+    check_grid(grid, int(pixels.shape[0]), merge)
+    at = patch_coordinates(grid, merge)
+    out: dict[str, np.ndarray] = {"pixel_values": pixels, "position_ids": np.stack([at["row"], at["col"]], -1).astype(np.int64)}
+    out["frame_index"], out["frame_valid"], out["frame_inverse"] = groups(at["frame"])
+    window = params.get("window", 0)
+    if window:
+        size = window * window * merge * merge
+        out["window_index"], out["window_valid"], out["window_inverse"] = groups(window_ids(grid, at, merge, window), size)
+    if params.get("taps"):
+        out["pos_index"], out["pos_weight"] = position_taps(grid, at, params["taps"])
+    return out
+
+
+def tokens_per_image(grid: np.ndarray, merge: int) -> list[int]:
+    """Merged tokens of each image (how transformers splits the output per image)."""
+    return [int(n) for n in np.asarray(grid).prod(1) // (merge * merge)]

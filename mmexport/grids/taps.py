@@ -1,0 +1,31 @@
+"""Resampling a learned position table to an image's grid as gathers: per axis, the source rows
+each target row reads and their weights (bilinear: 2 taps, bicubic: Keys' a = -0.75, 4 taps;
+out-of-range taps clamped to the border), in float32 as transformers computes them."""
+
+from __future__ import annotations
+
+import numpy as np
+
+CUBIC_A = np.float32(-0.75)
+
+
+def axis_taps(index: np.ndarray, size: np.ndarray, side: int, mode: str, align_corners: bool) -> tuple[np.ndarray, np.ndarray]:
+    """(taps [n, k], weights [n, k]) for target positions `index` on axes of length `size`."""
+    position = index.astype(np.float32)
+    size = size.astype(np.float32)
+    if align_corners:
+        source = position * np.float32(side - 1) / np.maximum(size - np.float32(1), np.float32(1))
+    else:
+        source = (position + np.float32(0.5)) * np.float32(side) / size - np.float32(0.5)
+    floor = np.floor(source)
+    offsets = np.arange(0, 2) if mode == "bilinear" else np.arange(-1, 3)
+    taps = floor.astype(np.int64)[:, None] + offsets
+    distance = np.abs(source[:, None] - floor[:, None] - offsets.astype(np.float32))
+    if mode == "bilinear":
+        weights = np.maximum(np.float32(1) - distance, np.float32(0))
+    else:
+        a = CUBIC_A
+        near = ((a + 2) * distance - (a + 3)) * distance * distance + 1
+        far = ((a * distance - 5 * a) * distance + 8 * a) * distance - 4 * a
+        weights = np.where(distance <= 1, near, far)
+    return np.clip(taps, 0, side - 1), weights.astype(np.float32)

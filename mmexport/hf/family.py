@@ -1,0 +1,33 @@
+"""A model family as a declaration: where its vision parts sit in the transformers model, the
+layout of what its processor returns, and the few places it departs from the shared path
+(transformers' own get_image_features exported as it is; its connector module as it is)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from torch import nn
+
+from .images import Pixels
+
+Build = Callable[[nn.Module], nn.Module]  # the loaded transformers model -> a module
+
+
+@dataclass(frozen=True)
+class Family:
+    model_types: tuple[str, ...]
+    images: Any = field(default_factory=Pixels)  # hf/images.py: the processor's tensors
+    parts: tuple[str, ...] = ("vision_tower", "multi_modal_projector")  # what the vision side reads (module names)
+    connector: str | tuple[str, ...] | None = "multi_modal_projector"  # the connector-only graph's module(s); None: vision side only
+    vision: Build | None = None  # an exportable vision side, where get_image_features itself is not
+    reference: Build | None = None  # transformers' path where there is no get_image_features
+    pooled: str = "tensor"  # how get_image_features hands features on: "tensor", "stack" (a list of rows) or "split" (per image)
+    outputs: Callable[[Any], tuple[str, ...]] = lambda hf: ("image_embeds",)
+    settings: tuple[str, ...] = ()  # config.json keys the artifact record keeps
+    connector_inputs: Callable[[nn.Module, dict], dict] | None = None  # (model, sample) -> the connector's inputs, where no hook sees them
+    connector_module: Build | None = None  # the connector-only graph where it is not one transformers module
+    attach_vision: Callable[[nn.Module, nn.Module], None] | None = None  # where the forward does not call get_image_features
+    attach_connector: Callable[[nn.Module, nn.Module], None] | None = None  # where the connector is not one module
+    attach: bool = True  # False: transformers' own forward fails for this family (nothing to attach to)
+    notes: tuple[str, ...] = ()

@@ -1,0 +1,164 @@
+"""A transformers VLM with only its vision parts in memory: the model is built on the meta
+device (no weights, no time), the parts an artifact covers are materialized on the CPU, and
+only their tensors are read from the folder, found through transformers' own checkpoint key
+mapping (so hub layouts such as `vision_tower.vision_model.*` load as transformers loads them)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..checkpoint import Checkpoint, open_checkpoint
+from ..errors import UsageError, WeightsError
+
+
+def skeleton(hf_config: Any) -> nn.Module:
+    """The whole model on the meta device, in eval mode, eager-free (sdpa where it has it)."""
+    from transformers import AutoModelForImageTextToText
+
+    try:
+        with torch.device("meta"):
+            model = AutoModelForImageTextToText.from_config(hf_config)
+    except (ValueError, KeyError) as exc:
+        raise UsageError(f"transformers cannot build model_type '{hf_config.model_type}': {str(exc).splitlines()[0]}") from exc
+    return model.eval()
+
+
+def module_path(model: nn.Module, suffix: str) -> str:
+    """The dotted path of the one submodule (or parameter) whose name is `suffix` or ends with '.suffix'."""
+    names = [n for n, _ in model.named_modules()] + [n for n, _ in model.named_parameters()]
+    found = sorted({n for n in names if n == suffix or n.endswith("." + suffix)}, key=len)
+    if not found:
+        raise UsageError(f"the {type(model).__name__} has no module named '{suffix}'; is this transformers version supported?")
+    if len(found) > 1 and found[1].startswith(found[0] + "."):
+        return found[0]  # 'x' and 'x.y.x': the outer one
+    if len(found) > 1:
+        raise UsageError(f"the {type(model).__name__} has {len(found)} modules named '{suffix}' ({', '.join(found)}); expected one")
+    return found[0]
+
+
+def _owner(model: nn.Module, path: str) -> nn.Module:
+    """The innermost transformers PreTrainedModel holding `path`: its _init_weights knows the part."""
+    from transformers import PreTrainedModel
+
+    owner, parts = model, path.split(".")
+    for i in range(1, len(parts) + 1):
+        prefix = ".".join(parts[:i])
+        module = model.get_submodule(prefix) if _is_module(model, prefix) else None
+        if isinstance(module, PreTrainedModel):
+            owner = module
+    return owner
+
+
+def _is_module(model: nn.Module, path: str) -> bool:
+    try:
+        model.get_submodule(path)
+        return True
+    except AttributeError:
+        return False
+
+
+def _reinit_buffers(module: nn.Module, owner: nn.Module) -> None:
+    """Non-persistent buffers (rotary inv_freq, position ids) are not in checkpoints: after
+    to_empty they are garbage until the owning model's _init_weights computes them again."""
+    from transformers import PreTrainedModel
+
+    if isinstance(module, PreTrainedModel):
+        owner = module
+    if getattr(module, "_non_persistent_buffers_set", None):
+        owner._init_weights(module)
+    for child in module.children():
+        _reinit_buffers(child, owner)
+
+
+def materialize(model: nn.Module, paths: list[str]) -> None:
+    """Give the parts at `paths` real (uninitialized) CPU storage; buffers are recomputed."""
+    for path in paths:
+        if _is_module(model, path):
+            part = model.get_submodule(path)
+            part.to_empty(device="cpu")
+            _reinit_buffers(part, _owner(model, path))
+        else:  # a bare parameter (BLIP-2's query_tokens)
+            parent, _, name = path.rpartition(".")
+            holder = model.get_submodule(parent) if parent else model
+            value = getattr(holder, name)
+            setattr(holder, name, nn.Parameter(torch.empty_like(value, device="cpu"), requires_grad=False))
+
+
+def _part_tensors(model: nn.Module, paths: list[str]) -> dict[str, torch.Tensor]:
+    """Model key -> tensor to fill, for every parameter and persistent buffer of the parts."""
+    state = model.state_dict(keep_vars=True)
+    return {k: v for k, v in state.items() if any(k == p or k.startswith(p + ".") for p in paths)}
+
+
+def _renamings(model: nn.Module) -> tuple[list, list]:
+    from transformers.conversion_mapping import get_model_conversion_mapping
+    from transformers.core_model_loading import WeightConverter
+
+    transforms = get_model_conversion_mapping(model)
+    return [t for t in transforms if not isinstance(t, WeightConverter)], [t for t in transforms if isinstance(t, WeightConverter)]
+
+
+def checkpoint_keys(model: nn.Module, checkpoint: Checkpoint, wanted: set[str]) -> dict[str, str]:
+    """Model key -> checkpoint key for the wanted keys, renamed as transformers renames them on load."""
+    from transformers.core_model_loading import rename_source_key
+
+    renamings, converters = _renamings(model)
+    meta_state = model.state_dict()
+    prefix = getattr(model, "base_model_prefix", None) or None
+    found: dict[str, str] = {}
+    for key in checkpoint.keys():
+        renamed, converted = rename_source_key(key, renamings, converters, prefix, meta_state)
+        if renamed in wanted:
+            if converted is not None:
+                raise WeightsError(f"{checkpoint.path}: '{key}' is stored in a layout transformers converts on load ({converted}); not supported yet")
+            found[renamed] = key
+    return found
+
+
+def load_parts(model: nn.Module, paths: list[str], folder: Path) -> None:
+    """Materialize the parts and copy the folder's tensors into them, one at a time, as fp32."""
+    checkpoint = open_checkpoint(folder)
+    wanted = set(_part_tensors(model, paths))
+    sources = checkpoint_keys(model, checkpoint, wanted)
+    missing = sorted(wanted - set(sources))
+    if missing:
+        shown = ", ".join(missing[:3]) + (f" and {len(missing) - 3} more" if len(missing) > 3 else "")
+        raise WeightsError(f"{folder} lacks tensors of the vision side: {shown}; is the folder complete?")
+    materialize(model, paths)
+    targets = _part_tensors(model, paths)
+    with torch.no_grad():
+        for key, target in targets.items():
+            source = checkpoint.tensor(sources[key])
+            if tuple(source.shape) != tuple(target.shape):
+                raise WeightsError(f"{folder}: {sources[key]} has shape {tuple(source.shape)}, config.json implies {tuple(target.shape)}")
+            target.copy_(source.to(target.dtype) if target.is_floating_point() or target.is_complex() else source)
+
+
+def float32(model: nn.Module, paths: list[str]) -> None:
+    """The parts in fp32 (folders are bf16): the reference and the exported graph compute in fp32.
+    Complex buffers (Llama 4's rotary table) stay complex."""
+    for path in paths:
+        if not _is_module(model, path):  # a bare parameter (BLIP-2's query tokens)
+            parent, _, name = path.rpartition(".")
+            holder = model.get_submodule(parent) if parent else model
+            value = getattr(holder, name)
+            if value.is_floating_point() and value.dtype != torch.float32:
+                setattr(holder, name, nn.Parameter(value.detach().float(), requires_grad=False))
+            continue
+        for module in model.get_submodule(path).modules():
+            for name, tensor in list(module.named_parameters(recurse=False)):
+                if tensor.is_floating_point() and tensor.dtype != torch.float32:
+                    setattr(module, name, nn.Parameter(tensor.detach().float(), requires_grad=False))
+            for name, buffer in list(module.named_buffers(recurse=False)):
+                if buffer is not None and buffer.is_floating_point() and buffer.dtype != torch.float32:
+                    module._buffers[name] = buffer.float()
+
+
+def weights_name(path: str) -> str:
+    """A short name for a part in messages ('model.vision_tower' -> 'vision_tower')."""
+    return re.sub(r"^model\.", "", path)

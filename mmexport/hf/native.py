@@ -1,0 +1,156 @@
+"""Native-resolution towers (Qwen2-VL, Qwen2.5-VL, Qwen3-VL, GLM-4V, Pixtral) in a form that
+exports: transformers' own modules (patch embedding, rotary, norms, projections, MLPs, mergers)
+driven with the grid tensors mmexport derives (mmexport.grids). Attention over many images is
+gathered into padded groups (one per frame, window or image) instead of transformers' Python
+split by cu_seqlens: every shape then follows the inputs, with no data-dependent loop."""
+
+from __future__ import annotations
+
+import sys
+from typing import Callable
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+
+def grouped_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, groups: tuple[torch.Tensor, ...], scale: float) -> torch.Tensor:
+    """Attention within groups: q, k, v [patches, heads, d]; groups = (index [G, L], valid [G, L],
+    inverse [patches]). Padding slots are masked as keys; their query rows are never read back."""
+    index, valid, inverse = groups
+    gathered = [x[index].transpose(1, 2) for x in (q, k, v)]  # [G, heads, L, d]
+    out = F.scaled_dot_product_attention(*gathered, attn_mask=valid[:, None, None, :], scale=scale)
+    return out.transpose(1, 2).flatten(0, 1)[inverse]  # [patches, heads, d]
+
+
+def _rotary_function(module: nn.Module) -> Callable:
+    """apply_rotary_pos_emb_vision of the module's own modeling file (dtype handling included)."""
+    return sys.modules[type(module).__module__].apply_rotary_pos_emb_vision
+
+
+def fused_attention(attn: nn.Module, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, groups: tuple) -> torch.Tensor:
+    """Qwen/GLM vision attention (one qkv projection) with grouped attention in place of the split."""
+    n = x.shape[0]
+    q, k, v = attn.qkv(x).reshape(n, 3, attn.num_heads, -1).permute(1, 0, 2, 3).unbind(0)
+    q, k = _rotary_function(attn)(q, k, cos, sin)
+    return attn.proj(grouped_attention(q, k, v, groups, attn.scaling).reshape(n, -1))
+
+
+def run_blocks(blocks: nn.ModuleList, x: torch.Tensor, rotary: tuple, pick: Callable[[int], tuple], after: Callable[[int, torch.Tensor], None]) -> torch.Tensor:
+    """Pre-norm blocks: x + attn(norm1(x)), then x + mlp(norm2(x)); `pick` gives each block's groups."""
+    cos, sin = rotary
+    for i, block in enumerate(blocks):
+        x = x + fused_attention(block.attn, block.norm1(x), cos, sin, pick(i))
+        x = x + block.mlp(block.norm2(x))
+        after(i, x)
+    return x
+
+
+class QwenTower(nn.Module):
+    """pixel_values [patches, C*T*P*P] and the derived grid tensors -> merged tokens (and
+    Qwen3-VL's deepstack features): the forward of transformers' vision model, minus the
+    Python that depends on the grid. `kind` is 'qwen2_vl', 'qwen2_5_vl', 'qwen3_vl' or 'glm4v'."""
+
+    def __init__(self, visual: nn.Module, kind: str):
+        super().__init__()
+        self.visual, self.kind = visual, kind
+        self.full = set(getattr(visual, "fullatt_block_indexes", None) or ()) if kind == "qwen2_5_vl" else None
+        self.deepstack = list(getattr(visual, "deepstack_visual_indexes", None) or ()) if kind == "qwen3_vl" else []
+
+    def run(self, feeds: dict[str, torch.Tensor]) -> tuple[torch.Tensor, ...]:
+        visual = self.visual
+        x = visual.patch_embed(feeds["pixel_values"])
+        if self.kind == "glm4v":
+            x = visual.post_conv_layernorm(x)
+        if "pos_index" in feeds:  # a learned table resampled to each grid, as gathers (taps derived beside)
+            table = visual.pos_embed.weight if self.kind == "qwen3_vl" else visual.embeddings.position_embedding.weight
+            x = x + (table.float()[feeds["pos_index"]] * feeds["pos_weight"][:, :, None]).sum(1).to(x.dtype)
+        rotary = visual.rotary_pos_emb(x, feeds["position_ids"])
+        frames = (feeds["frame_index"], feeds["frame_valid"], feeds["frame_inverse"])
+        windows = (feeds["window_index"], feeds["window_valid"], feeds["window_inverse"]) if self.full is not None else frames
+        stacked: list[torch.Tensor] = []
+
+        def after(i: int, hidden: torch.Tensor) -> None:
+            if i in self.deepstack:
+                stacked.append(visual.deepstack_merger_list[self.deepstack.index(i)](hidden))
+
+        full = self.full
+        x = run_blocks(visual.blocks, x, rotary, lambda i: frames if full is None or i in full else windows, after)
+        return (self._merge(x), *stacked)
+
+    def _merge(self, x: torch.Tensor) -> torch.Tensor:
+        visual = self.visual
+        if self.kind != "glm4v":
+            return visual.merger(x)
+        m = visual.spatial_merge_size
+        x = visual.post_layernorm(x).view(-1, m, m, x.shape[-1]).permute(0, 3, 1, 2)
+        return visual.merger(visual.downsample(x).view(-1, visual.config.out_hidden_size))
+
+
+class Qwen2Tower(QwenTower):
+    def forward(self, pixel_values, position_ids, frame_index, frame_valid, frame_inverse):
+        return self.run(dict(locals()))[0]
+
+
+class Qwen25Tower(QwenTower):
+    def forward(self, pixel_values, position_ids, frame_index, frame_valid, frame_inverse, window_index, window_valid, window_inverse):
+        return self.run(dict(locals()))[0]
+
+
+class TapsTower(QwenTower):
+    """Qwen3-VL (bilinear taps, deepstack outputs) and GLM-4V (bicubic taps)."""
+
+    def forward(self, pixel_values, position_ids, frame_index, frame_valid, frame_inverse, pos_index, pos_weight):
+        out = self.run(dict(locals()))
+        return out if len(out) > 1 else out[0]
+
+
+def qwen_tower(model: nn.Module) -> nn.Module:
+    """The export form of a Qwen-family folder's vision side."""
+    kind = model.config.model_type.replace("_moe", "")
+    visual = model.model.visual
+    cls = {"qwen2_vl": Qwen2Tower, "qwen2_5_vl": Qwen25Tower, "qwen3_vl": TapsTower, "glm4v": TapsTower}[kind]
+    return cls(visual, kind).eval()
+
+
+def separate_attention(attn: nn.Module, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, groups: tuple) -> torch.Tensor:
+    """Pixtral's attention (q, k, v, o projections; rotate-half rotary) within groups."""
+    n = x.shape[0]
+    q, k, v = (proj(x).view(n, attn.num_heads, -1) for proj in (attn.q_proj, attn.k_proj, attn.v_proj))
+    q, k = sys.modules[type(attn).__module__].apply_rotary_pos_emb(q, k, cos, sin, unsqueeze_dim=1)
+    return attn.o_proj(grouped_attention(q, k, v, groups, attn.scaling).reshape(n, -1))
+
+
+class PixtralSide(nn.Module):
+    """Mistral 3: padded images and the derived patch, position, group and merge indices ->
+    the projector's tokens for every image, concatenated (what get_image_features splits)."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.tower, self.projector = model.model.vision_tower, model.model.multi_modal_projector
+        layer = model.config.vision_feature_layer
+        if not isinstance(layer, int) or layer == 0:
+            from ..errors import UsageError
+
+            raise UsageError(f"vision_feature_layer {layer!r} is not supported for mistral3 (transformers itself fails on a list or 0)")
+        self.layer = layer
+
+    def forward(self, pixel_values, patch_index, position_ids, image_index, image_valid, image_inverse, merge_index):
+        tower, projector = self.tower, self.projector
+        x = tower.patch_conv(pixel_values.to(tower.patch_conv.weight.dtype))  # [images, D, rows, cols]
+        x = tower.ln_pre(x.flatten(2).transpose(1, 2).flatten(0, 1)[patch_index])  # the valid patches, packed
+        cos, sin = tower.patch_positional_embedding(x, position_ids)
+        groups = (image_index, image_valid, image_inverse)
+        states = [x]
+        for layer in tower.transformer.layers:
+            x = x + separate_attention(layer.attention, layer.attention_norm(x), cos, sin, groups)
+            x = x + layer.feed_forward(layer.ffn_norm(x))
+            states.append(x)
+        x = projector.norm(states[self.layer])
+        blocks = x[merge_index]  # [tokens, s*s, D]: the unfold's 2x2 neighbours, channel-major after the transpose
+        x = projector.patch_merger.merging_layer(blocks.transpose(1, 2).flatten(1))
+        return projector.linear_2(projector.act(projector.linear_1(x)))
+
+
+def pixtral_side(model: nn.Module) -> nn.Module:
+    return PixtralSide(model).eval()

@@ -1,0 +1,319 @@
+"""What every family shares: read a model folder (config.json, then only the vision parts'
+tensors), and make the Reference the exporter, the gates, quantize and bench take, for the
+connector alone or for the whole vision side. The gate's reference is always transformers' own
+code path (get_image_features, or the connector module itself) on valid processor-layout inputs."""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..connectors import Connector
+from ..errors import UsageError
+from ..record import ArtifactRecord, WeightsRecord
+from ..reference import Reference
+from ..specs import Axis, TensorSpec, Tolerance
+from .family import Family
+from .folder import Detected, detect
+from .model import float32, load_parts, module_path, skeleton
+
+Sample = dict[str, torch.Tensor]
+
+
+@dataclass(frozen=True)
+class Part:
+    """The record's `config` for a model folder's artifact: which model and which part of it."""
+
+    model_type: str
+    part: str  # "vision" (pixel inputs to what the LLM receives) or "connector"
+
+
+@dataclass
+class Loaded:
+    folder: Path
+    found: Detected
+    model: nn.Module  # the transformers model: vision parts on the CPU in fp32, the LLM on the meta device
+    paths: list[str]
+
+    @property
+    def family(self) -> Family:
+        return self.found.family
+
+    @property
+    def hf(self) -> Any:
+        return self.found.hf_config
+
+
+def load(folder: str | Path) -> Loaded:
+    folder = Path(folder)
+    found = detect(folder)
+    model = skeleton(found.hf_config)
+    paths = [module_path(model, name) for name in found.family.parts]
+    load_parts(model, paths, folder)
+    float32(model, paths)
+    return Loaded(folder, found, model, paths)
+
+
+def image_owner(model: nn.Module) -> nn.Module:
+    """The model whose get_image_features transformers' forward and generate() call."""
+    inner = getattr(model, "model", None)
+    return inner if inner is not None and hasattr(inner, "get_image_features") else model
+
+
+class Parts(nn.Module):
+    """Registers the vision parts (so state_dict and the exporter see their tensors) without the
+    model around them, whose LLM is on the meta device."""
+
+    def __init__(self, model: nn.Module, paths: list[str]):
+        super().__init__()
+        self.parts = nn.ModuleDict({p.replace(".", "__"): model.get_submodule(p) for p in paths if _is_module(model, p)})
+        for p in paths:
+            if not _is_module(model, p):
+                self.register_parameter(p.replace(".", "__"), model.get_parameter(p))
+        object.__setattr__(self, "model", model)  # not a submodule
+
+
+def _is_module(model: nn.Module, path: str) -> bool:
+    try:
+        model.get_submodule(path)
+        return True
+    except AttributeError:
+        return False
+
+
+class ImageFeatures(Parts):
+    """transformers' own get_image_features, fed the processor's tensors by name; its pooler
+    output (a tensor, or a list per image) as the graph's output(s), plus Qwen3-VL's deepstack."""
+
+    def __init__(self, model: nn.Module, paths: list[str], names: list[str], pooled: str):
+        super().__init__(model, paths)
+        self.names, self.pooled = names, pooled
+
+    def forward(self, *inputs: torch.Tensor) -> Any:
+        out = image_owner(self.model).get_image_features(**dict(zip(self.names, inputs)), return_dict=True)
+        pooled = out.pooler_output
+        if self.pooled != "tensor":
+            pooled = torch.stack(list(pooled)) if self.pooled == "stack" else torch.cat(list(pooled))
+        deepstack = getattr(out, "deepstack_features", None)
+        if not deepstack:
+            return pooled
+        return (pooled, *(torch.cat(list(level)) for level in deepstack))
+
+
+class Built(Parts):
+    """A family's own form (an exportable vision side, or transformers' path where there is no
+    get_image_features), with the parts registered."""
+
+    def __init__(self, model: nn.Module, paths: list[str], inner: nn.Module):
+        super().__init__(model, paths)
+        self.inner = inner
+
+    def forward(self, *inputs: torch.Tensor) -> Any:
+        return self.inner(*inputs)
+
+
+def _axis_sizes(inputs: list[TensorSpec], samples: list[Sample]) -> dict[str, list[int]]:
+    return {a.name: [int(s[spec.name].shape[i]) for s in samples] for spec in inputs for i, a in spec.axes.items()}
+
+
+def measured_outputs(names: tuple[str, ...], produced: list[tuple[torch.Tensor, ...]], inputs: list[TensorSpec], samples: list[Sample]) -> list[TensorSpec]:
+    """Output specs from the outputs of the sample cases: a size that follows an input axis is
+    that axis; one that changes otherwise is a dynamic 'tokens' axis; one that stays is fixed."""
+    by_sizes = {tuple(sizes): name for name, sizes in _axis_sizes(inputs, samples).items()}
+    axes = {a.name: a for spec in inputs for a in spec.axes.values()}
+    specs = []
+    for k, name in enumerate(names):
+        dims: list[Any] = []
+        for i, size in enumerate(produced[0][k].shape):
+            sizes = tuple(int(p[k].shape[i]) for p in produced)
+            if len(set(sizes)) == 1:
+                dims.append(int(size))
+            elif sizes in by_sizes:
+                dims.append(axes[by_sizes[sizes]])
+            else:
+                top = max(a.max for a in axes.values())
+                dims.append(Axis("tokens", 1, max(sizes), max(top, max(sizes))))
+        specs.append(TensorSpec(name, tuple(dims)))
+    return specs
+
+
+def _run(module: nn.Module, names: list[str], samples: list[Sample]) -> list[tuple[torch.Tensor, ...]]:
+    produced = []
+    with torch.no_grad():
+        for sample in samples:
+            out = module(*(sample[n] for n in names))
+            produced.append(tuple(out) if isinstance(out, (tuple, list)) else (out,))
+    return produced
+
+
+def _connector(name: str, inputs: list[TensorSpec], outputs: list[TensorSpec], samples: list[Sample], attention: bool, part: Part, request=None) -> Connector:
+    return Connector(
+        name=name,
+        family=part.model_type,
+        systems=(part.model_type,),
+        presets={part.model_type: part},
+        default_preset=part.model_type,
+        key_layouts=(),
+        build=lambda config: (_ for _ in ()).throw(RuntimeError("a model folder's reference is rebuilt from the folder")),
+        io=lambda config: (inputs, outputs),
+        tolerance=Tolerance(),
+        attention=attention,
+        samples=lambda config: samples,
+        request=request,
+    )
+
+
+def _has_attention(module: nn.Module) -> bool:
+    return any("Attention" in type(m).__name__ for m in module.modules())
+
+
+def fingerprint(model: nn.Module, paths: list[str]) -> list[float]:
+    """Of the parts an artifact covers, by their names in the model: the same in memory at attach."""
+    from ..connectors.loading import weights_fingerprint
+
+    return weights_fingerprint(Parts(model, paths).state_dict())
+
+
+def part_paths(model: nn.Module, family: Family, part: str) -> list[str]:
+    connector = family.connector if isinstance(family.connector, tuple) else (family.connector,)
+    return [module_path(model, str(name)) for name in (family.parts if part == "vision" else connector)]
+
+
+def _reference(loaded: Loaded, part: str, connector: Connector, module: nn.Module, export: nn.Module | None, grid: Any) -> Reference:
+    found = loaded.found
+    record = found.record(loaded.folder) | {"vision_tower": part == "vision", "part": part}
+    notes = [f"model_type {found.model_type}: {'the vision side' if part == 'vision' else 'the connector'} as transformers runs it", *found.family.notes]
+    prints = fingerprint(loaded.model, part_paths(loaded.model, found.family, part))
+    source = WeightsRecord("checkpoint", None, str(loaded.folder.resolve()), "transformers", fingerprint=prints)
+    folder = loaded.folder
+    return Reference(
+        connector,
+        folder.resolve().name,
+        Part(found.model_type, part),
+        None,
+        notes,
+        record,
+        _module=module.eval(),
+        grid=grid,
+        source=source,
+        _export=export.eval() if export is not None else None,
+        rebuild=lambda: (vision_reference if part == "vision" else connector_reference)(folder),
+    )
+
+
+def vision_reference(folder: str | Path) -> Reference:
+    """pixel_values (and whatever else the processor returns) -> what the LLM receives."""
+    loaded = load(folder)
+    family, hf, model = loaded.family, loaded.hf, loaded.model
+    inputs = family.images.inputs(hf)
+    names = [s.name for s in inputs]
+    module = Built(model, loaded.paths, family.reference(model)) if family.reference else ImageFeatures(model, loaded.paths, names, family.pooled)
+    export = family.vision(model) if family.vision else None  # registers the modules it runs
+    samples = family.images.samples(hf)
+    outputs = measured_outputs(family.outputs(hf), _run(module, names, samples), inputs, samples)
+    request = lambda config, images, seed=0: family.images.request(hf, images, seed)  # noqa: E731
+    connector = _connector(f"{loaded.found.model_type}-vision", inputs, outputs, samples, True, Part(loaded.found.model_type, "vision"), request)
+    return _reference(loaded, "vision", connector, module, export, family.images.grid(hf))
+
+
+def _captured(module: nn.Module, call: nn.Module, names: list[str], samples: list[Sample]) -> tuple[list[str], list[Sample]]:
+    """The connector's inputs as transformers' forward calls it, on each sample (by name)."""
+    seen: list[Sample] = []
+    params = [p for p in inspect.signature(module.forward).parameters if p not in ("self", "args", "kwargs")]
+
+    def hook(_module: nn.Module, args: tuple, kwargs: dict) -> None:
+        bound = dict(zip(params, args)) | {k: v for k, v in kwargs.items() if isinstance(v, torch.Tensor)}
+        seen.append({k: v.detach().clone() for k, v in bound.items() if isinstance(v, torch.Tensor)})
+
+    handle = module.register_forward_pre_hook(hook, with_kwargs=True)
+    try:
+        _run(call, names, samples)
+    finally:
+        handle.remove()
+    if len(seen) != len(samples):
+        raise UsageError(f"the connector ran {len(seen)} times for {len(samples)} calls of get_image_features; export --vision-tower instead")
+    return list(seen[0]), seen
+
+
+def _connector_inputs(captured: list[Sample], first: Axis, images: list[TensorSpec], samples: list[Sample]) -> list[TensorSpec]:
+    """Specs of the connector's inputs: what the processor gives passes as the processor gave it
+    (an instruction); a leading axis that follows the processor's (batch, tiles, crops, patches)
+    is that axis; other sizes that change between samples are dynamic too; the rest fixed."""
+    given = {s.name: s for s in images}
+    leading = tuple(_axis_sizes(images, samples).get(first.name, ())) or tuple(int(c[next(iter(c))].shape[0]) for c in captured)
+    named: dict[tuple[int, ...], Axis] = {leading: first}  # sizes that move together are one axis
+    specs = []
+    for name, tensor in captured[0].items():
+        if name in given:
+            specs.append(given[name])
+            continue
+        dims: list[Any] = []
+        for i, size in enumerate(tensor.shape):
+            sizes = tuple(int(c[name].shape[i]) for c in captured)
+            if len(set(sizes)) == 1:
+                dims.append(int(size))
+            else:
+                dims.append(named.setdefault(sizes, Axis(f"{name}_{i}" if i else "tokens", 1, max(sizes), max(first.max, max(sizes)))))
+        dtype = "float32" if tensor.is_floating_point() else str(tensor.dtype).replace("torch.", "")
+        specs.append(TensorSpec(name, tuple(dims), dtype))
+    return specs
+
+
+def connector_reference(folder: str | Path) -> Reference:
+    """The connector alone, fed what transformers feeds it (the tower's features of the sample
+    inputs, captured in transformers' own forward)."""
+    loaded = load(folder)
+    family, hf, model = loaded.family, loaded.hf, loaded.model
+    if family.connector is None:
+        raise UsageError(f"model_type '{loaded.found.model_type}' has no connector-only export; export --vision-tower")
+    samples = family.images.samples(hf)
+    if family.connector_module is not None:
+        module = family.connector_module(model)
+        with torch.no_grad():
+            captured = [family.connector_inputs(model, s) for s in samples] if family.connector_inputs else []
+        names = list(captured[0])
+    else:
+        module = model.get_submodule(part_paths(model, family, "connector")[0])
+        image_names = [s.name for s in family.images.inputs(hf)]
+        call = Built(model, loaded.paths, family.reference(model)) if family.reference else ImageFeatures(model, loaded.paths, image_names, family.pooled)
+        names, captured = _captured(module, call, image_names, samples)
+    captured = [{k: v.float() if v.is_floating_point() else v for k, v in s.items()} for s in captured]
+    inputs = _connector_inputs(captured, family.images.first_axis(hf), family.images.inputs(hf), samples)
+    positional = _Positional(module, names)
+    outputs = measured_outputs(("llm_embeds",), _run(positional, names, captured), inputs, captured)
+    part = Part(loaded.found.model_type, "connector")
+    connector = _connector(loaded.found.model_type, inputs, outputs, captured, _has_attention(module), part)
+    return _reference(loaded, "connector", connector, positional, None, None)
+
+
+class _Positional(nn.Module):
+    """Calls a module with its inputs by keyword (the exporter passes them by position)."""
+
+    def __init__(self, module: nn.Module, names: list[str]):
+        super().__init__()
+        self.module, self.names = module, names
+
+    def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
+        out = self.module(**dict(zip(self.names, inputs)))
+        return out[0] if isinstance(out, (tuple, list)) else getattr(out, "last_hidden_state", out)
+
+
+def from_folder_record(artifact: Path, record: ArtifactRecord) -> Reference:
+    """A model folder's artifact rebuilt from the folder it names, checked against its weights."""
+    from ..connectors.loading import same_weights
+
+    assert record.model is not None
+    folder = Path(record.model.get("folder", ""))
+    if not (folder / "config.json").is_file():
+        raise UsageError(f"{artifact.name} was exported from the model folder {folder}, which is not there; it is needed to check it")
+    part = record.model.get("part", "vision" if record.model.get("vision_tower") else "connector")
+    ref = vision_reference(folder) if part == "vision" else connector_reference(folder)
+    if record.weights.fingerprint and not same_weights(ref.weights_record().fingerprint or [], record.weights.fingerprint):
+        raise UsageError(f"the weights in {folder} differ from those {artifact.name} was exported from; re-export it")
+    return dataclasses.replace(ref, model=record.model)
