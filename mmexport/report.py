@@ -28,6 +28,20 @@ def connectors_table(connectors: list[Connector]) -> Table:
     return table
 
 
+def models_table(rows: list[dict]) -> Table:
+    """`mmexport list --models`: every model type --model reads, and what works for it."""
+    table = Table(title=f"Model types read from Hugging Face folders ({len(rows)})", title_justify="left")
+    for column in ("model_type", "connector graph", "vision side takes", "derived beside the graph", "attach"):
+        table.add_column(column, overflow="fold", ratio=1)
+    for row in rows:
+        attach = [part for part, ok in (("connector", row["attach"]["connector"]), ("vision side", row["attach"]["vision_side"])) if ok]
+        table.add_row(
+            row["model_type"], row["connector"] or "-", ", ".join(row["inputs"]), row["derived_beside_graph"] or "-", ", ".join(attach) or "- (see notes)"
+        )
+    table.caption = "every graph: fp16/int8/fp8 variants (" + ", ".join(rows[0]["precisions"][1:]) + "), TensorRT and TensorRT-RTX engines"
+    return table
+
+
 def shape_text(shape: list) -> str:
     return "[" + ", ".join(map(str, shape)) + "]"
 

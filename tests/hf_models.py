@@ -84,6 +84,16 @@ def _config(model_type: str) -> Any:
             eoi_token_index=102,
             image_token_index=IMAGE_TOKEN,
         ),
+        "shieldgemma2": lambda: t.ShieldGemma2Config(
+            text_config=gemma3_text,
+            vision_config=SIGLIP | {"vision_use_head": False},
+            mm_tokens_per_image=4,
+            image_token_index=IMAGE_TOKEN,
+            boi_token_index=101,
+            eoi_token_index=102,
+            yes_token_index=7,
+            no_token_index=8,
+        ),
         "blip-2": lambda: t.Blip2Config(vision_config=VIT, qformer_config=qformer, text_config=OPT, num_query_tokens=8, image_token_index=IMAGE_TOKEN),
         "instructblip": lambda: t.InstructBlipConfig(
             vision_config=VIT,
@@ -139,6 +149,7 @@ MODEL_TYPES = (
     "vipllava",
     "paligemma",
     "gemma3",
+    "shieldgemma2",
     "blip-2",
     "instructblip",
     "idefics2",
@@ -153,13 +164,19 @@ MODEL_TYPES = (
 )
 
 
+def _model_class(model_type: str):
+    import transformers as t
+
+    if model_type == "shieldgemma2":  # an image classifier around Gemma 3
+        return t.ShieldGemma2ForImageClassification
+    return lambda config: t.AutoModelForImageTextToText.from_config(config)
+
+
 def build(model_type: str, seed: int = 0):
     """A tiny random model with small non-zero weights everywhere (biases, gates and Gemma 3's
     zero-initialised projection included, so the image matters)."""
-    from transformers import AutoModelForImageTextToText
-
     torch.manual_seed(seed)
-    model = AutoModelForImageTextToText.from_config(_config(model_type)).eval()
+    model = _model_class(model_type)(_config(model_type)).eval()
     with torch.no_grad():
         for parameter in model.parameters():
             parameter.add_(torch.randn_like(parameter) * 0.02)
@@ -172,11 +189,17 @@ def build(model_type: str, seed: int = 0):
 def save_model(model_type: str, folder: Path, seed: int = 0):
     """The folder a release looks like (bf16, sharded, with its processor); returns the model a
     user gets from it: from_pretrained in fp32."""
+    import warnings
+
+    import transformers as t
     from transformers import AutoModelForImageTextToText
 
-    build(model_type, seed).to(torch.bfloat16).save_pretrained(folder, max_shard_size="100KB")
+    with warnings.catch_warnings():  # Llama 4's complex rotary buffer is not saved: casting it loses nothing
+        warnings.simplefilter("ignore", UserWarning)
+        build(model_type, seed).to(torch.bfloat16).save_pretrained(folder, max_shard_size="100KB")
     save_processor(model_type, folder)
-    return AutoModelForImageTextToText.from_pretrained(folder, dtype=torch.float32).eval()
+    loader = t.ShieldGemma2ForImageClassification if model_type == "shieldgemma2" else AutoModelForImageTextToText
+    return loader.from_pretrained(folder, dtype=torch.float32).eval()
 
 
 def processor(model_type: str) -> Any:
@@ -192,6 +215,7 @@ def processor(model_type: str) -> Any:
         "llava_next": lambda: t.LlavaNextImageProcessor(size={"shortest_edge": 28}, crop_size=size, image_grid_pinpoints=PINPOINTS),
         "paligemma": lambda: t.SiglipImageProcessor(size=size),
         "gemma3": lambda: t.Gemma3ImageProcessor(size=size),
+        "shieldgemma2": lambda: t.Gemma3ImageProcessor(size=size),
         "blip-2": lambda: t.BlipImageProcessor(size=size),
         "instructblip": lambda: t.BlipImageProcessor(size=size),
         "idefics2": lambda: t.Idefics2ImageProcessor(size={"shortest_edge": 14, "longest_edge": 28}, do_image_splitting=True),
@@ -301,7 +325,7 @@ def prompt(model_type: str, model, inputs: dict[str, torch.Tensor]) -> dict[str,
     extra = {}
     if model_type in ("qwen2_vl", "qwen2_5_vl", "qwen3_vl", "glm4v"):
         extra["mm_token_type_ids"] = (ids == token).long()
-    if model_type == "gemma3":
+    if model_type in ("gemma3", "shieldgemma2"):
         extra["token_type_ids"] = (ids == token).long()
     return {"input_ids": ids, "attention_mask": mask} | extra
 

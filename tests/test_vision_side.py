@@ -1,21 +1,14 @@
-"""The whole vision side as one graph (`--vision-tower`): pixel_values -> the transformers tower ->
-the feature selection -> the connector. Checked against get_image_features at three batch sizes,
-attached inside the model, calibrated on real photos through the model's image processor."""
+"""The whole vision side as one graph (`--vision-tower`) through every stage: calibrated on real
+photos through the model's own image processor, checked, built into an engine, served; and what
+a features graph or a missing --model refuses. Per-family parity: test_families.py."""
 
 from __future__ import annotations
 
-import copy
 import json
 
 import numpy as np
-import onnxruntime as ort
 import pytest
-import torch
-from conftest import tiered
-from hf_models import image_inputs, save_model, save_processor, write_photos
-from test_hf import assert_close, prompt
-
-FAMILIES = ["llava", "blip-2", "paligemma", "instructblip", "internvl"]
+from hf_models import save_model, write_photos
 
 
 @pytest.fixture(scope="module")
@@ -25,10 +18,7 @@ def folders(tmp_path_factory):
     def get(model_type: str):
         if model_type not in made:
             folder = tmp_path_factory.mktemp(model_type.replace("-", "") + "-vision")
-            model = save_model(model_type, folder)
-            if model_type in ("llava", "blip-2", "paligemma", "instructblip"):
-                save_processor(model_type, folder)
-            made[model_type] = (folder, model)
+            made[model_type] = (folder, save_model(model_type, folder))
         return made[model_type]
 
     return get
@@ -39,63 +29,6 @@ def photos(tmp_path_factory):
     folder = tmp_path_factory.mktemp("photos")
     write_photos(folder)
     return folder
-
-
-def features_of(model, model_type, inputs):
-    inner = model.model if hasattr(model, "model") else model
-    with torch.no_grad():
-        pooler = inner.get_image_features(**inputs).pooler_output
-    return torch.stack(list(pooler)) if isinstance(pooler, (list, tuple)) else pooler
-
-
-@pytest.mark.parametrize("model_type", tiered(FAMILIES, fast={"llava"}))
-def test_vision_side_matches_get_image_features(cli, folders, tmp_path, model_type):
-    folder, model = folders(model_type)
-    out = tmp_path / "v.onnx"
-    result = cli("onnx", "--model", folder, "--vision-tower", "-o", out, "--json")
-    assert result.code == 0, result
-    record = json.loads(result.stdout)
-    assert record["model"]["vision_tower"] is True and record["inputs"][0]["name"] == "pixel_values"
-    assert [row["shape"][record["inputs"][0]["shape"][0]] for row in record["parity"]["rows"]] == [1, 2, 3]
-    assert all(isinstance(size, int) for size in record["outputs"][0]["shape"][1:])  # the image size fixes the tokens
-    session = ort.InferenceSession(str(out))
-    for images in (1, 2, 3):
-        inputs = image_inputs(model_type, images=images, seed=images)
-        feeds = {i.name: inputs[i.name].numpy() for i in session.get_inputs()}
-        assert_close(session.run(None, feeds)[0], features_of(model, model_type, inputs))
-
-
-def test_llava_next_vision_side_per_tile(cli, folders, tmp_path):
-    """LLaVA-NeXT: the graph takes tiles and returns each tile's embeddings, what the projector
-    hands pack_image_features (the anyres packing stays in transformers)."""
-    folder, model = folders("llava_next")
-    assert cli("onnx", "--model", folder, "--vision-tower", "-o", tmp_path / "v.onnx").code == 0
-    session = ort.InferenceSession(str(tmp_path / "v.onnx"))
-    inputs = image_inputs("llava_next", images=2, seed=5)
-    captured = []
-    hook = model.model.multi_modal_projector.register_forward_hook(lambda module, args, out: captured.append(out))
-    with torch.no_grad():
-        model.model.get_image_features(**inputs)
-    hook.remove()
-    tiles = inputs["pixel_values"].flatten(0, 1).numpy()  # [images, tiles, 3, H, W] -> [images * tiles, 3, H, W]
-    assert_close(session.run(None, {"pixel_values": tiles})[0], captured[0])
-
-
-@pytest.mark.parametrize("model_type", tiered(["llava", "blip-2", "paligemma"], fast={"llava"}))
-def test_vision_side_attached_keeps_logits_and_tokens(cli, folders, tmp_path, model_type):
-    import mmexport
-    from mmexport.hf.base import ArtifactModule
-
-    folder, model = folders(model_type)
-    assert cli("onnx", "--model", folder, "--vision-tower", "-o", tmp_path / "v.onnx").code == 0
-    inputs = image_inputs(model_type, images=2) | prompt(model_type, model, 2)
-    attached = mmexport.attach(copy.deepcopy(model), tmp_path / "v.onnx")
-    with torch.no_grad():
-        assert_close(attached(**inputs).logits.numpy(), model(**inputs).logits)
-    tokens = [m.generate(**inputs, max_new_tokens=4, do_sample=False) for m in (model, attached)]
-    assert torch.equal(tokens[0], tokens[1])
-    artifact = next(m for m in attached.modules() if isinstance(m, ArtifactModule))
-    assert artifact.calls >= 2
 
 
 @pytest.mark.slow

@@ -73,22 +73,26 @@ def _pooled(found: Detected, outputs: list[torch.Tensor], feeds: dict[str, Any])
 
 
 def attach_vision(model: nn.Module, runtime: Runtime, found: Detected) -> ArtifactModule:
-    owner = image_owner(model)
     artifact = ArtifactModule(runtime)
-    owner.add_module("mmexport_vision_side", artifact)  # visible in model.modules(), as the connector's stand-in is
+    image_owner(model).add_module("mmexport_vision_side", artifact)  # visible in model.modules(), as the connector's stand-in is
     if found.family.attach_vision is not None:
         found.family.attach_vision(model, artifact)
         return artifact
-    original = owner.get_image_features
+    # Every module that has get_image_features answers with the artifact: outer wrappers (and
+    # ShieldGemma 2's classifier around Gemma 3) call the inner one, generate() the base model's.
+    for owner in [m for m in model.modules() if callable(getattr(m, "get_image_features", None))]:
+        object.__setattr__(owner, "get_image_features", _answer(owner.get_image_features, artifact, found))
+    return artifact
 
+
+def _answer(original: Callable, artifact: ArtifactModule, found: Detected) -> Callable:
     @functools.wraps(original)  # generate() reads its signature to route the processor's tensors
     def get_image_features(*args: Any, **kwargs: Any) -> Any:
         feeds = {k: v for k, v in bind(original, args, kwargs).items() if k in artifact.dtypes}
         pooled, deepstack = _pooled(found, artifact(**feeds), feeds)
         return _output_type()(pooler_output=pooled, deepstack_features=deepstack)
 
-    object.__setattr__(owner, "get_image_features", get_image_features)
-    return artifact
+    return get_image_features
 
 
 class ConnectorStandIn(nn.Module):
@@ -122,6 +126,8 @@ def _check(model: nn.Module, record: ArtifactRecord, found: Detected, part: str,
         raise UsageError(f"{artifact.name} was exported from a '{record.model['model_type']}' model; this one is '{found.model_type}'")
     if not found.family.attach:
         raise UsageError(f"transformers' own forward of '{found.model_type}' does not run in this version; use mmexport.encoder_outputs instead of attach")
+    if part == "vision" and found.family.attach_why_not:
+        raise UsageError(f"a '{found.model_type}' vision-side artifact cannot be attached: {found.family.attach_why_not}")
     recorded = record.weights.fingerprint
     from ..connectors.loading import same_weights
 

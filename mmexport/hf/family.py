@@ -30,4 +30,5 @@ class Family:
     attach_vision: Callable[[nn.Module, nn.Module], None] | None = None  # where the forward does not call get_image_features
     attach_connector: Callable[[nn.Module, nn.Module], None] | None = None  # where the connector is not one module
     attach: bool = True  # False: transformers' own forward fails for this family (nothing to attach to)
+    attach_why_not: str | None = None  # why a vision-side artifact cannot be attached (the connector's can)
     notes: tuple[str, ...] = ()

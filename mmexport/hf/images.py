@@ -6,7 +6,7 @@ sample) gets, to hand transformers its per-image lists back."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -34,6 +34,10 @@ class Pixels:
     axis: str = "batch"
     text: bool = False
     max_rows: int = 64
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return ("pixel_values", "qformer_input_ids", "qformer_attention_mask") if self.text else ("pixel_values",)
 
     def inputs(self, hf: Any) -> list[TensorSpec]:
         vision = hf.vision_config
@@ -86,7 +90,8 @@ class Crops:
 
     keep_one: bool = False
     partial: bool = False
-    tokens: str = "image_seq_len"  # the model attribute giving tokens per crop
+    names: ClassVar[tuple[str, ...]] = ("pixel_values", "pixel_attention_mask")
+    derives: ClassVar[str] = "which crops are real (all-zero crops are padding)"
 
     def params(self, hf: Any) -> dict[str, Any]:
         vision = hf.vision_config
@@ -147,6 +152,16 @@ class Patches:
 
     window: bool = False
     taps: str | None = None  # "bilinear" (Qwen3-VL, align_corners) or "bicubic" (GLM-4V)
+    names: ClassVar[tuple[str, ...]] = ("pixel_values", "image_grid_thw")
+
+    @property
+    def derives(self) -> str:
+        parts = (
+            ["rotary positions", "per-image attention groups"]
+            + (["windows"] if self.window else [])
+            + ([f"{self.taps} position-table taps"] if self.taps else [])
+        )
+        return ", ".join(parts)
 
     def params(self, hf: Any) -> dict[str, Any]:
         vision = hf.vision_config
@@ -193,6 +208,9 @@ class Patches:
 class Sized:
     """Mistral 3: pixel_values [images, 3, H, W] padded to the largest image, image_sizes [images, 2]."""
 
+    names: ClassVar[tuple[str, ...]] = ("pixel_values", "image_sizes")
+    derives: ClassVar[str] = "kept patches, rotary positions, per-image attention groups, 2x2 merge neighbourhoods"
+
     def params(self, hf: Any) -> dict[str, Any]:
         return {"patch": hf.vision_config.patch_size, "merge": hf.spatial_merge_size, "max_side": max(hf.vision_config.image_size, 64)}
 
@@ -234,6 +252,8 @@ class Sized:
 class Tiles:
     """Llama 3.2 Vision: pixel_values [batch, images, tiles, 3, H, W] (tiles = max_num_tiles),
     aspect_ratio_ids [batch, images] and aspect_ratio_mask [batch, images, tiles]."""
+
+    names: ClassVar[tuple[str, ...]] = ("pixel_values", "aspect_ratio_ids", "aspect_ratio_mask")
 
     def inputs(self, hf: Any) -> list[TensorSpec]:
         vision = hf.vision_config

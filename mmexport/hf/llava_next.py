@@ -1,15 +1,9 @@
 """LLaVA-NeXT and LLaVA-OneVision: one row per tile; their anyres packing (unpadding,
 image_newline) runs inside get_image_features, in transformers, after the graph."""
 
-from ..errors import UsageError
 from .family import Family
 from .images import Pixels
 from .layers import feature_layers
-
-
-def _refuse(model, artifact) -> None:
-    raise UsageError("LLaVA-NeXT packs tiles inside get_image_features (anyres); attach its connector artifact (mmexport onnx --model DIR)")
-
 
 FAMILY = Family(
     ("llava_next", "llava_onevision"),
@@ -17,6 +11,6 @@ FAMILY = Family(
     vision=feature_layers,
     reference=feature_layers,  # per tile: get_image_features itself packs the tiles of each image
     settings=("vision_feature_layer", "vision_feature_select_strategy", "image_grid_pinpoints"),
-    attach_vision=_refuse,
+    attach_why_not="its tiles are packed (anyres) inside get_image_features, after the projector; attach the connector artifact",
     notes=("the graph gives each tile's embeddings; pack_image_features (anyres unpadding, image_newline) stays in transformers",),
 )

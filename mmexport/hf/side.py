@@ -61,9 +61,9 @@ def load(folder: str | Path) -> Loaded:
 
 
 def image_owner(model: nn.Module) -> nn.Module:
-    """The model whose get_image_features transformers' forward and generate() call."""
-    inner = getattr(model, "model", None)
-    return inner if inner is not None and hasattr(inner, "get_image_features") else model
+    """The innermost model with a get_image_features (the one transformers' forward calls)."""
+    owners = [m for m in model.modules() if callable(getattr(m, "get_image_features", None))]
+    return owners[-1] if owners else model
 
 
 class Parts(nn.Module):
