@@ -28,7 +28,10 @@ def _cases(artifact: Path, record: ArtifactRecord, ref: Reference, shapes, input
     if shapes:
         return ref.cases(shapes), "random inputs at the given shapes"
     if inputs:
-        samples = data.load(ref.connector, ref.config, inputs, max_samples=64).samples
+        samples = data.load(ref.connector, ref.config, inputs, max_samples=64, min_samples=1).samples
+        if record.grid is not None:  # a grid that cannot be is refused before transformers sees it
+            for sample in samples:
+                record.grid(sample)
         return cases_from_samples(ref.connector, ref.config, samples), f"samples from {Path(inputs).name}"
     if record.heldout:
         samples = heldout_file.read(artifact.parent, record.heldout)

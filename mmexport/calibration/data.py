@@ -99,7 +99,7 @@ def _requests(path: Path, specs: list[TensorSpec]) -> Iterator[dict[str, np.ndar
             yield {s.name: np.ascontiguousarray(arrays[s.name][i : i + 1] if s.batch_axis else arrays[s.name], dtype=s.dtype) for s in specs}
 
 
-def load(connector: Connector, config: Any, source: str | Path, max_samples: int) -> CalibrationSet:
+def load(connector: Connector, config: Any, source: str | Path, max_samples: int, min_samples: int = MIN_SAMPLES) -> CalibrationSet:
     """Up to `max_samples` requests; files past those are not opened (arrays stay memory-mapped)."""
     specs = connector.inputs(config)
     source = Path(source)
@@ -118,8 +118,8 @@ def load(connector: Connector, config: Any, source: str | Path, max_samples: int
                 break
         if len(samples) == max_samples:
             break
-    if len(samples) < MIN_SAMPLES:
-        raise UsageError(f"{source} holds {len(samples)} samples; at least {MIN_SAMPLES} are needed (some are held out to check the result)")
+    if len(samples) < min_samples:
+        raise UsageError(f"{source} holds {len(samples)} samples; at least {min_samples} are needed (some are held out to check the result)")
     return CalibrationSet(samples, str(source.resolve()), "sha256:" + sha.hexdigest())
 
 

@@ -95,7 +95,7 @@ def features_command(
     """Run a vision tower over images and save the features a connector takes (for --calib)."""
     from rich.progress import Progress
 
-    from .calibration import features
+    from ..calibration import features
 
     with Progress(console=ui.err, transient=True) as bar:
         task = bar.add_task("extracting features", total=None)
@@ -130,9 +130,9 @@ def bench_command(
     plot: Optional[Path] = typer.Option(None, "--plot", help="Also write latency against batch size to this .png file."),
 ) -> None:
     """Time PyTorch, torch.compile, ONNX Runtime (fp32/fp16/int8) and TensorRT side by side on one connector."""
-    from .artifacts import check_writable, write_json
-    from .bench.run import parse_backends
-    from .report import bench_table, skipped_lines
+    from ..artifacts import check_writable, write_json
+    from ..bench.run import parse_backends
+    from ..report import bench_table, skipped_lines
 
     try:
         batches = [int(b) for b in batch.split(",") if b.strip()]
@@ -145,7 +145,7 @@ def bench_command(
                 raise typer.BadParameter(f"'{path}' must end in {suffix}", param_hint=option)
             check_writable(path, option)
     if plot is not None:
-        from .bench.plot import pyplot
+        from ..bench.plot import pyplot
 
         pyplot()
     with ui.status("starting") as status:
@@ -160,7 +160,7 @@ def bench_command(
         write_json(json_out, report.to_json())
         out.print(f"[green]wrote[/] {escape(str(json_out))}")
     if plot is not None:
-        from .bench.plot import write_plot
+        from ..bench.plot import write_plot
 
         write_plot(report, plot)
         out.print(f"[green]wrote[/] {escape(str(plot))}")

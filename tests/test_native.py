@@ -1,0 +1,174 @@
+"""Native resolution (Qwen2-VL, Qwen2.5-VL, Qwen3-VL, GLM-4V, Mistral 3): the grid tensors mmexport
+derives beside the graph agree with transformers' own helpers; several images of different
+sizes in one call each give what they give alone; the grid decides the answer (swapped grids do
+not match); a grid that cannot be is one clear error; every stage takes the artifact."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from conftest import assert_one_line, tiered
+from hf_models import image_features, image_inputs, save_model, write_photos
+
+import mmexport
+from mmexport.errors import InputError
+from mmexport.grids import qwen
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    made: dict[str, tuple] = {}
+
+    def get(model_type: str):
+        if model_type not in made:
+            folder = tmp_path_factory.mktemp(model_type)
+            model = save_model(model_type, folder / "model")
+            artifact = folder / "v.onnx"
+            mmexport.make(model=folder / "model", vision_tower=True, output=artifact)
+            made[model_type] = (folder, model, artifact)
+        return made[model_type]
+
+    return get
+
+
+def test_grid_tensors_are_transformers_own():
+    """Positions, frames, Qwen2.5-VL's windows (partial ones at the edges) and the resampling taps,
+    against transformers' vision_utils, on grids with several frames and odd window counts."""
+    from transformers.vision_utils import (
+        get_vision_cu_seqlens,
+        get_vision_interpolation_indices_and_weights,
+        get_vision_position_ids,
+        get_vision_window_index,
+    )
+
+    grid = np.array([[1, 4, 6], [1, 10, 6], [2, 4, 4], [1, 2, 2]])
+    at = qwen.patch_coordinates(grid, 2)
+    assert np.array_equal(np.stack([at["row"], at["col"]], -1), get_vision_position_ids(torch.tensor(grid), 2).numpy())
+    starts = get_vision_cu_seqlens(torch.tensor(grid)).numpy()
+    assert np.array_equal(np.searchsorted(starts[1:], np.arange(len(at["frame"])), side="right"), at["frame"])
+    index, starts = get_vision_window_index(torch.tensor(grid), 2, 56, 14)  # 2x2 merged tokens per window
+    theirs = np.empty(len(at["row"]), np.int64)
+    patches = (index.numpy()[:, None] * 4 + np.arange(4)).reshape(-1)
+    for window, (a, b) in enumerate(zip(starts[:-1].tolist(), starts[1:].tolist())):
+        theirs[patches[a:b]] = window
+    ours = qwen.window_ids(grid, at, 2, 2)
+    assert len(set(zip(ours.tolist(), theirs.tolist()))) == len(set(ours.tolist())) == len(set(theirs.tolist()))  # the same partition
+    for mode, corners in (("bilinear", True), ("bicubic", False)):
+        taps, weights = qwen.position_taps(grid, at, {"side": 5, "mode": mode, "align_corners": corners})
+        their_taps, their_weights = get_vision_interpolation_indices_and_weights(torch.tensor(grid), 5, mode, corners, spatial_merge_size=2)
+        assert np.array_equal(taps, their_taps.numpy()) and np.abs(weights - their_weights.numpy()).max() < 1e-6
+
+
+def test_grouped_attention_is_attention_within_each_group():
+    from mmexport.grids import groups
+    from mmexport.hf.native import grouped_attention
+
+    g = torch.Generator().manual_seed(0)
+    q, k, v = (torch.randn(10, 2, 4, generator=g) for _ in range(3))
+    ids = np.array([0, 0, 1, 1, 1, 0, 2, 2, 1, 1])
+    got = grouped_attention(q, k, v, tuple(torch.from_numpy(a) for a in groups(ids)), 0.5)
+    for group in range(3):
+        rows = np.flatnonzero(ids == group)
+        want = torch.nn.functional.scaled_dot_product_attention(*(x[rows].transpose(0, 1) for x in (q, k, v)), scale=0.5).transpose(0, 1)
+        assert torch.allclose(got[rows], want, atol=1e-6)
+
+
+def _slices(model_type, runtime, inputs, model):
+    """Each image alone through the artifact, in the processor's layout."""
+    if model_type == "mistral3":
+        return [
+            {"pixel_values": inputs["pixel_values"][i : i + 1, :, : int(h), : int(w)].numpy(), "image_sizes": inputs["image_sizes"][i : i + 1].numpy()}
+            for i, (h, w) in enumerate(inputs["image_sizes"])
+        ]
+    counts = inputs["image_grid_thw"].prod(1).tolist()
+    starts = np.cumsum([0, *counts])
+    return [
+        {"pixel_values": inputs["pixel_values"][a:b].numpy(), "image_grid_thw": inputs["image_grid_thw"][i : i + 1].numpy()}
+        for i, (a, b) in enumerate(zip(starts[:-1], starts[1:]))
+    ]
+
+
+@pytest.mark.parametrize("model_type", tiered(["qwen2_5_vl", "qwen3_vl", "glm4v", "mistral3", "qwen2_vl"], fast={"qwen2_5_vl"}))
+def test_each_image_gives_what_it_gives_alone(exported, model_type):
+    _, model, artifact = exported(model_type)
+    runtime = mmexport.load(artifact)
+    inputs = image_inputs(model_type, 3)
+    grids = inputs.get("image_grid_thw", inputs.get("image_sizes"))
+    assert len({tuple(g.tolist()) for g in grids}) == 3  # three images, three sizes
+    together = runtime(**{k: v.numpy() for k, v in inputs.items()})
+    name = runtime.outputs[0].name
+    rows = 0
+    for alone in _slices(model_type, runtime, inputs, model):
+        own = runtime(**alone)[name]
+        part = together[name][rows : rows + len(own)]
+        assert np.abs(part - own).max() <= 1e-5 * np.abs(own).max()
+        rows += len(own)
+    assert rows == len(together[name])
+
+
+@pytest.mark.parametrize("model_type", tiered(["qwen2_5_vl", "qwen3_vl"], fast={"qwen2_5_vl"}))
+def test_swapped_grids_do_not_match(exported, model_type):
+    """Two photos of transposed sizes (grids 4x6 and 6x4 patches of merged blocks) with their grid
+    rows swapped: the input is accepted (the counts agree) and the answer is not transformers'."""
+    from hf_models import photos, processor
+
+    _, model, artifact = exported(model_type)
+    runtime = mmexport.load(artifact)
+    unit = model.config.vision_config.patch_size * model.config.vision_config.spatial_merge_size
+    pictures = [p.resize(size) for p, size in zip(photos(2), ((2 * unit, 3 * unit), (3 * unit, 2 * unit)))]
+    inputs = {k: v for k, v in processor(model_type)(images=pictures, return_tensors="pt").items() if k in ("pixel_values", "image_grid_thw")}
+    assert inputs["image_grid_thw"][0].tolist() != inputs["image_grid_thw"][1].tolist()
+    expected = torch.cat([i.reshape(-1, i.shape[-1]) for i in image_features(model, inputs)[0]]).numpy()
+    name = runtime.outputs[0].name
+    correct = runtime(pixel_values=inputs["pixel_values"].numpy(), image_grid_thw=inputs["image_grid_thw"].numpy())[name]
+    assert np.abs(correct - expected).max() <= 1e-4 * np.abs(expected).max()
+    swapped = runtime(pixel_values=inputs["pixel_values"].numpy(), image_grid_thw=inputs["image_grid_thw"].flip(0).numpy())[name]
+    assert swapped.shape == expected.shape and np.abs(swapped - expected).max() > 1e-2 * np.abs(expected).max()
+
+
+def test_grids_that_cannot_be_are_one_clear_error(exported, tmp_path, cli):
+    _, _, artifact = exported("qwen2_5_vl")
+    runtime = mmexport.load(artifact)
+    inputs = {k: v.numpy() for k, v in image_inputs("qwen2_5_vl", 2).items()}
+    pixels, grid = inputs["pixel_values"], inputs["image_grid_thw"]
+    cases = {
+        "patches but image_grid_thw describes": (pixels[:-4], grid),
+        "not positive": (pixels, np.array([[1, 0, 4], *grid[1:]])),
+        "multiples of the merge size": (pixels, np.array([[1, 3, 4], *grid[1:]])),
+        "must be 3 [images, 3]": (pixels, grid[:, :2]),
+    }
+    for phrase, (p, g) in cases.items():
+        with pytest.raises(InputError, match=phrase.replace("[", r"\[").replace("]", r"\]")):
+            runtime(pixel_values=p, image_grid_thw=g.astype(np.int64))
+    np.savez(tmp_path / "bad.npz", pixel_values=pixels[:-4], image_grid_thw=grid)
+    assert_one_line(cli("check", artifact, "--inputs", tmp_path / "bad.npz"), 2, "image_grid_thw describes")
+
+
+@pytest.mark.slow
+def test_native_side_every_stage(exported, tmp_path, cli):
+    """Qwen2.5-VL's vision side: fp16 and int8 calibrated on photos through its processor (each
+    photo its own grid), check on them, a TensorRT-RTX fp16 engine for sm89 whose profiles span
+    the patch range, a Triton entry, bench against transformers."""
+    folder, _, artifact = exported("qwen2_5_vl")
+    photos = tmp_path / "photos"
+    write_photos(photos)
+    for precision in ("fp16", "int8"):
+        result = cli("quantize", artifact, "--precision", precision, "--calib", photos, "-o", tmp_path / f"v.{precision}.onnx", "--json")
+        assert result.code in (0, 1), result
+        if result.code == 1:  # a refusal names its cause
+            assert "in '" in result.stderr or "int8" in result.stderr, result
+            continue
+        assert cli("check", tmp_path / f"v.{precision}.onnx").code == 0
+    built = cli("trt", tmp_path / "v.fp16.onnx", "--flavor", "tensorrt-rtx", "--arch", "sm89", "-o", tmp_path / "v.engine", "--json")
+    assert built.code == 0, built
+    profile = json.loads(built.stdout)["engine"]["profiles"][0]
+    assert profile["pixel_values"]["max"][0] == 16384 and "window_index" in profile
+    bench = cli(
+        "bench", "--model", folder / "model", "--vision-tower", "--backends", "torch,ort", "--batch", "1,2", "--iters", "2", "--json", tmp_path / "b.json"
+    )
+    assert bench.code == 0, bench
+    report = json.loads((tmp_path / "b.json").read_text())
+    assert all(r["cosine"] > 0.99999 for r in report["results"]) and any("grid tensors derived" in n for n in report["notes"])
