@@ -155,9 +155,10 @@ def _job(artifact: Path, ref: Reference, options: QuantizeOptions, tolerance: To
     release()
     score = _gate_function(staging.path(".search.onnx"), reference, search_cases, tolerance, "search samples", ref.grid)
     gate = _gate_function(staging.path(), reference, gate_cases, tolerance, inputs, ref.grid)
+    probe = fit or [case.feeds for case in search_cases]  # without calibration data, the gate's own inputs
     if ref.grid is not None:  # ranges are measured on the graph, which takes the derived inputs
-        fit = [ref.grid(sample) for sample in fit]
-    return VariantJob(lambda: _fp32_graph(artifact), ref.connector, ref.config, options, tolerance, fit, score=score, gate=gate, step=step)
+        fit, probe = [ref.grid(sample) for sample in fit], [ref.grid(sample) for sample in probe]
+    return VariantJob(lambda: _fp32_graph(artifact), ref.connector, ref.config, options, tolerance, fit, score=score, gate=gate, step=step, probe=probe)
 
 
 def _fp32_graph(artifact: Path) -> onnx.ModelProto:

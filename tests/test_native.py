@@ -172,3 +172,43 @@ def test_native_side_every_stage(exported, tmp_path, cli):
     assert bench.code == 0, bench
     report = json.loads((tmp_path / "b.json").read_text())
     assert all(r["cosine"] > 0.99999 for r in report["results"]) and any("grid tensors derived" in n for n in report["notes"])
+
+
+def _typed(model) -> dict[str, int]:
+    """Element type of every tensor: value_info, outputs, initializers and what each Cast makes."""
+    types = {v.name: v.type.tensor_type.elem_type for v in [*model.graph.value_info, *model.graph.output, *model.graph.input]}
+    types |= {t.name: t.data_type for t in model.graph.initializer}
+    types |= {n.output[0]: next(a.i for a in n.attribute if a.name == "to") for n in model.graph.node if n.op_type == "Cast"}
+    return types
+
+
+def test_fp16_keeps_the_layers_that_overflow_in_fp32(tmp_path, cli):
+    """A tower with massive activations (one block's MLP writes ~1e6 into the residual stream, as
+    some released towers do past fp16's 65504): a plain conversion types those tensors fp16 (inf
+    wherever fp16 is computed: TensorRT; ONNX Runtime's CPU provider computes most ops in fp32 and
+    hides it); the variant measures where they are and keeps those layers in fp32, and passes."""
+    import onnx
+
+    from mmexport.precisions.fp16_graph import to_fp16
+    from mmexport.precisions.fp16_measure import OVERFLOW, ROUNDING, float_tensors, maxima
+
+    model = save_model("qwen2_5_vl", tmp_path / "plain")
+    with torch.no_grad():
+        model.model.visual.blocks[0].mlp.down_proj.weight.mul_(1e8)  # its output reaches ~1e6
+    model.to(torch.bfloat16).save_pretrained(tmp_path / "massive")
+    (tmp_path / "massive" / "preprocessor_config.json").write_bytes((tmp_path / "plain" / "preprocessor_config.json").read_bytes())
+    assert cli("onnx", "--model", tmp_path / "massive", "--vision-tower", "-o", tmp_path / "v.onnx").code == 0
+    fp32 = onnx.load(str(tmp_path / "v.onnx"))
+    feeds = mmexport.load(tmp_path / "v.onnx").record.grid({k: v.numpy() for k, v in image_inputs("qwen2_5_vl", 2).items()})
+    huge = {name for name, value in maxima(fp32, float_tensors(fp32), [feeds]).items() if value > 65504}
+    assert huge and all(_typed(to_fp16(onnx.load(str(tmp_path / "v.onnx"))))[name] == onnx.TensorProto.FLOAT16 for name in huge)
+    result = cli("quantize", tmp_path / "v.onnx", "--precision", "fp16", "--json")
+    assert result.code == 0, result
+    reasons = json.loads(result.stdout)["quantization"]["kept_fp32"]["reasons"]
+    assert reasons[OVERFLOW]["max_abs"] > 65504 and reasons[ROUNDING]["first"]  # the rotary angles and their arithmetic too
+    converted = onnx.load(str(tmp_path / "v.fp16.onnx"))
+    variant, nodes = _typed(converted), {n.name: n for n in converted.graph.node}
+    touching = [n.name for n in fp32.graph.node if huge & {*n.input, *n.output}]
+    for name in touching:  # every layer that carries those values computes in fp32, inputs included
+        assert all(variant.get(i) in (onnx.TensorProto.FLOAT, onnx.TensorProto.INT64, onnx.TensorProto.BOOL) for i in nodes[name].input if i), name
+    assert cli("check", tmp_path / "v.fp16.onnx").code == 0

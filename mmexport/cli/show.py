@@ -33,8 +33,11 @@ def print_variant(result: api.VariantResult) -> None:
             f"ranges {q['method']}, SmoothQuant alpha {q['smooth_alpha'] or 'off'}, the rest {q['high_precision']} (--target {result.record.target})"
         )
         facts += [f"{name}: {why}" for name, why in q["kept"].items()]
-    if q.get("kept_fp32"):
-        facts.append("kept in fp32: " + ", ".join(q["kept_fp32"]))
+    kept = q.get("kept_fp32") or {}
+    for why, entry in (kept.get("reasons") or {}).items():
+        facts.append(f"{entry['nodes']} nodes kept in fp32 ({why}, |x| up to {entry['max_abs']:g})")
+    if q.get("kept_fp32_ops"):
+        facts.append("op types kept in fp32: " + ", ".join(q["kept_fp32_ops"]))
     for fact in facts:
         out.print(f"  {escape(fact)}", highlight=False)
     out.print(f"[green]wrote[/] {escape(str(result.path))} and its manifest in {result.seconds:.1f} s", soft_wrap=True)

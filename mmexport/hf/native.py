@@ -13,13 +13,17 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+MASKED = 10000.0
+
 
 def grouped_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, groups: tuple[torch.Tensor, ...], scale: float) -> torch.Tensor:
     """Attention within groups: q, k, v [patches, heads, d]; groups = (index [G, L], valid [G, L],
     inverse [patches]). Padding slots are masked as keys; their query rows are never read back."""
     index, valid, inverse = groups
     gathered = [x[index].transpose(1, 2) for x in (q, k, v)]  # [G, heads, L, d]
-    out = F.scaled_dot_product_attention(*gathered, attn_mask=valid[:, None, None, :], scale=scale)
+    # A finite large negative on padding keys (as every mmexport mask): fp16 graphs stay finite.
+    bias = (valid.to(q.dtype) - 1.0)[:, None, None, :] * MASKED
+    out = F.scaled_dot_product_attention(*gathered, attn_mask=bias, scale=scale)
     return out.transpose(1, 2).flatten(0, 1)[inverse]  # [patches, heads, d]
 
 

@@ -44,6 +44,7 @@ class VariantJob:
     score: Callable[[onnx.ModelProto], ParityReport]  # on the search samples
     gate: Callable[[onnx.ModelProto], ParityReport]  # on the held-out samples: the verdict
     step: Callable[[str], None] = lambda message: None
+    probe: list[Feeds] = field(default_factory=list)  # graph feeds where activations are measured: the fit samples, else the gate's inputs
 
     @property
     def high_precision(self) -> str:
