@@ -88,6 +88,35 @@ def export(cli, tmp_path, connector, weights, *extra):
     return out, json.loads((tmp_path / f"{connector}.onnx.json").read_text())
 
 
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def triton_backends(folder: Path) -> tuple[str, dict[str, str]]:
+    """PyTriton's tritonserver binary and a backend folder with its Python backend, for running
+    a repository mmexport wrote in the real server (environment: this interpreter's libpython)."""
+    import shutil
+    import sys
+    import sysconfig
+
+    import pytriton
+
+    package = Path(pytriton.__file__).parent
+    python = folder / "python"
+    python.mkdir(parents=True)
+    for name in ("libtriton_python.so", "triton_python_backend_utils.py"):
+        shutil.copy2(package / "tritonserver" / "backends" / "python" / name, python / name)
+    stub = package / "tritonserver" / "python_backend_stubs" / f"{sys.version_info.major}.{sys.version_info.minor}" / "triton_python_backend_stub"
+    shutil.copy2(stub, python / "triton_python_backend_stub")
+    libs = [sysconfig.get_config_var("LIBDIR") or "", str(package.parent / "nvidia_pytriton.libs")]
+    env = dict(os.environ, LD_LIBRARY_PATH=":".join(libs + [os.environ.get("LD_LIBRARY_PATH", "")]), PYTHONPATH=str(Path(__file__).parent))
+    return str(package / "tritonserver" / "bin" / "tritonserver"), env
+
+
 REFERENCE_ERRORS: dict[str, tuple[float, float]] = {}  # test -> (worst rel error, worst cosine)
 
 

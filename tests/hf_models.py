@@ -401,3 +401,33 @@ def save_release_llava_vision(folder: Path) -> None:
         save_file(tensors, folder / name)
     weight_map = {key: name for name, tensors in shards.items() for key in tensors}
     (folder / "model.safetensors.index.json").write_text(json.dumps({"weight_map": weight_map}))
+
+
+def save_release_qwen25_vision(folder: Path) -> None:
+    """Qwen2.5-VL-7B's vision side at release size (32 blocks, width 1280, 16 heads, window 112,
+    full attention in blocks 7/15/23/31, merger to 3584: ~670M parameters) with random weights,
+    in bf16, in a folder whose config.json is the released one's shape, with the released
+    processor settings. Only the tower's tensors are written: mmexport never reads the LLM's."""
+    import json
+
+    from safetensors.torch import save_file
+    from transformers import Qwen2_5_VLConfig, Qwen2VLImageProcessor
+    from transformers.models.qwen2_5_vl.modeling_qwen2_5_vl import Qwen2_5_VisionTransformerPretrainedModel
+
+    vision = dict(depth=32, hidden_size=1280, intermediate_size=3420, num_heads=16, out_hidden_size=3584, window_size=112)
+    vision |= dict(fullatt_block_indexes=[7, 15, 23, 31], patch_size=14, spatial_merge_size=2, temporal_patch_size=2, hidden_act="silu")
+    text = dict(hidden_size=3584, intermediate_size=18944, num_hidden_layers=28, num_attention_heads=28, num_key_value_heads=4, vocab_size=152064)
+    config = Qwen2_5_VLConfig(vision_config=vision, text_config=text | {"rope_scaling": {"type": "mrope", "mrope_section": [16, 24, 24]}})
+    folder.mkdir(parents=True, exist_ok=True)
+    config.save_pretrained(folder)
+    Qwen2VLImageProcessor(size={"shortest_edge": 56 * 56, "longest_edge": 28 * 28 * 16384}).save_pretrained(folder)  # as released
+    torch.manual_seed(0)
+    tower = Qwen2_5_VisionTransformerPretrainedModel(config.vision_config).to(torch.bfloat16)
+    state = {f"model.visual.{k}": v.contiguous() for k, v in tower.state_dict().items()}
+    del tower
+    keys = sorted(state)
+    shards = {f"model-0000{i + 1}-of-00002.safetensors": keys[i::2] for i in range(2)}
+    for name, names in shards.items():
+        save_file({k: state[k] for k in names}, folder / name)
+    weight_map = {key: name for name, names in shards.items() for key in names}
+    (folder / "model.safetensors.index.json").write_text(json.dumps({"weight_map": weight_map}))

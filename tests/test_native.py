@@ -212,3 +212,57 @@ def test_fp16_keeps_the_layers_that_overflow_in_fp32(tmp_path, cli):
     for name in touching:  # every layer that carries those values computes in fp32, inputs included
         assert all(variant.get(i) in (onnx.TensorProto.FLOAT, onnx.TensorProto.INT64, onnx.TensorProto.BOOL) for i in nodes[name].input if i), name
     assert cli("check", tmp_path / "v.fp16.onnx").code == 0
+
+
+@pytest.mark.slow
+def test_triton_ensemble_derives_the_grid_in_a_real_server(exported, tmp_path):
+    """The repository entry takes pixel_values and image_grid_thw: NAME_grid (Python backend,
+    mmexport's derivation) then NAME_graph. Run in PyTriton's real tritonserver, the graph step
+    on its ONNX through ONNX Runtime (that server has no onnxruntime backend): the ensemble
+    answers as the runtime does, and a bad grid is one error to that client while serving goes on."""
+    import shutil
+    import subprocess
+    import time
+
+    import tritonclient.http as http
+    from conftest import free_port, triton_backends
+
+    _, model, artifact = exported("qwen2_5_vl")
+    repo = tmp_path / "repo"
+    mmexport.write_triton(artifact, repo, "vision")
+    config = (repo / "vision_graph" / "config.pbtxt").read_text().replace('platform: "onnxruntime_onnx"', 'backend: "python"')
+    (repo / "vision_graph" / "config.pbtxt").write_text(config)
+    shutil.copy2(__import__("triton_onnx_step").__file__, repo / "vision_graph" / "1" / "model.py")
+    port = free_port()
+    server, env = triton_backends(tmp_path / "backends")
+    args = [server, f"--model-repository={repo}", f"--backend-directory={tmp_path / 'backends'}", f"--http-port={port}", "--http-address=127.0.0.1"]
+    args += ["--allow-grpc=false", "--allow-metrics=false"]
+    proc = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        client = http.InferenceServerClient(f"127.0.0.1:{port}")
+        for _ in range(240):
+            try:
+                if client.is_model_ready("vision"):
+                    break
+            except Exception:
+                pass
+            assert proc.poll() is None, proc.stderr.read()
+            time.sleep(0.5)
+
+        def infer(inputs):
+            request = []
+            for name, value in inputs.items():
+                tensor = http.InferInput(name, list(value.shape), "FP32" if value.dtype == np.float32 else "INT64")
+                tensor.set_data_from_numpy(value)
+                request.append(tensor)
+            return client.infer("vision", request).as_numpy("image_embeds")
+
+        inputs = {k: v.numpy() for k, v in image_inputs("qwen2_5_vl", 3).items()}
+        expected = mmexport.load(artifact)(**inputs)["image_embeds"]
+        assert np.abs(infer(inputs) - expected).max() <= 1e-5 * np.abs(expected).max()
+        with pytest.raises(Exception, match="image_grid_thw describes"):
+            infer({"pixel_values": inputs["pixel_values"][:-4], "image_grid_thw": inputs["image_grid_thw"]})
+        assert np.abs(infer(inputs) - expected).max() <= 1e-5 * np.abs(expected).max()  # still serving
+    finally:
+        proc.kill()
+        proc.wait(30)

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import statistics
 import subprocess
 import threading
@@ -16,7 +15,7 @@ import numpy as np
 import pytest
 import tritonclient.grpc as grpcclient
 import tritonclient.http as httpclient
-from conftest import assert_one_line, ort_run
+from conftest import assert_one_line, free_port, ort_run
 from google.protobuf import text_format
 from references import save_llava_projector
 from tritonclient.grpc import model_config_pb2
@@ -129,12 +128,6 @@ def test_triton_repository_for_engine_and_unbatched(cli, tmp_path, monkeypatch):
     assert cli("triton", tmp_path / "pm.onnx", "--repo", tmp_path / "repo").code == 0
     config = parse_config(tmp_path / "repo" / "pm" / "config.pbtxt")
     assert config.max_batch_size == 0 and list(config.input[0].dims) == [-1, 16] and not config.HasField("dynamic_batching")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")

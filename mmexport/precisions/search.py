@@ -16,6 +16,7 @@ from ..specs import Tolerance
 from . import qdq, ranges
 from .base import Made, VariantJob
 from .fp16_graph import to_fp16
+from .fp16_measure import keep_fp32, summary
 from .graph import weight_macs, weighted_nodes
 from .smoothquant import smooth
 
@@ -78,6 +79,8 @@ class Search:
         axes = {n.input[0]: (1 if n.op_type == "Conv" else -1) for n in self.nodes}
         job.step(f"measuring activation ranges on {len(job.fit)} samples")
         self.stats = ranges.activation_stats(source, axes, job.fit)
+        # fp16 surroundings (TensorRT) keep in fp32 what would overflow or round too coarsely there
+        self.fp32_nodes = keep_fp32(source, job.fit) if job.high_precision == "fp16" else {}
         del source
         release()
         self.channel_amax = self.stats.channel_amax
@@ -105,7 +108,7 @@ class Search:
     def finish(self, candidate: Candidate) -> onnx.ModelProto:
         """The surroundings: fp16 for TensorRT, fp32 for ONNX Runtime's CPU provider."""
         if not candidate.finished and self.job.high_precision == "fp16":
-            candidate.model = to_fp16(candidate.model, self.job.options.io == "fp16")
+            candidate.model = to_fp16(candidate.model, self.job.options.io == "fp16", keep_fp32_nodes=list(self.fp32_nodes))
         candidate.finished = True
         return candidate.model
 
@@ -208,6 +211,7 @@ class Search:
             "quantized_mac_share": round(low / total, 4),
             "kept": chosen.kept,
             "placement": "Q/DQ on the activation and weight inputs of weighted MatMul/Gemm/Conv only",
+            "kept_fp32": summary(self.fp32_nodes) if self.fp32_nodes else None,
             "search": self.tried,
         }
 

@@ -44,7 +44,7 @@ def batch_limit(record: ArtifactRecord) -> int | None:
 def config_text(record: ArtifactRecord, name: str, max_batch: int, instances: int, kind: str) -> str:
     pb, text_format = _schema()
     config = pb.ModelConfig(name=name, platform=PLATFORMS[record.kind][0], max_batch_size=max_batch)
-    for specs, field in ((record.inputs, config.input), (record.outputs, config.output)):
+    for specs, field in ((record.graph_inputs, config.input), (record.outputs, config.output)):
         for spec in specs:
             _tensor(field.add(), spec, max_batch > 0, pb)
     if max_batch > 0:
@@ -79,6 +79,53 @@ def max_batch_size(record: ArtifactRecord, max_batch: int | None, default_cap: i
     return max_batch
 
 
+def _grid_config(record: ArtifactRecord, name: str, instances: int) -> str:
+    """The Python step that derives the graph's inputs from the processor's tensors."""
+    pb, text_format = _schema()
+    config = pb.ModelConfig(name=name, backend="python", max_batch_size=0)
+    for specs, field in ((record.inputs, config.input), (record.grid.inputs, config.output)):
+        for spec in specs:
+            _tensor(field.add(), spec, False, pb)
+    group = config.instance_group.add()
+    group.count, group.kind = instances, pb.ModelInstanceGroup.KIND_CPU
+    config.parameters["grid"].string_value = json.dumps(record.grid.to_json())
+    return text_format.MessageToString(config)
+
+
+def _ensemble_config(record: ArtifactRecord, name: str) -> str:
+    """NAME: the processor's tensors in, the graph's outputs out, through NAME_grid then NAME_graph."""
+    pb, text_format = _schema()
+    config = pb.ModelConfig(name=name, platform="ensemble", max_batch_size=0)
+    for specs, field in ((record.inputs, config.input), (record.outputs, config.output)):
+        for spec in specs:
+            _tensor(field.add(), spec, False, pb)
+    derive = config.ensemble_scheduling.step.add(model_name=f"{name}_grid", model_version=-1)
+    graph = config.ensemble_scheduling.step.add(model_name=f"{name}_graph", model_version=-1)
+    for spec in record.inputs:
+        derive.input_map[spec.name] = spec.name
+    for spec in record.grid.inputs:
+        derive.output_map[spec.name] = f"derived_{spec.name}"
+        graph.input_map[spec.name] = f"derived_{spec.name}"
+    for spec in record.outputs:
+        graph.output_map[spec.name] = spec.name
+    config.parameters["mmexport"].string_value = json.dumps({"connector": record.connector, "precision": record.precision, "model": record.model})
+    return text_format.MessageToString(config)
+
+
+def _write_entry(repo: Path, name: str, files: dict[str, bytes | Path]) -> Path:
+    """One repository entry, staged and renamed into place whole (an old one replaced only then)."""
+    with Staging(repo / name, folder_output=True) as staging:
+        for relative, content in files.items():
+            target = staging.dir / relative
+            target.parent.mkdir(parents=True, exist_ok=True)
+            if isinstance(content, Path):
+                shutil.copy2(content, target)
+            else:
+                target.write_bytes(content)
+        staging.commit_folder()
+    return repo / name
+
+
 def write_repository(
     artifact: str | Path, repo: str | Path, name: str | None = None, max_batch: int | None = None, instances: int = 1, kind: str = "cpu"
 ) -> Path:
@@ -94,13 +141,15 @@ def write_repository(
     name = name or artifact.name.split(".")[0]
     if not NAME.fullmatch(name):
         raise UsageError(f"--name '{name}' is not a Triton model name; use letters, digits, '_', '.' and '-'")
-    text = config_text(record, name, max_batch_size(record, max_batch), instances, kind)
     repo.mkdir(parents=True, exist_ok=True)
-    with Staging(repo / name, folder_output=True) as staging:
-        (staging.dir / "1").mkdir()
-        shutil.copy2(artifact, staging.dir / "1" / PLATFORMS[record.kind][1])
-        if record.external_data:
-            shutil.copy2(artifact.parent / record.external_data, staging.dir / "1" / record.external_data)
-        (staging.dir / "config.pbtxt").write_text(text)
-        staging.commit_folder()
+    graph_name = f"{name}_graph" if record.grid is not None else name
+    files: dict[str, bytes | Path] = {"config.pbtxt": config_text(record, graph_name, max_batch_size(record, max_batch), instances, kind).encode()}
+    files[f"1/{PLATFORMS[record.kind][1]}"] = artifact
+    if record.external_data:
+        files[f"1/{record.external_data}"] = artifact.parent / record.external_data
+    _write_entry(repo, graph_name, files)
+    if record.grid is not None:  # the grid tensors are derived in a Python step, ahead of the graph
+        grid_model = Path(__file__).with_name("triton_grid.py")
+        _write_entry(repo, f"{name}_grid", {"config.pbtxt": _grid_config(record, f"{name}_grid", instances).encode(), "1/model.py": grid_model})
+        _write_entry(repo, name, {"config.pbtxt": _ensemble_config(record, name).encode(), "1/.keep": b""})
     return repo / name

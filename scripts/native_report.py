@@ -1,0 +1,138 @@
+"""Figures for Qwen2.5-VL-7B's vision side at release size (~670M parameters, random weights, a bf16
+folder shaped as released): export + gate wall time and peak RSS; the gate on one 448x448 photo
+and on four photos of mixed sizes in one call; how time and memory grow with the patch count
+(256, 1024, 4096); ONNX Runtime against PyTorch eager and torch.compile in one bench run (with
+the time spent deriving the grid tensors); fp16 and int8 variants (photos through the folder's
+processor) and a TensorRT-RTX fp16 engine for sm89.
+
+    python scripts/native_report.py [--folder /tmp/qwen25-vl-7b-vision] [--work /tmp/native-work] [--skip bench,int8,trt]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from hf_models import photos, save_release_qwen25_vision, write_photos  # noqa: E402  (the test suite's writers)
+from vision_report import timed  # noqa: E402
+
+MIXED = ((448, 448), (336, 560), (560, 336), (224, 224))  # (height, width)
+
+
+def processor_inputs(folder: Path, sizes: tuple[tuple[int, int], ...]) -> dict[str, np.ndarray]:
+    from transformers import AutoImageProcessor
+
+    pictures = [p.resize((w, h)) for p, (h, w) in zip(photos(len(sizes)), sizes)]
+    out = AutoImageProcessor.from_pretrained(folder)(images=pictures, return_tensors="np")
+    return {"pixel_values": out["pixel_values"].astype(np.float32), "image_grid_thw": out["image_grid_thw"].astype(np.int64)}
+
+
+def square(patches: int) -> dict[str, np.ndarray]:
+    side = int(patches**0.5)
+    return {"pixel_values": np.random.default_rng(0).standard_normal((patches, 1176)).astype(np.float32), "image_grid_thw": np.array([[1, side, side]])}
+
+
+def gate_on(onnx: Path, name: str, inputs: dict[str, np.ndarray], work: Path) -> str:
+    np.savez(work / f"{name}.npz", **inputs)
+    seconds, peak, out = timed("check", str(onnx), "--inputs", str(work / f"{name}.npz"), "--json", cwd=work)
+    worst = max(r["max_rel"] for r in json.loads(out)["rows"])
+    return f"{name} ({int(inputs['pixel_values'].shape[0])} patches): check {seconds:.0f} s, peak RSS {peak:.1f} GB, max rel {worst:.2e}"
+
+
+def runtime_growth(onnx: Path) -> list[str]:
+    import mmexport
+    from mmexport.bench.measure import resident_mb
+
+    runtime = mmexport.load(onnx)
+    lines = []
+    for patches in (256, 1024, 4096):
+        inputs = square(patches)
+        before = resident_mb()
+        runtime(**inputs)
+        times = []
+        for _ in range(3):
+            start = time.perf_counter()
+            runtime(**inputs)
+            times.append(time.perf_counter() - start)
+        lines.append(f"runtime {patches} patches: {1000 * sorted(times)[1]:.0f} ms per call (ONNX Runtime CPU), RSS +{resident_mb() - before:.0f} MB")
+    return lines
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--folder", type=Path, default=Path("/tmp/qwen25-vl-7b-vision"))
+    parser.add_argument("--work", type=Path, default=Path("/tmp/native-work"))
+    parser.add_argument("--skip", default="")
+    args = parser.parse_args()
+    skip = set(args.skip.split(","))
+    if not (args.folder / "config.json").exists():
+        save_release_qwen25_vision(args.folder)
+    args.work.mkdir(parents=True, exist_ok=True)
+    onnx = args.work / "qwen25-vision.onnx"
+    if "export" not in skip:
+        seconds, peak, _ = timed("onnx", "--model", str(args.folder), "--vision-tower", "-o", str(onnx), cwd=args.work)
+        record = json.loads(Path(str(onnx) + ".json").read_text())
+        worst = max(r["max_rel"] for r in record["parity"]["rows"])
+        print(f"export + gate: {seconds:.0f} s, peak RSS {peak:.1f} GB, ONNX {onnx.stat().st_size / 1e9:.2f} GB, worst max rel {worst:.2e}", flush=True)
+    if "gate" not in skip:
+        print(gate_on(onnx, "one-448", processor_inputs(args.folder, ((448, 448),)), args.work), flush=True)
+        print(gate_on(onnx, "four-mixed", processor_inputs(args.folder, MIXED), args.work), flush=True)
+        for patches in (256, 1024, 4096):
+            print(gate_on(onnx, f"square-{patches}", square(patches), args.work), flush=True)
+    if "runtime" not in skip:
+        for line in runtime_growth(onnx):
+            print(line, flush=True)
+    if "bench" not in skip:
+        bench_json = args.work / "bench.json"
+        timed(
+            "bench",
+            "--model",
+            str(args.folder),
+            "--vision-tower",
+            "--backends",
+            "torch,torch-compile,ort",
+            "--batch",
+            "1,4",
+            "--iters",
+            "5",
+            "--json",
+            str(bench_json),
+            cwd=args.work,
+        )
+        report = json.loads(bench_json.read_text())
+        for r in report["results"]:
+            print(f"bench {r['backend']:14s} images {r['batch']}: {r['median_ms']:.0f} ms, cosine {r['cosine']:.6f}", flush=True)
+        for note in report["notes"]:
+            print(f"bench note: {note}", flush=True)
+    photo_folder = args.work / "photos"
+    if not photo_folder.exists():
+        write_photos(photo_folder)
+    for precision in ("fp16", "int8"):
+        if precision in skip:
+            continue
+        extra = ["--calib", str(photo_folder)] if precision == "int8" else []
+        try:
+            seconds, peak, out = timed("quantize", str(onnx), "--precision", precision, *extra, "--json", cwd=args.work)
+        except SystemExit as refused:  # a refusal names its cause
+            print(f"{precision}: refused: {str(refused)[-600:]}", flush=True)
+            continue
+        record = json.loads(out)
+        rows = record["parity"]["rows"]
+        print(
+            f"{precision}: {seconds:.0f} s, peak RSS {peak:.1f} GB, worst cosine {min(r['cosine'] for r in rows):.6f}, kept {json.dumps(record['quantization'].get('kept_fp32'))[:300]}",
+            flush=True,
+        )
+    if "trt" not in skip:
+        seconds, peak, _ = timed("trt", str(args.work / "qwen25-vision.fp16.onnx"), "--flavor", "tensorrt-rtx", "--arch", "sm89", cwd=args.work)
+        print(f"TensorRT-RTX fp16 engine for sm89: {seconds:.0f} s, peak RSS {peak:.1f} GB", flush=True)
+
+
+if __name__ == "__main__":
+    main()
