@@ -19,6 +19,7 @@ from .engines import build as build_engine
 from .errors import UsageError
 from .exporter import ExportResult, export
 from .hf.attach import attach
+from .hf.encoder import encoder_outputs
 from .precisions import QuantizeOptions
 from .reference import Reference
 from .serving.runtime import load
@@ -90,6 +91,7 @@ __all__ = [
     "bench",
     "build_engine",
     "check",
+    "encoder_outputs",
     "export",
     "load",
     "make",

@@ -179,3 +179,21 @@ def test_mistral3_has_no_connector_graph(cli, folders, tmp_path):
 
     folder, _ = folders("mistral3")
     assert_one_line(cli("onnx", "--model", folder, "-o", tmp_path / "c.onnx"), 2, "no connector-only export", "--vision-tower")
+
+
+@pytest.mark.parametrize("model_type", tiered([m for m in ALL if m not in NO_ATTACH], fast={"qwen3_vl", "mllama"}))
+def test_encoder_outputs_in_transformers_forward(cli, folders, tmp_path, model_type):
+    """mmexport.encoder_outputs gives what the forward takes instead of pixel_values
+    (mm_encoder_outputs; Llama 3.2 Vision: cross_attention_states): the same logits."""
+    folder, model = folders(model_type)
+    assert cli("onnx", "--model", folder, "--vision-tower", "-o", tmp_path / "v.onnx").code == 0
+    images = image_inputs(model_type, 2)
+    text = prompt(model_type, model, images)
+    given = mmexport.encoder_outputs(tmp_path / "v.onnx", **images)
+    with torch.no_grad():
+        expected = model(**images, **text).logits
+        assert_close(model(**text, **given).logits.numpy(), expected)
+        if "mm_encoder_outputs" in given:  # the features matter: perturbed, the logits move
+            item = given["mm_encoder_outputs"]["image"]
+            item.pooler_output = [p * 1.5 for p in item.pooler_output] if isinstance(item.pooler_output, (list, tuple)) else item.pooler_output * 1.5
+            assert not np.allclose(model(**text, **given).logits.numpy(), expected.numpy(), atol=1e-5)

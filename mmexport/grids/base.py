@@ -31,6 +31,10 @@ class GridInputs:
                 raise InputError(f"{exc}; the request is larger than the artifact takes") from None
         return {spec.name: derived[spec.name] for spec in self.inputs}
 
+    def split(self, feeds: dict[str, np.ndarray]) -> list[int]:
+        """Tokens of each image (or sample), in order: how transformers splits the output."""
+        return importlib.import_module(f"{__package__}.{self.kind}").split(feeds, self.params)
+
     def to_json(self) -> dict[str, Any]:
         return {"kind": self.kind, "params": self.params, "inputs": [s.to_json() for s in self.inputs]}
 

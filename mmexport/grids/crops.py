@@ -55,7 +55,8 @@ def derive(feeds: dict[str, np.ndarray], params: dict[str, Any]) -> dict[str, np
     return {"pixel_values": pixels, "pixel_attention_mask": mask, "real_crops": np.flatnonzero(found).astype(np.int64)}
 
 
-def tokens_per_sample(pixels: np.ndarray, params: dict[str, Any]) -> list[int]:
+def split(feeds: dict[str, np.ndarray], params: dict[str, Any]) -> list[int]:
     """Tokens transformers hands the LLM per sample (its real crops times tokens per crop)."""
+    pixels = feeds["pixel_values"]
     found = real(pixels, params.get("keep_one", False)).reshape(pixels.shape[0], pixels.shape[1])
     return [int(n) * params["tokens_per_crop"] for n in found.sum(1)]

@@ -101,6 +101,7 @@ def merge_index(grid: np.ndarray, merge: int) -> np.ndarray:
     return np.concatenate(out).astype(np.int64)
 
 
-def tokens_per_image(sizes: np.ndarray, params: dict[str, Any]) -> list[int]:
+def split(feeds: dict[str, np.ndarray], params: dict[str, Any]) -> list[int]:
+    """Merged tokens of each image (how transformers splits the output per image)."""
     unit = params["patch"] * params["merge"]
-    return [int(n) for n in (np.asarray(sizes) // unit).prod(1)]
+    return [int(n) for n in (np.asarray(feeds["image_sizes"]) // unit).prod(1)]

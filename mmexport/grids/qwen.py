@@ -133,6 +133,6 @@ def derive(feeds: dict[str, np.ndarray], params: dict[str, Any]) -> dict[str, np
     return out
 
 
-def tokens_per_image(grid: np.ndarray, merge: int) -> list[int]:
+def split(feeds: dict[str, np.ndarray], params: dict[str, Any]) -> list[int]:
     """Merged tokens of each image (how transformers splits the output per image)."""
-    return [int(n) for n in np.asarray(grid).prod(1) // (merge * merge)]
+    return [int(n) for n in np.asarray(feeds["image_grid_thw"]).prod(1) // (params["merge"] ** 2)]

@@ -61,15 +61,20 @@ def _output_type() -> type:
     return ImageFeatures
 
 
-def _pooled(found: Detected, outputs: list[torch.Tensor], feeds: dict[str, Any]) -> tuple[Any, Any]:
-    """The graph's outputs in the containers transformers' get_image_features returns them in."""
-    family, first = found.family, outputs[0]
+def pooled(family: Any, record: ArtifactRecord, outputs: list[torch.Tensor], feeds: dict[str, Any]) -> tuple[Any, Any]:
+    """The graph's outputs in the containers transformers' get_image_features returns them in
+    (a tensor, a list per image, a list split by the record's grid), and the deepstack ones."""
+    first = outputs[0]
     if family.pooled == "stack":
         return list(first.unbind(0)), None
     if family.pooled == "split":
-        sizes = family.images.split({k: v.detach().cpu().numpy() for k, v in feeds.items()}, found.hf_config)
+        sizes = record.grid.split({k: v.detach().cpu().numpy() if isinstance(v, torch.Tensor) else v for k, v in feeds.items()})
         return tuple(first.split(sizes)), [tuple(level.split(sizes)) for level in outputs[1:]] or None
     return first, None
+
+
+def image_output(**fields: Any) -> Any:
+    return _output_type()(**fields)
 
 
 def attach_vision(model: nn.Module, runtime: Runtime, found: Detected) -> ArtifactModule:
@@ -89,8 +94,8 @@ def _answer(original: Callable, artifact: ArtifactModule, found: Detected) -> Ca
     @functools.wraps(original)  # generate() reads its signature to route the processor's tensors
     def get_image_features(*args: Any, **kwargs: Any) -> Any:
         feeds = {k: v for k, v in bind(original, args, kwargs).items() if k in artifact.dtypes}
-        pooled, deepstack = _pooled(found, artifact(**feeds), feeds)
-        return _output_type()(pooler_output=pooled, deepstack_features=deepstack)
+        features, deepstack = pooled(found.family, artifact.runtime.record, artifact(**feeds), feeds)
+        return image_output(pooler_output=features, deepstack_features=deepstack)
 
     return get_image_features
 

@@ -65,8 +65,6 @@ class Pixels:
     def grid(self, hf: Any) -> grids.GridInputs | None:
         return None
 
-    def split(self, feeds: dict[str, np.ndarray], hf: Any) -> list[int] | None:
-        return None
 
     def first_axis(self, hf: Any) -> Axis:
         return Axis(self.axis, 1, 1, self.max_rows)
@@ -119,8 +117,6 @@ class Crops:
         params = self.params(hf)
         return grids.GridInputs("crops", params, tuple(grids.get("crops").specs(params)))
 
-    def split(self, feeds: dict[str, np.ndarray], hf: Any) -> list[int]:
-        return grids.get("crops").tokens_per_sample(feeds["pixel_values"], self.params(hf))
 
     def first_axis(self, hf: Any) -> Axis:
         return grids.get("crops").axes(self.params(hf))["real_crops"]
@@ -190,8 +186,6 @@ class Patches:
         params = self.params(hf)
         return grids.GridInputs("qwen", params, tuple(grids.get("qwen").specs(params)))
 
-    def split(self, feeds: dict[str, np.ndarray], hf: Any) -> list[int]:
-        return grids.get("qwen").tokens_per_image(feeds["image_grid_thw"], hf.vision_config.spatial_merge_size)
 
     def first_axis(self, hf: Any) -> Axis:
         return grids.get("qwen").axes(self.params(hf))["patches"]
@@ -233,8 +227,6 @@ class Sized:
         params = self.params(hf)
         return grids.GridInputs("pixtral", params, tuple(grids.get("pixtral").specs(params)))
 
-    def split(self, feeds: dict[str, np.ndarray], hf: Any) -> list[int]:
-        return grids.get("pixtral").tokens_per_image(feeds["image_sizes"], self.params(hf))
 
     def first_axis(self, hf: Any) -> Axis:
         return grids.get("pixtral").axes(self.params(hf))["patches"]
@@ -284,8 +276,6 @@ class Tiles:
     def grid(self, hf: Any) -> grids.GridInputs | None:
         return None
 
-    def split(self, feeds: dict[str, np.ndarray], hf: Any) -> list[int] | None:
-        return None
 
     def first_axis(self, hf: Any) -> Axis:
         return self.inputs(hf)[0].dims[0]  # type: ignore[return-value]
