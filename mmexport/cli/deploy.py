@@ -73,10 +73,13 @@ def serve_command(
     metrics_port: int = typer.Option(8002, "--metrics-port"),
     max_batch: Optional[int] = typer.Option(None, "--max-batch", help="Dynamic batching limit; default min(16, what the artifact takes)."),
     device: str = typer.Option("cpu", "--device", help="cpu or cuda (ONNX); engines run on the GPU."),
+    model: Optional[Path] = typer.Option(None, "--model", "-m", help="The model folder of a vision-side artifact: also serve encoded images (NAME_images)."),
 ) -> None:
-    """Serve an artifact with a real Triton server (PyTriton): dynamic batching, HTTP and gRPC."""
+    """Serve an artifact with a real Triton server (PyTriton): dynamic batching, HTTP and gRPC; with --model, images in (an encoder service)."""
     try:
-        api.serve(artifact, name, host, http_port, grpc_port, metrics_port, max_batch, device, on_ready=lambda m: ui.err.print(m, highlight=False))
+        api.serve(
+            artifact, name, host, http_port, grpc_port, metrics_port, max_batch, device, on_ready=lambda m: ui.err.print(m, highlight=False), model_folder=model
+        )
     except KeyboardInterrupt:
         pass
     ui.err.print("server stopped")

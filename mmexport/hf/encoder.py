@@ -18,7 +18,6 @@ from ..serving.runtime import Runtime, load
 from . import family
 from .attach import image_output, pooled, record_part
 
-
 STILL_READ = ("image_grid_thw", "qformer_input_ids", "qformer_attention_mask")  # by the forward, beside the features
 
 

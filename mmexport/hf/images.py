@@ -65,9 +65,12 @@ class Pixels:
     def grid(self, hf: Any) -> grids.GridInputs | None:
         return None
 
-
     def first_axis(self, hf: Any) -> Axis:
         return Axis(self.axis, 1, 1, self.max_rows)
+
+    def collate(self, items: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+        """One call for several images the processor made one at a time (the encoder service)."""
+        return {name: np.concatenate([i[name] for i in items]) for name in items[0]}
 
     def request(self, hf: Any, images: int, seed: int = 0) -> Sample:
         """One request of `images` images (bench, synthetic calibration)."""
@@ -117,13 +120,26 @@ class Crops:
         params = self.params(hf)
         return grids.GridInputs("crops", params, tuple(grids.get("crops").specs(params)))
 
-
     def first_axis(self, hf: Any) -> Axis:
         return grids.get("crops").axes(self.params(hf))["real_crops"]
 
     def request(self, hf: Any, images: int, seed: int = 0) -> Sample:
         size = _side(hf.vision_config)[0]
         return {"pixel_values": _pixels((images, 1, 3, size, size), 1000 + seed), "pixel_attention_mask": torch.ones(images, 1, size, size, dtype=torch.long)}
+
+    def collate(self, items: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+        """Samples padded to the most crops (and largest crop) with zeros, as the processor pads."""
+        crops = max(i["pixel_values"].shape[1] for i in items)
+        height = max(i["pixel_values"].shape[3] for i in items)
+        width = max(i["pixel_values"].shape[4] for i in items)
+        pixels = np.zeros((sum(i["pixel_values"].shape[0] for i in items), crops, 3, height, width), np.float32)
+        mask = np.zeros(pixels.shape[:2] + pixels.shape[3:], np.int64)
+        row = 0
+        for item in items:
+            b, c, _, h, w = item["pixel_values"].shape
+            pixels[row : row + b, :c, :, :h, :w], mask[row : row + b, :c, :h, :w] = item["pixel_values"], item["pixel_attention_mask"]
+            row += b
+        return {"pixel_values": pixels, "pixel_attention_mask": mask}
 
 
 TYPICAL = ((448, 448), (336, 560), (560, 336), (224, 224))  # pixels: square first, then mixed aspect ratios
@@ -186,9 +202,11 @@ class Patches:
         params = self.params(hf)
         return grids.GridInputs("qwen", params, tuple(grids.get("qwen").specs(params)))
 
-
     def first_axis(self, hf: Any) -> Axis:
         return grids.get("qwen").axes(self.params(hf))["patches"]
+
+    def collate(self, items: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+        return {name: np.concatenate([i[name] for i in items]) for name in ("pixel_values", "image_grid_thw")}
 
     def request(self, hf: Any, images: int, seed: int = 0) -> Sample:
         """`images` images of typical sizes (448x448 first, then mixed), as the processor grids them."""
@@ -227,9 +245,20 @@ class Sized:
         params = self.params(hf)
         return grids.GridInputs("pixtral", params, tuple(grids.get("pixtral").specs(params)))
 
-
     def first_axis(self, hf: Any) -> Axis:
         return grids.get("pixtral").axes(self.params(hf))["patches"]
+
+    def collate(self, items: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+        """Images padded to the largest with zeros (bottom and right), as the processor pads."""
+        height = max(i["pixel_values"].shape[2] for i in items)
+        width = max(i["pixel_values"].shape[3] for i in items)
+        pixels = np.zeros((sum(i["pixel_values"].shape[0] for i in items), 3, height, width), np.float32)
+        row = 0
+        for item in items:
+            b, _, h, w = item["pixel_values"].shape
+            pixels[row : row + b, :, :h, :w] = item["pixel_values"]
+            row += b
+        return {"pixel_values": pixels, "image_sizes": np.concatenate([i["image_sizes"] for i in items])}
 
     def request(self, hf: Any, images: int, seed: int = 0) -> Sample:
         unit = hf.vision_config.patch_size * hf.spatial_merge_size
@@ -276,9 +305,11 @@ class Tiles:
     def grid(self, hf: Any) -> grids.GridInputs | None:
         return None
 
-
     def first_axis(self, hf: Any) -> Axis:
         return self.inputs(hf)[0].dims[0]  # type: ignore[return-value]
+
+    def collate(self, items: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+        return {name: np.concatenate([i[name] for i in items]) for name in items[0]}
 
     def request(self, hf: Any, images: int, seed: int = 0) -> Sample:
         vision = hf.vision_config

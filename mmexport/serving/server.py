@@ -7,7 +7,7 @@ import os
 import signal
 import sysconfig
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 
@@ -57,6 +57,58 @@ def _infer_function(runtime: Runtime, batched: bool) -> Callable:
     return infer_each
 
 
+def _images_function(encoder: Any) -> Callable:
+    """The encoder service's batch: every image of every request in one artifact call; outputs
+    padded to the batch's most tokens, with each image's token count, grid, size and error."""
+    from pytriton.decorators import batch
+
+    @batch
+    def infer(image):
+        answers = encoder([bytes(row[0]) for row in image])
+        width = encoder_width(encoder)
+        tokens = max([len(a.embeddings) for a in answers if a.embeddings is not None] or [1])
+        embeds = np.zeros((len(answers), tokens, width), np.float32)
+        counts, grids, sizes = (np.zeros((len(answers), n), np.int64) for n in (1, 3, 2))
+        for k, answer in enumerate(answers):
+            if answer.embeddings is not None:
+                embeds[k, : len(answer.embeddings)], counts[k, 0] = answer.embeddings, len(answer.embeddings)
+            if answer.grid is not None:
+                grids[k] = answer.grid
+            if answer.size is not None:
+                sizes[k] = answer.size
+        errors = np.array([[a.error.encode()] for a in answers], dtype=np.object_)
+        producer = np.array([[encoder.producer.encode()]] * len(answers), dtype=np.object_)
+        return {"image_embeds": embeds, "image_tokens": counts, "image_grid_thw": grids, "image_sizes": sizes, "error": errors, "producer": producer}
+
+    return infer
+
+
+def encoder_width(encoder: Any) -> int:
+    """D of the answers: the outputs' widths side by side (Qwen3-VL's deepstack levels included)."""
+    return sum(int(s.dims[-1]) for s in encoder.runtime.outputs)
+
+
+def _bind_images(triton: Any, name: str, encoder: Any, max_batch: int) -> None:
+    from pytriton.model_config import DynamicBatcher, ModelConfig, Tensor
+
+    outputs = [
+        Tensor(name="image_embeds", dtype=np.float32, shape=(-1, encoder_width(encoder))),
+        Tensor(name="image_tokens", dtype=np.int64, shape=(1,)),
+        Tensor(name="image_grid_thw", dtype=np.int64, shape=(3,)),
+        Tensor(name="image_sizes", dtype=np.int64, shape=(2,)),
+        Tensor(name="error", dtype=bytes, shape=(1,)),
+        Tensor(name="producer", dtype=bytes, shape=(1,)),
+    ]
+    triton.bind(
+        model_name=name,
+        infer_func=_images_function(encoder),
+        inputs=[Tensor(name="image", dtype=bytes, shape=(1,))],
+        outputs=outputs,
+        config=ModelConfig(max_batch_size=max_batch, batcher=DynamicBatcher(max_queue_delay_microseconds=2000)),
+        strict=True,
+    )
+
+
 def serve(
     artifact: str | Path,
     name: str | None = None,
@@ -67,8 +119,10 @@ def serve(
     max_batch: int | None = None,
     device: str = "cpu",
     on_ready: Callable[[str], None] = lambda message: None,
+    model_folder: str | Path | None = None,
 ) -> None:
-    """Blocks until interrupted (Ctrl-C / SIGTERM)."""
+    """Blocks until interrupted (Ctrl-C / SIGTERM). With `model_folder` (the one the vision-side
+    artifact came from) it also serves NAME_images: encoded images in, embeddings out."""
     try:
         from pytriton.model_config import DynamicBatcher, ModelConfig, Tensor
         from pytriton.triton import Triton, TritonConfig
@@ -76,6 +130,11 @@ def serve(
         raise UsageError("`mmexport serve` needs PyTriton: pip install 'mmexport[serve]'") from exc
     runtime = load(artifact, device)
     name = name or Path(artifact).name.split(".")[0]
+    encoder = None
+    if model_folder is not None:
+        from .encoder import ImageEncoder
+
+        encoder = ImageEncoder(artifact, model_folder, device)
     max_batch = max_batch_size(runtime.record, max_batch, default_cap=16)
     batched = max_batch > 0
 
@@ -97,11 +156,15 @@ def serve(
             else ModelConfig(max_batch_size=0, batching=False),
             strict=True,
         )
+        if encoder is not None:  # under its name and as `images`, the one a client finds unasked
+            for served in (f"{name}_images", "images"):
+                _bind_images(triton, served, encoder, 16)
         triton.run()
         for note in runtime.notes:
             on_ready(f"note: {note}")
         on_ready(
             f"serving '{name}' ({runtime.record.connector}, {runtime.record.precision}, max batch {max_batch}) "
             f"on http://{host}:{http_port} and grpc {host}:{grpc_port}; ready at /v2/health/ready; Ctrl-C stops"
+            + (f"; images in at '{name}_images' (mmexport.client.embeddings)" if encoder is not None else "")
         )
         triton.serve()

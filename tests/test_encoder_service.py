@@ -1,0 +1,118 @@
+"""The encoder service (`mmexport serve ARTIFACT --model DIR`): a real Triton server (PyTriton)
+takes encoded images, runs the folder's own processor, answers with the embeddings in the layout
+vLLM takes (Qwen: image_embeds [tokens, D] and image_grid_thw; LLaVA: [images, tokens, D]) and
+what produced them; each bad image gets its own error while serving goes on."""
+
+from __future__ import annotations
+
+import io
+import os
+import signal
+import subprocess
+import time
+
+import numpy as np
+import pytest
+import torch
+from conftest import free_port
+from hf_models import image_features, photos, save_model
+
+import mmexport
+from mmexport.client import EncoderError, embeddings, request
+
+
+def png(image) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+@pytest.fixture(scope="module")
+def service(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("encoder")
+    model = save_model("qwen2_5_vl", folder / "model")
+    artifact = folder / "v.onnx"
+    mmexport.make(model=folder / "model", vision_tower=True, output=artifact)
+    http, grpc, metrics = free_port(), free_port(), free_port()
+    args = ["mmexport", "serve", str(artifact), "--model", str(folder / "model"), "--name", "vision"]
+    args += ["--http-port", str(http), "--grpc-port", str(grpc), "--metrics-port", str(metrics)]
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    import tritonclient.http as httpclient
+
+    client = httpclient.InferenceServerClient(f"127.0.0.1:{http}")
+    deadline = time.time() + 180
+    while time.time() < deadline:
+        try:
+            if client.is_model_ready("vision_images") and client.is_model_ready("images"):
+                break
+        except Exception:
+            pass
+        assert proc.poll() is None, proc.stderr.read()
+        time.sleep(0.5)
+    else:
+        os.killpg(proc.pid, signal.SIGKILL)
+        pytest.fail("the encoder service did not become ready in 180 s")
+    yield {"url": f"127.0.0.1:{http}", "model": model, "folder": folder / "model", "artifact": artifact}
+    os.killpg(proc.pid, signal.SIGKILL)
+
+
+def test_images_in_vllm_layout_out(service):
+    """Three photos of three sizes in one request: Qwen's rank-2 image_embeds and the grids, equal
+    to transformers' get_image_features on what the folder's processor makes of them."""
+    from transformers import AutoImageProcessor
+
+    pictures = [p.resize(size) for p, size in zip(photos(3), ((56, 84), (140, 84), (56, 112)))]  # (width, height)
+    value = embeddings(service["url"], [png(p) for p in pictures])
+    made = AutoImageProcessor.from_pretrained(service["folder"])(images=pictures, return_tensors="pt")
+    expected = torch.cat(image_features(service["model"], {k: made[k] for k in ("pixel_values", "image_grid_thw")})[0])
+    assert value["image_embeds"].dim() == 2 and torch.equal(value["image_grid_thw"], made["image_grid_thw"])
+    assert len({tuple(g) for g in value["image_grid_thw"].tolist()}) == 3
+    error = (value["image_embeds"] - expected).abs().max() / expected.abs().max()
+    assert error <= 1e-4, error
+    answers = request(service["url"], pictures[:1])  # a PIL image is sent as PNG
+    assert answers[0]["producer"]["artifact"] == "v.onnx" and answers[0]["producer"]["model"] == str(service["folder"].resolve())
+
+
+def bad_images() -> dict[str, bytes]:
+    from PIL import Image
+
+    photo = photos(1)[0]
+    jpeg = io.BytesIO()
+    photo.save(jpeg, format="JPEG")
+    huge = io.BytesIO()
+    Image.new("1", (20000, 20000)).save(huge, format="PNG")  # small on disk, 400M pixels decoded
+    return {
+        "cannot decode the image": jpeg.getvalue()[: len(jpeg.getvalue()) // 2],  # truncated
+        "smaller than 8 pixels": png(Image.new("RGB", (1, 1))),
+        "decompression bomb": huge.getvalue(),
+        "empty image": b"",
+        "not an image": b"GIF89a but not really an image",
+    }
+
+
+def test_bad_images_are_one_clear_error_each_and_serving_goes_on(service):
+    from PIL import Image
+
+    for phrase, data in bad_images().items():
+        with pytest.raises(EncoderError, match=phrase):
+            embeddings(service["url"], [png(photos(1)[0]), data])
+    cmyk = io.BytesIO()
+    photos(1)[0].convert("CMYK").save(cmyk, format="JPEG")
+    sixteen = png(Image.fromarray((np.asarray(photos(1)[0].convert("L"), dtype=np.uint16) * 257)))
+    for data in (cmyk.getvalue(), sixteen):  # valid images in other modes are converted, not refused
+        assert embeddings(service["url"], [data])["image_embeds"].shape[0] > 0
+    assert embeddings(service["url"], [png(photos(1)[0])])["image_embeds"].shape[0] > 0  # still serving
+
+
+def test_concurrent_clients_get_their_own_answers_in_order(service):
+    """8 clients, 3 requests each, all at once (dynamic batching): every answer is its own image's."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    pictures = [png(p) for p in photos(6)]
+    alone = [embeddings(service["url"], [p])["image_embeds"] for p in pictures]
+
+    def client(k: int) -> list[bool]:
+        return [torch.allclose(embeddings(service["url"], [pictures[(k + i) % 6]])["image_embeds"], alone[(k + i) % 6], atol=1e-5) for i in range(3)]
+
+    with ThreadPoolExecutor(8) as pool:
+        assert all(all(r) for r in pool.map(client, range(8)))
