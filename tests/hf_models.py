@@ -172,11 +172,11 @@ def _model_class(model_type: str):
     return lambda config: t.AutoModelForImageTextToText.from_config(config)
 
 
-def build(model_type: str, seed: int = 0):
+def build(model_type: str, seed: int = 0, config: Any = None):
     """A tiny random model with small non-zero weights everywhere (biases, gates and Gemma 3's
     zero-initialised projection included, so the image matters)."""
     torch.manual_seed(seed)
-    model = _model_class(model_type)(_config(model_type)).eval()
+    model = _model_class(model_type)(config or _config(model_type)).eval()
     with torch.no_grad():
         for parameter in model.parameters():
             parameter.add_(torch.randn_like(parameter) * 0.02)
@@ -186,7 +186,7 @@ def build(model_type: str, seed: int = 0):
     return model
 
 
-def save_model(model_type: str, folder: Path, seed: int = 0):
+def save_model(model_type: str, folder: Path, seed: int = 0, config: Any = None):
     """The folder a release looks like (bf16, sharded, with its processor); returns the model a
     user gets from it: from_pretrained in fp32."""
     import warnings
@@ -196,7 +196,7 @@ def save_model(model_type: str, folder: Path, seed: int = 0):
 
     with warnings.catch_warnings():  # Llama 4's complex rotary buffer is not saved: casting it loses nothing
         warnings.simplefilter("ignore", UserWarning)
-        build(model_type, seed).to(torch.bfloat16).save_pretrained(folder, max_shard_size="100KB")
+        build(model_type, seed, config).to(torch.bfloat16).save_pretrained(folder, max_shard_size="100KB")
     save_processor(model_type, folder)
     loader = t.ShieldGemma2ForImageClassification if model_type == "shieldgemma2" else AutoModelForImageTextToText
     return loader.from_pretrained(folder, dtype=torch.float32).eval()
