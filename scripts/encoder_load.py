@@ -12,7 +12,6 @@ import argparse
 import io
 import os
 import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -22,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-from conftest import free_port  # noqa: E402  (the test suite's helpers)
+from conftest import start_encoder_service  # noqa: E402  (the test suite's helpers)
 from hf_models import photos, save_model  # noqa: E402
 from test_encoder_service import bad_images  # noqa: E402
 
@@ -36,23 +35,6 @@ def png(image) -> bytes:
     return buffer.getvalue()
 
 
-def start(artifact: Path, folder: Path) -> tuple[subprocess.Popen, str]:
-    import tritonclient.http as http
-
-    ports = [str(free_port()) for _ in range(3)]
-    args = ["mmexport", "serve", str(artifact), "--model", str(folder), "--http-port", ports[0], "--grpc-port", ports[1], "--metrics-port", ports[2]]
-    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    client = http.InferenceServerClient(f"127.0.0.1:{ports[0]}")
-    for _ in range(600):
-        try:
-            if client.is_model_ready("images"):
-                return proc, f"127.0.0.1:{ports[0]}"
-        except Exception:
-            pass
-        time.sleep(0.5)
-    raise SystemExit("the service did not start")
-
-
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--model-type", default="qwen2_5_vl")
@@ -63,7 +45,7 @@ def main() -> None:
     save_model(args.model_type, work / "model")
     mmexport.make(model=work / "model", vision_tower=True, output=work / "v.onnx")
     pictures = [png(p.resize((w, h))) for p, (h, w) in zip(photos(6), ((448, 448), (336, 560), (560, 336), (224, 224), (448, 224), (224, 448)))]
-    proc, url = start(work / "v.onnx", work / "model")
+    proc, url = start_encoder_service(work / "v.onnx", work / "model")
     try:
         alone = [request(url, [p])[0]["embeddings"] for p in pictures]
 
@@ -84,7 +66,9 @@ def main() -> None:
         latencies = sorted(t for times, _ in results for t in times)
         total, wrong = len(latencies), sum(w for _, w in results)
         print(f"{args.clients} clients x {args.requests} requests of one photo (448x448 and mixed sizes, {args.model_type} tiny, ONNX Runtime CPU):")
-        print(f"  {total} answered, {wrong} wrong or out of order; {total / wall:.1f} images/s; p50 {1000 * latencies[total // 2]:.0f} ms, p99 {1000 * latencies[int(total * 0.99) - 1]:.0f} ms")
+        print(
+            f"  {total} answered, {wrong} wrong or out of order; {total / wall:.1f} images/s; p50 {1000 * latencies[total // 2]:.0f} ms, p99 {1000 * latencies[int(total * 0.99) - 1]:.0f} ms"
+        )
         for phrase, data in bad_images().items():
             try:
                 request(url, [data])

@@ -88,6 +88,48 @@ def export(cli, tmp_path, connector, weights, *extra):
     return out, json.loads((tmp_path / f"{connector}.onnx.json").read_text())
 
 
+@pytest.fixture(scope="module")
+def folders(tmp_path_factory):
+    """Tiny random model folders (bf16, with their processor), made once per test module."""
+    from hf_models import save_model
+
+    made: dict[str, tuple] = {}
+
+    def get(model_type: str):
+        if model_type not in made:
+            folder = tmp_path_factory.mktemp(model_type.replace("-", ""))
+            made[model_type] = (folder, save_model(model_type, folder))
+        return made[model_type]
+
+    return get
+
+
+def start_encoder_service(artifact: Path, folder: Path, name: str = "vision", timeout: float = 300) -> tuple[subprocess.Popen, str]:
+    """`mmexport serve ARTIFACT --model FOLDER` on loopback, once its images endpoint is ready."""
+    import signal
+    import time
+
+    import tritonclient.http as httpclient
+
+    http, grpc, metrics = free_port(), free_port(), free_port()
+    args = ["mmexport", "serve", str(artifact), "--model", str(folder), "--name", name]
+    args += ["--http-port", str(http), "--grpc-port", str(grpc), "--metrics-port", str(metrics)]
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    client = httpclient.InferenceServerClient(f"127.0.0.1:{http}")
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            if client.is_model_ready(f"{name}_images") and client.is_model_ready("images"):
+                return proc, f"127.0.0.1:{http}"
+        except Exception:
+            pass
+        if proc.poll() is not None:
+            raise AssertionError(proc.stderr.read() if proc.stderr else "the service exited")
+        time.sleep(0.5)
+    os.killpg(proc.pid, signal.SIGKILL)
+    raise AssertionError(f"the encoder service did not become ready in {timeout:.0f} s")
+
+
 def free_port() -> int:
     import socket
 

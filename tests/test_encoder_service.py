@@ -8,13 +8,11 @@ from __future__ import annotations
 import io
 import os
 import signal
-import subprocess
-import time
 
 import numpy as np
 import pytest
 import torch
-from conftest import free_port
+from conftest import start_encoder_service
 from hf_models import image_features, photos, save_model
 
 import mmexport
@@ -33,26 +31,8 @@ def service(tmp_path_factory):
     model = save_model("qwen2_5_vl", folder / "model")
     artifact = folder / "v.onnx"
     mmexport.make(model=folder / "model", vision_tower=True, output=artifact)
-    http, grpc, metrics = free_port(), free_port(), free_port()
-    args = ["mmexport", "serve", str(artifact), "--model", str(folder / "model"), "--name", "vision"]
-    args += ["--http-port", str(http), "--grpc-port", str(grpc), "--metrics-port", str(metrics)]
-    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
-    import tritonclient.http as httpclient
-
-    client = httpclient.InferenceServerClient(f"127.0.0.1:{http}")
-    deadline = time.time() + 180
-    while time.time() < deadline:
-        try:
-            if client.is_model_ready("vision_images") and client.is_model_ready("images"):
-                break
-        except Exception:
-            pass
-        assert proc.poll() is None, proc.stderr.read()
-        time.sleep(0.5)
-    else:
-        os.killpg(proc.pid, signal.SIGKILL)
-        pytest.fail("the encoder service did not become ready in 180 s")
-    yield {"url": f"127.0.0.1:{http}", "model": model, "folder": folder / "model", "artifact": artifact}
+    proc, url = start_encoder_service(artifact, folder / "model")
+    yield {"url": url, "model": model, "folder": folder / "model", "artifact": artifact}
     os.killpg(proc.pid, signal.SIGKILL)
 
 

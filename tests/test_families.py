@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 from conftest import tiered
-from hf_models import MODEL_TYPES, image_features, image_inputs, prompt, save_model
+from hf_models import MODEL_TYPES, image_features, image_inputs, prompt
 
 import mmexport
 from mmexport.hf import family
@@ -23,19 +23,6 @@ ALL = (*MODEL_TYPES, "llava_layers")  # llava_layers: LLaVA with a list of visio
 FAST = {"llava", "qwen2_5_vl", "idefics3"}
 NO_ATTACH = {"llama4": "transformers 5.24's own forward fails", "llava_next": "anyres packing in get_image_features", "llava_onevision": "same"}
 TOWERS = ("vision_tower", "vision_model", "visual")
-
-
-@pytest.fixture(scope="module")
-def folders(tmp_path_factory):
-    made: dict[str, tuple] = {}
-
-    def get(model_type: str):
-        if model_type not in made:
-            folder = tmp_path_factory.mktemp(model_type.replace("-", ""))
-            made[model_type] = (folder, save_model(model_type, folder))
-        return made[model_type]
-
-    return get
 
 
 def assert_close(actual: np.ndarray, expected: torch.Tensor, rel: float = 1e-4, cos: float = 0.99999) -> None:

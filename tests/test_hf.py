@@ -14,19 +14,6 @@ from conftest import assert_one_line
 from hf_models import image_inputs, save_model
 
 
-@pytest.fixture(scope="module")
-def folders(tmp_path_factory):
-    made: dict[str, tuple] = {}
-
-    def get(model_type: str):
-        if model_type not in made:
-            folder = tmp_path_factory.mktemp(model_type.replace("-", ""))
-            made[model_type] = (folder, save_model(model_type, folder))
-        return made[model_type]
-
-    return get
-
-
 def assert_close(actual: np.ndarray, expected: torch.Tensor) -> None:
     expected = expected.detach().double().numpy().reshape(actual.shape)
     rel = np.abs(actual - expected).max() / np.abs(expected).max()

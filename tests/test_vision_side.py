@@ -8,20 +8,7 @@ import json
 
 import numpy as np
 import pytest
-from hf_models import save_model, write_photos
-
-
-@pytest.fixture(scope="module")
-def folders(tmp_path_factory):
-    made: dict[str, tuple] = {}
-
-    def get(model_type: str):
-        if model_type not in made:
-            folder = tmp_path_factory.mktemp(model_type.replace("-", "") + "-vision")
-            made[model_type] = (folder, save_model(model_type, folder))
-        return made[model_type]
-
-    return get
+from hf_models import write_photos
 
 
 @pytest.fixture(scope="module")

@@ -8,12 +8,11 @@ import json
 import os
 import signal
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
 import torch
-from conftest import free_port
+from conftest import start_encoder_service
 from hf_models import photos
 from vllm_folders import PROMPTS, save_for_vllm
 
@@ -21,25 +20,6 @@ import mmexport
 
 VLLM = os.environ.get("MMEXPORT_VLLM_PYTHON")
 pytestmark = [pytest.mark.vllm, pytest.mark.skipif(not VLLM, reason="set MMEXPORT_VLLM_PYTHON to a vLLM interpreter (../shared/tools/vllm-cpu/setup)")]
-
-
-def start_service(artifact: Path, folder: Path) -> tuple[subprocess.Popen, str]:
-    import tritonclient.http as httpclient
-
-    http, grpc, metrics = free_port(), free_port(), free_port()
-    args = ["mmexport", "serve", str(artifact), "--model", str(folder), "--http-port", str(http), "--grpc-port", str(grpc), "--metrics-port", str(metrics)]
-    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
-    client = httpclient.InferenceServerClient(f"127.0.0.1:{http}")
-    for _ in range(360):
-        try:
-            if client.is_model_ready("images"):
-                return proc, f"127.0.0.1:{http}"
-        except Exception:
-            pass
-        assert proc.poll() is None, proc.stderr.read()
-        time.sleep(0.5)
-    os.killpg(proc.pid, signal.SIGKILL)
-    raise AssertionError("the encoder service did not become ready")
 
 
 @pytest.mark.parametrize("model_type", ["llava", "qwen2_vl", "qwen2_5_vl"])
@@ -50,7 +30,7 @@ def test_vllm_generates_from_the_services_embeddings_as_from_pixels(tmp_path, mo
     mmexport.make(model=folder, vision_tower=True, output=artifact)
     image = tmp_path / "photo.png"
     photos(1)[0].resize((84, 56)).save(image)
-    proc, url = start_service(artifact, folder)
+    proc, url = start_encoder_service(artifact, folder)
     try:
         value = mmexport.client.embeddings(url, [image])
     finally:

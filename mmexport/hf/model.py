@@ -48,13 +48,13 @@ def _owner(model: nn.Module, path: str) -> nn.Module:
     owner, parts = model, path.split(".")
     for i in range(1, len(parts) + 1):
         prefix = ".".join(parts[:i])
-        module = model.get_submodule(prefix) if _is_module(model, prefix) else None
+        module = model.get_submodule(prefix) if is_module(model, prefix) else None
         if isinstance(module, PreTrainedModel):
             owner = module
     return owner
 
 
-def _is_module(model: nn.Module, path: str) -> bool:
+def is_module(model: nn.Module, path: str) -> bool:
     try:
         model.get_submodule(path)
         return True
@@ -78,7 +78,7 @@ def _reinit_buffers(module: nn.Module, owner: nn.Module) -> None:
 def materialize(model: nn.Module, paths: list[str]) -> None:
     """Give the parts at `paths` real (uninitialized) CPU storage; buffers are recomputed."""
     for path in paths:
-        if _is_module(model, path):
+        if is_module(model, path):
             part = model.get_submodule(path)
             part.to_empty(device="cpu")
             _reinit_buffers(part, _owner(model, path))
@@ -143,7 +143,7 @@ def float32(model: nn.Module, paths: list[str]) -> None:
     """The parts in fp32 (folders are bf16): the reference and the exported graph compute in fp32.
     Complex buffers (Llama 4's rotary table) stay complex."""
     for path in paths:
-        if not _is_module(model, path):  # a bare parameter (BLIP-2's query tokens)
+        if not is_module(model, path):  # a bare parameter (BLIP-2's query tokens)
             parent, _, name = path.rpartition(".")
             holder = model.get_submodule(parent) if parent else model
             value = getattr(holder, name)

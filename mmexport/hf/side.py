@@ -21,7 +21,7 @@ from ..reference import Reference
 from ..specs import Axis, TensorSpec, Tolerance
 from .family import Family
 from .folder import Detected, detect
-from .model import float32, load_parts, module_path, skeleton
+from .model import float32, is_module, load_parts, module_path, skeleton
 
 Sample = dict[str, torch.Tensor]
 
@@ -72,19 +72,11 @@ class Parts(nn.Module):
 
     def __init__(self, model: nn.Module, paths: list[str]):
         super().__init__()
-        self.parts = nn.ModuleDict({p.replace(".", "__"): model.get_submodule(p) for p in paths if _is_module(model, p)})
+        self.parts = nn.ModuleDict({p.replace(".", "__"): model.get_submodule(p) for p in paths if is_module(model, p)})
         for p in paths:
-            if not _is_module(model, p):
+            if not is_module(model, p):
                 self.register_parameter(p.replace(".", "__"), model.get_parameter(p))
         object.__setattr__(self, "model", model)  # not a submodule
-
-
-def _is_module(model: nn.Module, path: str) -> bool:
-    try:
-        model.get_submodule(path)
-        return True
-    except AttributeError:
-        return False
 
 
 class ImageFeatures(Parts):
