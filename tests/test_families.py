@@ -184,3 +184,15 @@ def test_encoder_outputs_in_transformers_forward(cli, folders, tmp_path, model_t
             item = given["mm_encoder_outputs"]["image"]
             item.pooler_output = [p * 1.5 for p in item.pooler_output] if isinstance(item.pooler_output, (list, tuple)) else item.pooler_output * 1.5
             assert not np.allclose(model(**text, **given).logits.numpy(), expected.numpy(), atol=1e-5)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("model_type", ["gemma3", "smolvlm", "qwen3_vl", "glm4v", "mistral3"])
+def test_fp16_vision_side_builds_an_engine(cli, folders, tmp_path, model_type):
+    """The fp16 vision side passes check and TensorRT-RTX builds it for sm89 (no GPU needed)."""
+    folder, _ = folders(model_type)
+    assert cli("onnx", "--model", folder, "--vision-tower", "-o", tmp_path / "v.onnx").code == 0
+    assert cli("quantize", tmp_path / "v.onnx", "--precision", "fp16").code == 0
+    assert cli("check", tmp_path / "v.fp16.onnx").code == 0
+    built = cli("trt", tmp_path / "v.fp16.onnx", "--flavor", "tensorrt-rtx", "--arch", "sm89", "-o", tmp_path / "v.engine")
+    assert built.code == 0, built
