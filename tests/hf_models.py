@@ -34,13 +34,15 @@ def _qwen(t: Any, model_type: str) -> Any:
     if model_type == "qwen2_5_vl":  # window 56 px: 2x2 merged tokens; block 1 attends over the whole image
         vision = dict(depth=3, hidden_size=32, out_hidden_size=32, intermediate_size=64, num_heads=2, patch_size=14, spatial_merge_size=2)
         return t.Qwen2_5_VLConfig(vision_config=vision | dict(window_size=56, fullatt_block_indexes=[1]), text_config=QWEN_TEXT, **QWEN_TOKENS)
-    if model_type == "qwen3_vl":
-        vision = dict(
-            depth=3, hidden_size=32, intermediate_size=64, num_heads=2, out_hidden_size=48, num_position_embeddings=64, deepstack_visual_indexes=[0, 1]
-        )
+    if model_type in ("qwen3_vl", "qwen3_vl_moe"):
+        vision = dict(depth=3, hidden_size=32, intermediate_size=64, num_heads=2, out_hidden_size=48, num_position_embeddings=64)
+        vision |= dict(deepstack_visual_indexes=[0, 1], patch_size=16, spatial_merge_size=2)
         text = dict(vocab_size=160, hidden_size=48, intermediate_size=96, num_hidden_layers=3, num_attention_heads=4, num_key_value_heads=2, head_dim=12)
         text |= {"rope_parameters": {"rope_type": "default", "rope_theta": 5e6, "mrope_section": [2, 2, 2], "mrope_interleaved": True}}
-        return t.Qwen3VLConfig(vision_config=vision | dict(patch_size=16, spatial_merge_size=2), text_config=text, **QWEN_TOKENS, vision_end_token_id=153)
+        if model_type == "qwen3_vl_moe":  # the same vision side before a mixture-of-experts LLM
+            text |= dict(num_experts=2, num_experts_per_tok=1, moe_intermediate_size=32, decoder_sparse_step=1)
+            return t.Qwen3VLMoeConfig(vision_config=vision, text_config=text, **QWEN_TOKENS, vision_end_token_id=153)
+        return t.Qwen3VLConfig(vision_config=vision, text_config=text, **QWEN_TOKENS, vision_end_token_id=153)
     vision = dict(depth=2, hidden_size=32, num_heads=2, intermediate_size=48, out_hidden_size=48, patch_size=14, spatial_merge_size=2, image_size=56)
     text = dict(vocab_size=160, hidden_size=48, intermediate_size=96, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2)
     text |= {"rope_parameters": {"rope_type": "default", "rope_theta": 10000.0, "mrope_section": [2, 2, 2]}}
@@ -141,7 +143,7 @@ def _config(model_type: str) -> Any:
     return _qwen(t, model_type)
 
 
-NATIVE = ("qwen2_vl", "qwen2_5_vl", "qwen3_vl", "glm4v", "mistral3")
+NATIVE = ("qwen2_vl", "qwen2_5_vl", "qwen3_vl", "qwen3_vl_moe", "glm4v", "mistral3")
 MODEL_TYPES = (
     "llava",
     "llava_next",
@@ -227,6 +229,7 @@ def processor(model_type: str) -> Any:
         "qwen2_vl": lambda: t.Qwen2VLImageProcessor(size=qwen),
         "qwen2_5_vl": lambda: t.Qwen2VLImageProcessor(size=qwen),
         "qwen3_vl": lambda: t.Qwen2VLImageProcessor(patch_size=16, size={"shortest_edge": 32 * 32 * 4, "longest_edge": 32 * 32 * 48}),
+        "qwen3_vl_moe": lambda: t.Qwen2VLImageProcessor(patch_size=16, size={"shortest_edge": 32 * 32 * 4, "longest_edge": 32 * 32 * 48}),
         "glm4v": lambda: t.Glm4vImageProcessor(size=qwen),
         "mistral3": lambda: t.PixtralImageProcessor(size={"longest_edge": 64}, patch_size=8),
     }.get(model_type.replace("llava_onevision", "llava_next"))
@@ -323,7 +326,7 @@ def prompt(model_type: str, model, inputs: dict[str, torch.Tensor]) -> dict[str,
     ids = torch.stack([torch.cat([torch.zeros(width - len(r), dtype=torch.long), r]) for r in rows])  # left-padded
     mask = torch.stack([torch.cat([torch.zeros(width - len(r), dtype=torch.long), torch.ones(len(r), dtype=torch.long)]) for r in rows])
     extra = {}
-    if model_type in ("qwen2_vl", "qwen2_5_vl", "qwen3_vl", "glm4v"):
+    if model_type in ("qwen2_vl", "qwen2_5_vl", "qwen3_vl", "qwen3_vl_moe", "glm4v"):
         extra["mm_token_type_ids"] = (ids == token).long()
     if model_type in ("gemma3", "shieldgemma2"):
         extra["token_type_ids"] = (ids == token).long()
