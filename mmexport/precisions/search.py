@@ -203,6 +203,7 @@ class Search:
         low = sum(m for name, m in self.macs.items() if name not in chosen.kept)
         return {
             "format": self.fmt.name,
+            "weight_max": self.fmt.weight_max or self.fmt.max_value,
             "method": chosen.method,
             "percentile": self.job.options.percentile if chosen.method == "percentile" else None,
             "smooth_alpha": chosen.base.alpha or None,
@@ -244,6 +245,6 @@ def searching(fmt: qdq.QuantFormat, methods: tuple[str, ...], alphas: tuple[floa
     def make(job: VariantJob) -> Made:
         tried_methods = [job.options.method] if job.options.method else list(methods)
         tried_alphas = [job.options.smooth] if job.options.smooth is not None else list(alphas)
-        return Search(job, fmt, tried_methods, tried_alphas).run()
+        return Search(job, fmt.on(job.options.target), tried_methods, tried_alphas).run()
 
     return make
