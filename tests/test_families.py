@@ -25,6 +25,21 @@ NO_ATTACH = {"llama4": "transformers 5.24's own forward fails", "llava_next": "a
 TOWERS = ("vision_tower", "vision_model", "visual")
 
 
+@pytest.fixture(scope="module")
+def vision_sides(folders, tmp_path_factory):
+    """Each folder's vision side, exported once for the tests that only use it."""
+    made: dict[str, object] = {}
+
+    def get(model_type: str):
+        if model_type not in made:
+            out = tmp_path_factory.mktemp(f"{model_type.replace('-', '')}-vision") / "v.onnx"
+            mmexport.make(model=folders(model_type)[0], vision_tower=True, output=out)
+            made[model_type] = out
+        return made[model_type]
+
+    return get
+
+
 def assert_close(actual: np.ndarray, expected: torch.Tensor, rel: float = 1e-4, cos: float = 0.99999) -> None:
     expected_np = expected.detach().double().numpy().reshape(actual.shape)
     error = np.abs(actual - expected_np).max() / np.abs(expected_np).max()
@@ -169,14 +184,13 @@ def test_mistral3_has_no_connector_graph(cli, folders, tmp_path):
 
 
 @pytest.mark.parametrize("model_type", tiered([m for m in ALL if m not in NO_ATTACH], fast={"qwen3_vl", "mllama"}))
-def test_encoder_outputs_in_transformers_forward(cli, folders, tmp_path, model_type):
+def test_encoder_outputs_in_transformers_forward(folders, vision_sides, model_type):
     """mmexport.encoder_outputs gives what the forward takes instead of pixel_values
     (mm_encoder_outputs; Llama 3.2 Vision: cross_attention_states): the same logits."""
-    folder, model = folders(model_type)
-    assert cli("onnx", "--model", folder, "--vision-tower", "-o", tmp_path / "v.onnx").code == 0
+    _, model = folders(model_type)
     images = image_inputs(model_type, 2)
     text = prompt(model_type, model, images)
-    given = mmexport.encoder_outputs(tmp_path / "v.onnx", **images)
+    given = mmexport.encoder_outputs(vision_sides(model_type), **images)
     with torch.no_grad():
         expected = model(**images, **text).logits
         assert_close(model(**text, **given).logits.numpy(), expected)
@@ -188,11 +202,9 @@ def test_encoder_outputs_in_transformers_forward(cli, folders, tmp_path, model_t
 
 @pytest.mark.slow
 @pytest.mark.parametrize("model_type", ["gemma3", "smolvlm", "qwen3_vl", "glm4v", "mistral3"])
-def test_fp16_vision_side_builds_an_engine(cli, folders, tmp_path, model_type):
+def test_fp16_vision_side_builds_an_engine(cli, vision_sides, tmp_path, model_type):
     """The fp16 vision side passes check and TensorRT-RTX builds it for sm89 (no GPU needed)."""
-    folder, _ = folders(model_type)
-    assert cli("onnx", "--model", folder, "--vision-tower", "-o", tmp_path / "v.onnx").code == 0
-    assert cli("quantize", tmp_path / "v.onnx", "--precision", "fp16").code == 0
+    assert cli("quantize", vision_sides(model_type), "--precision", "fp16", "-o", tmp_path / "v.fp16.onnx").code == 0
     assert cli("check", tmp_path / "v.fp16.onnx").code == 0
     built = cli("trt", tmp_path / "v.fp16.onnx", "--flavor", "tensorrt-rtx", "--arch", "sm89", "-o", tmp_path / "v.engine")
     assert built.code == 0, built
