@@ -25,19 +25,24 @@ NO_ATTACH = {"llama4": "transformers 5.24's own forward fails", "llava_next": "a
 TOWERS = ("vision_tower", "vision_model", "visual")
 
 
+class VisionSides(dict):
+    """Each folder's vision side, exported once (by the CLI test when it ran first) for the tests that only use it."""
+
+    def __init__(self, folders, tmp_path_factory):
+        super().__init__()
+        self.folders, self.factory = folders, tmp_path_factory
+
+    def __call__(self, model_type: str):
+        if model_type not in self:
+            out = self.factory.mktemp(f"{model_type.replace('-', '')}-vision") / "v.onnx"
+            mmexport.make(model=self.folders(model_type)[0], vision_tower=True, output=out)
+            self[model_type] = out
+        return self[model_type]
+
+
 @pytest.fixture(scope="module")
 def vision_sides(folders, tmp_path_factory):
-    """Each folder's vision side, exported once for the tests that only use it."""
-    made: dict[str, object] = {}
-
-    def get(model_type: str):
-        if model_type not in made:
-            out = tmp_path_factory.mktemp(f"{model_type.replace('-', '')}-vision") / "v.onnx"
-            mmexport.make(model=folders(model_type)[0], vision_tower=True, output=out)
-            made[model_type] = out
-        return made[model_type]
-
-    return get
+    return VisionSides(folders, tmp_path_factory)
 
 
 def assert_close(actual: np.ndarray, expected: torch.Tensor, rel: float = 1e-4, cos: float = 0.99999) -> None:
@@ -96,11 +101,12 @@ def check_attached(model, attached, inputs) -> None:
 
 
 @pytest.mark.parametrize("model_type", tiered(ALL, fast=FAST))
-def test_vision_side_matches_transformers(cli, folders, tmp_path, model_type):
+def test_vision_side_matches_transformers(cli, folders, vision_sides, tmp_path, model_type):
     folder, model = folders(model_type)
     out = tmp_path / "v.onnx"
     result = cli("onnx", "--model", folder, "--vision-tower", "-o", out, "--json")
     assert result.code == 0, result
+    vision_sides[model_type] = out
     record = json.loads(result.stdout)
     assert record["model"]["vision_tower"] is True and record["inputs"][0]["name"] == "pixel_values"
     assert len(record["parity"]["rows"]) >= 3 and record["parity"]["passed"]
