@@ -106,7 +106,7 @@ def _axes(connector, config):
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
     """Tiny fp32 exports of every connector (module, config, path), made once."""
-    from mmexport.exporter.torch_to_onnx import export_module
+    from mmexport.exporter.torch_to_onnx import example_feeds, export_module
 
     made = {}
     folder = tmp_path_factory.mktemp("prop")
@@ -114,7 +114,7 @@ def exported(tmp_path_factory):
         connector, config = _tiny(name)
         module = build_module(connector, config)
         path = folder / f"{name}.onnx"
-        export_module(module, connector, config, path)
+        export_module(module, connector.inputs(config), connector.outputs(config), example_feeds(connector, config), path, name=name)
         made[name] = (connector, config, module, path)
     return made
 
