@@ -5,7 +5,7 @@ and on four photos of mixed sizes in one call; how time and memory grow with the
 the time spent deriving the grid tensors); fp16 and int8 variants (photos through the folder's
 processor) and a TensorRT-RTX fp16 engine for sm89.
 
-    python scripts/native_report.py [--folder /tmp/qwen25-vl-7b-vision] [--work /tmp/native-work] [--skip bench,int8,trt]
+    python scripts/native_report.py [--folder /tmp/qwen25-vl-7b-vision] [--work /tmp/native-work] [--skip bench,int8,trt] [--batch 1,4] [--iters 5]
 """
 
 from __future__ import annotations
@@ -70,6 +70,8 @@ def main() -> None:
     parser.add_argument("--folder", type=Path, default=Path("/tmp/qwen25-vl-7b-vision"))
     parser.add_argument("--work", type=Path, default=Path("/tmp/native-work"))
     parser.add_argument("--skip", default="")
+    parser.add_argument("--batch", default="1,4", help="bench: images per call")
+    parser.add_argument("--iters", default="5", help="bench: timed calls per backend")
     args = parser.parse_args()
     skip = set(args.skip.split(","))
     if not (args.folder / "config.json").exists():
@@ -91,7 +93,7 @@ def main() -> None:
             print(line, flush=True)
     if "bench" not in skip:
         bench_json = args.work / "bench.json"
-        timed(
+        seconds, peak, _ = timed(
             "bench",
             "--model",
             str(args.folder),
@@ -99,16 +101,19 @@ def main() -> None:
             "--backends",
             "torch,torch-compile,ort",
             "--batch",
-            "1,4",
+            args.batch,
+            "--warmup",
+            "1",
             "--iters",
-            "5",
+            args.iters,
             "--json",
             str(bench_json),
             cwd=args.work,
         )
         report = json.loads(bench_json.read_text())
+        print(f"bench run: {seconds:.0f} s, peak RSS {peak:.1f} GB", flush=True)
         for r in report["results"]:
-            print(f"bench {r['backend']:14s} images {r['batch']}: {r['median_ms']:.0f} ms, cosine {r['cosine']:.6f}", flush=True)
+            print(f"bench {r['backend']:14s} images {r['batch']}: {r['median_ms']:.0f} ms, +{r['peak_mem_mb']:.0f} MB, cosine {r['cosine']:.6f}", flush=True)
         for note in report["notes"]:
             print(f"bench note: {note}", flush=True)
     photo_folder = args.work / "photos"
@@ -121,7 +126,7 @@ def main() -> None:
         try:
             seconds, peak, out = timed("quantize", str(onnx), "--precision", precision, *extra, "--json", cwd=args.work)
         except SystemExit as refused:  # a refusal names its cause
-            print(f"{precision}: refused: {str(refused)[-600:]}", flush=True)
+            print(f"{precision}: refused: {str(refused)[:1500]}", flush=True)
             continue
         record = json.loads(out)
         rows = record["parity"]["rows"]

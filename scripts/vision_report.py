@@ -26,8 +26,10 @@ def timed(*args: str, cwd: Path) -> tuple[float, float, str]:
     start = time.perf_counter()
     proc = subprocess.run(["/usr/bin/time", "-v", "mmexport", *args], cwd=cwd, capture_output=True, text=True)
     seconds = time.perf_counter() - start
-    if proc.returncode != 0:
-        raise SystemExit(f"mmexport {' '.join(args)} failed:\n{proc.stderr[-3000:]}")
+    if proc.returncode != 0:  # what mmexport said, and how it ended (a signal: killed for memory)
+        said = proc.stderr.partition("\tCommand being timed")[0]
+        ended = next((line for line in said.splitlines() if line.startswith("Command ")), "")
+        raise SystemExit(f"mmexport {' '.join(args)} failed ({ended or proc.returncode}):\n{said[-2000:]}")
     peak_kb = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", proc.stderr).group(1))
     return seconds, peak_kb / 2**20, proc.stdout
 

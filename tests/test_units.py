@@ -256,3 +256,38 @@ def test_weight_macs_count_every_weight_per_output_position():
     )
     model = helper.make_model(graph)
     assert {n.name: weight_macs(model, n) for n in weighted_nodes(model)} == {"conv": 8 * 4 * 3 * 3, "mm": 8 * 16}
+
+
+def test_fp16_probe_frees_each_tensor_once_read(tmp_path):
+    """The fp16 probe reads only each tensor's max |x|: a chain of 40 tensors of 16 MB must not
+    be alive all at once (it was: 23 GB for a release-size tower on one large photo)."""
+    import subprocess
+    import sys
+
+    import onnx
+    from onnx import TensorProto, helper
+
+    nodes = [helper.make_node("Add", [f"t{i}", "one"], [f"t{i + 1}"]) for i in range(40)]
+    graph = helper.make_graph(
+        nodes,
+        "chain",
+        [helper.make_tensor_value_info("t0", TensorProto.FLOAT, [2048, 2048])],
+        [helper.make_tensor_value_info("t40", TensorProto.FLOAT, [2048, 2048])],
+        [helper.make_tensor("one", TensorProto.FLOAT, [], [1.0])],
+        value_info=[helper.make_tensor_value_info(f"t{i}", TensorProto.FLOAT, [2048, 2048]) for i in range(1, 40)],
+    )
+    onnx_path = tmp_path / "chain.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), onnx_path)
+    script = f"""
+import resource, numpy as np, onnx
+from mmexport.precisions.fp16_measure import float_tensors, maxima
+model = onnx.load({str(onnx_path)!r})
+feeds = {{"t0": np.zeros((2048, 2048), np.float32)}}
+maxima(model, float_tensors(model)[:1], [feeds])  # one tensor probed: the baseline
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+found = maxima(model, float_tensors(model), [feeds])
+print(round(found["t40"]), (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) // 1024)
+"""
+    largest, grown_mb = map(int, subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout.split())
+    assert largest == 40
+    assert grown_mb < 200, f"the probe held {grown_mb} MB more than one tensor's worth (all 40 alive: ~640 MB)"

@@ -249,5 +249,5 @@ def bench(
 def _derivation_note(grid: Any, inputs: dict[str, np.ndarray], images: int, ort: Any) -> str:
     """How long deriving the grid tensors takes, beside the graph, against one ONNX Runtime call."""
     spent = measure.interleaved({"derive": lambda: grid(inputs)}, 3, 20)["derive"].median_ms
-    share = f" ({100 * spent / ort.median_ms:.2f}% of the ort call, which includes it)" if ort else ""
+    share = f" ({100 * spent / ort.median_ms:.2g}% of the ort call, which includes it)" if ort else ""
     return f"grid tensors derived beside the graph for {images} image(s): {spent:.3f} ms{share}"

@@ -35,7 +35,9 @@ class Runner(Protocol):
 def ort_session(model: str | Path | bytes, device: str = "cpu", threads: int | None = None, optimize: bool = True, lean: bool = False) -> ort.InferenceSession:
     """The one place ONNX Runtime sessions are made (gates, runtime, bench, calibration).
     `lean`: for sessions run a few times (gates, probes): no memory arena and no pre-packed
-    weight copies, which cost a graph's size again for little gain there."""
+    weight copies, which cost a graph's size again for little gain there; nodes run in the
+    graph's own order where it is one (a probe's reductions right after their tensors), not
+    ONNX Runtime's default depth-first order, which ran them last and kept every tensor alive."""
     if device not in PROVIDERS:
         raise UsageError(f"unknown device '{device}'; choose one of: {', '.join(PROVIDERS)}")
     provider = PROVIDERS[device]
@@ -51,6 +53,7 @@ def ort_session(model: str | Path | bytes, device: str = "cpu", threads: int | N
     if lean:
         options.enable_cpu_mem_arena = False
         options.add_session_config_entry("session.disable_prepacking", "1")
+        options.execution_order = ort.ExecutionOrder.PRIORITY_BASED
     source = model if isinstance(model, bytes) else str(model)
     return ort.InferenceSession(source, options, providers=[provider])
 
