@@ -9,7 +9,6 @@ bad-input list, each answered with its own error while serving goes on.
 from __future__ import annotations
 
 import argparse
-import io
 import os
 import signal
 import sys
@@ -23,16 +22,10 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 from conftest import start_encoder_service  # noqa: E402  (the test suite's helpers)
 from hf_models import photos, save_model  # noqa: E402
-from test_encoder_service import bad_images  # noqa: E402
+from test_encoder_service import bad_images, png  # noqa: E402
 
 import mmexport  # noqa: E402
 from mmexport.client import EncoderError, request  # noqa: E402
-
-
-def png(image) -> bytes:
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
-    return buffer.getvalue()
 
 
 def main() -> None:

@@ -229,10 +229,9 @@ def processor(model_type: str) -> Any:
         "qwen2_vl": lambda: t.Qwen2VLImageProcessor(size=qwen),
         "qwen2_5_vl": lambda: t.Qwen2VLImageProcessor(size=qwen),
         "qwen3_vl": lambda: t.Qwen2VLImageProcessor(patch_size=16, size={"shortest_edge": 32 * 32 * 4, "longest_edge": 32 * 32 * 48}),
-        "qwen3_vl_moe": lambda: t.Qwen2VLImageProcessor(patch_size=16, size={"shortest_edge": 32 * 32 * 4, "longest_edge": 32 * 32 * 48}),
         "glm4v": lambda: t.Glm4vImageProcessor(size=qwen),
         "mistral3": lambda: t.PixtralImageProcessor(size={"longest_edge": 64}, patch_size=8),
-    }.get(model_type.replace("llava_onevision", "llava_next"))
+    }.get(model_type.replace("llava_onevision", "llava_next").replace("qwen3_vl_moe", "qwen3_vl"))  # the same processors
     return made() if made else None
 
 

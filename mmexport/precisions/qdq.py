@@ -38,6 +38,11 @@ class QuantFormat:
     def zero_point(self, name: str) -> onnx.TensorProto:
         return numpy_helper.from_array(self.cast(np.zeros((), dtype=np.float32)), name)
 
+    @property
+    def weight_limit(self) -> float:
+        """The magnitude a weight's per-channel range maps to."""
+        return self.weight_max or self.max_value
+
     def on(self, target: str) -> "QuantFormat":
         """The format for a target: 7-bit int8 weights for ONNX Runtime on CPUs."""
         return replace(self, weight_max=self.cpu_weight_max) if target == "cpu" and self.cpu_weight_max else self
@@ -61,7 +66,7 @@ def weight_axis(node: onnx.NodeProto) -> int:
 def _quantized_weight(weight: np.ndarray, axis: int, fmt: QuantFormat) -> tuple[np.ndarray, np.ndarray]:
     reduce = tuple(i for i in range(weight.ndim) if i != axis)
     amax = np.abs(weight).max(axis=reduce)
-    scale = (np.maximum(amax, 1e-12) / (fmt.weight_max or fmt.max_value)).astype(np.float32)
+    scale = (np.maximum(amax, 1e-12) / fmt.weight_limit).astype(np.float32)
     shape = [1] * weight.ndim
     shape[axis] = -1
     return fmt.cast(weight / scale.reshape(shape)), scale

@@ -203,7 +203,7 @@ class Search:
         low = sum(m for name, m in self.macs.items() if name not in chosen.kept)
         return {
             "format": self.fmt.name,
-            "weight_max": self.fmt.weight_max or self.fmt.max_value,
+            "weight_max": self.fmt.weight_limit,
             "method": chosen.method,
             "percentile": self.job.options.percentile if chosen.method == "percentile" else None,
             "smooth_alpha": chosen.base.alpha or None,
