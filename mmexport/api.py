@@ -18,13 +18,14 @@ from .engines import BuildResult
 from .engines import build as build_engine
 from .errors import UsageError
 from .exporter import ExportResult, export
+from .hf import register_family
 from .hf.attach import attach
-from .hf.encoder import encoder_outputs
+from .hf.encoder_outputs import encoder_outputs
 from .precisions import QuantizeOptions
-from .reference import Reference
-from .serving.runtime import load
+from .runtime import load
 from .serving.server import serve
 from .serving.triton import write_repository as write_triton
+from .subjects import Subject
 from .variants import VariantResult, quantize
 
 Step = Callable[[str], None]
@@ -57,7 +58,7 @@ def make(
     holds build_engine's keyword arguments): the one-shot forms of `onnx` and `trt`.
     `model` (a Hugging Face folder) replaces `connector`, preset and weights; with `vision_tower`
     the graph starts from pixel_values (the whole vision side)."""
-    made = Made(export(connector, step=step, reference=reference_for(connector, model, export_args, vision_tower), **export_args))
+    made = Made(export(connector, step=step, subject=subject_for(connector, model, export_args, vision_tower), **export_args))
     if precision != "fp32":
         made.variant = quantize(made.exported.path, precision, options, weights=export_args.get("weights"), step=step)
     if engine is not None:
@@ -65,8 +66,8 @@ def make(
     return made
 
 
-def reference_for(connector: str | None, model: str | Path | None, args: dict[str, Any], vision_tower: bool = False) -> Reference | None:
-    """The reference of a --model export (None: the connector's, resolved by export)."""
+def subject_for(connector: str | None, model: str | Path | None, args: dict[str, Any], vision_tower: bool = False) -> Subject | None:
+    """The subject of a --model export (None: the connector's, resolved by export)."""
     if (connector is None) == (model is None):
         raise UsageError("give --connector or --model (a Hugging Face folder), one of them")
     if vision_tower and model is None:
@@ -76,9 +77,9 @@ def reference_for(connector: str | None, model: str | Path | None, args: dict[st
     for option in ("preset", "weights", "layer"):
         if args.get(option) is not None:
             raise UsageError(f"--model reads dims and weights from the folder; drop --{option}")
-    from .hf.side import connector_reference, vision_reference
+    from .hf.subject import connector_part, vision_part
 
-    return vision_reference(model) if vision_tower else connector_reference(model)
+    return vision_part(model) if vision_tower else connector_part(model)
 
 
 __all__ = [
@@ -96,6 +97,7 @@ __all__ = [
     "load",
     "make",
     "quantize",
+    "register_family",
     "serve",
     "write_triton",
 ]

@@ -8,34 +8,32 @@ from pathlib import Path
 from .calibration import data
 from .calibration import heldout as heldout_file
 from .errors import UsageError
-from .parity import Case, OrtRunner, ParityReport, cases_from_samples, deriving, run_gate
-from .rebuild import reference_of
-from .record import ArtifactRecord, read
-from .reference import Reference
+from .parity import Case, OrtRunner, ParityReport, deriving, run_gate
+from .rebuild import subject_of
+from .record import ArtifactRecord, read, reading
 from .specs import Limits, Tolerance
+from .subjects import Subject
 
 # fp32 engines may run matmuls in TF32 on Ampere and newer: a looser gate than ONNX Runtime's.
 ENGINE_FP32_TOLERANCE = Tolerance(max_rel=2e-3, min_cosine=0.9999)
 
 
-def base_tolerance(record: ArtifactRecord, ref: Reference) -> Tolerance:
+def base_tolerance(record: ArtifactRecord, ref: Subject) -> Tolerance:
     if record.kind == "engine" and record.precision == "fp32":
         return ENGINE_FP32_TOLERANCE
-    return record.tolerance or ref.connector.tolerance
+    return record.tolerance or ref.tolerance
 
 
-def _cases(artifact: Path, record: ArtifactRecord, ref: Reference, shapes, inputs) -> tuple[list[Case], str]:
+def _cases(artifact: Path, record: ArtifactRecord, ref: Subject, shapes, inputs) -> tuple[list[Case], str]:
     if shapes:
         return ref.cases(shapes), "random inputs at the given shapes"
     if inputs:
-        samples = data.load(ref.connector, ref.config, inputs, max_samples=64, min_samples=1).samples
-        if record.grid is not None:  # a grid that cannot be is refused before transformers sees it
-            for sample in samples:
-                record.grid(sample)
-        return cases_from_samples(ref.connector, ref.config, samples), f"samples from {Path(inputs).name}"
+        samples = data.load(ref.inputs, inputs, max_samples=64, min_samples=1).samples
+        for sample in samples:  # inputs that cannot be are refused before transformers sees them
+            record.derivation(sample)
+        return ref.cases_from(samples), f"samples from {Path(inputs).name}"
     if record.heldout:
-        samples = heldout_file.read(artifact.parent, record.heldout)
-        return cases_from_samples(ref.connector, ref.config, samples), "held-out calibration samples"
+        return ref.cases_from(heldout_file.read(artifact.parent, record.heldout)), "held-out calibration samples"
     return ref.cases(), "random inputs at the parity shapes"
 
 
@@ -56,13 +54,13 @@ def check(
         from .engines.runner import EngineRunner
 
         runner = EngineRunner(artifact, record)  # no GPU: one line, before any work
-    ref = reference_of(artifact, record, weights)
+    ref = subject_of(artifact, record, weights)
     tolerance = base_tolerance(record, ref).override(limits)
     cases, label = _cases(artifact, record, ref, shapes, inputs)
     if runner is not None:
-        graph = (lambda feeds: record.grid(feeds)) if record.grid is not None else (lambda feeds: feeds)
-        cases = [c for c in cases if runner.fits({k: tuple(v.shape) for k, v in graph(c.feeds).items()})]
+        cases = [c for c in cases if runner.fits({k: tuple(v.shape) for k, v in record.derivation(c.feeds).items()})]
         if not cases:
             raise UsageError(f"no parity case fits {artifact.name}'s profiles; pass --shape sizes within them")
-    candidate = deriving(runner or OrtRunner(artifact, device), record)
+    with reading(artifact, record):
+        candidate = deriving(runner or OrtRunner(artifact, device), record)
     return record, run_gate(candidate, ref.runner(), cases, tolerance, label)

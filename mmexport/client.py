@@ -15,6 +15,7 @@ import io
 import json
 from pathlib import Path
 from typing import Any, Sequence
+from urllib.parse import urlsplit
 
 import numpy as np
 
@@ -43,16 +44,27 @@ def _served(model: str | None) -> str:
     return model if model.endswith("_images") else f"{model}_images"
 
 
+def _address(url: str) -> tuple[str, bool]:
+    """host:port and whether it is https, from an address as people copy it (with or without a scheme)."""
+    found = urlsplit(url if "://" in url else f"http://{url}")
+    if found.scheme not in ("http", "https") or not found.netloc:
+        raise MmexportError(f"'{url}' is not an encoder service's address; give host:port or http://host:port")
+    return found.netloc, found.scheme == "https"
+
+
 def request(url: str, images: Sequence[Any], model: str | None = None, timeout: float = 120.0) -> list[dict[str, Any]]:
     """Per image: its embeddings [tokens, D], its grid or size where the model has one, and what produced it."""
     import tritonclient.http as http
 
-    client = http.InferenceServerClient(url, connection_timeout=timeout, network_timeout=timeout)
-    name = _served(model)
+    address, ssl = _address(url)
     data = np.array([[_encoded(i)] for i in images], dtype=np.object_)
     tensor = http.InferInput("image", list(data.shape), "BYTES")
     tensor.set_data_from_numpy(data)
-    result = client.infer(name, [tensor])
+    client = http.InferenceServerClient(address, ssl=ssl, connection_timeout=timeout, network_timeout=timeout)
+    try:
+        result = client.infer(_served(model), [tensor])
+    finally:
+        client.close()  # an open connection would hold the service's shutdown for Triton's exit timeout
     answers = []
     for k in range(len(images)):
         error = result.as_numpy("error")[k, 0].decode()

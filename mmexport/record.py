@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -11,9 +12,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
-from .errors import UsageError
+from .derivations import Derivation, Derived, Identity
+from .errors import MmexportError, UsageError
 from .specs import TensorSpec, Tolerance
 
 FORMAT = "mmexport.artifact/2"
@@ -95,6 +97,25 @@ class EngineInfo:
         return cls(**{f.name: data[f.name] for f in dataclasses.fields(cls)})
 
 
+@dataclass(frozen=True)
+class ModelSection:
+    """The record's section for a part of a model folder: which model, which part, where it was."""
+
+    model_type: str
+    part: str  # "vision" (the image side: pixels to what the LLM receives) or "connector"
+    folder: str | None = None
+    settings: dict[str, Any] = field(default_factory=dict)  # config.json keys that decide the part
+    declared: bool = True  # False: no declaration, transformers' own path (gated as always)
+
+    def to_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "ModelSection":
+        part = data.get("part") or ("vision" if data.get("vision_tower") else "connector")  # records before the section was typed
+        return cls(str(data["model_type"]), str(part), data.get("folder"), dict(data.get("settings") or {}), bool(data.get("declared", True)))
+
+
 @dataclass
 class ArtifactRecord:
     kind: str  # "onnx" or "engine"
@@ -117,22 +138,27 @@ class ArtifactRecord:
     source: dict[str, Any] | None = None  # the artifact this one was made from: name, sha256, precision
     size_ratio_vs_fp32: float | None = None
     engine: EngineInfo | None = None
-    model: dict[str, Any] | None = None  # a Hugging Face folder's model_type and settings
-    grid: Any = None  # grids.GridInputs: graph inputs mmexport derives from `inputs` (the processor's tensors)
+    model: ModelSection | None = None  # a model folder's part: model_type, part, folder, settings
+    derived: Derived | None = None  # graph inputs mmexport derives from `inputs` (the processor's tensors)
     tools: dict[str, str] = field(default_factory=lambda: tool_versions())
     created: str = field(default_factory=lambda: now())
     warnings: list[str] = field(default_factory=list)
 
     @property
+    def derivation(self) -> Derivation:
+        """From the inputs a user passes to the graph's: what mmexport derives, or the identity."""
+        return self.derived or Identity(tuple(self.inputs))
+
+    @property
     def graph_inputs(self) -> list[TensorSpec]:
-        """What the graph itself takes: `inputs`, or what mmexport derives from them."""
-        return list(self.grid.inputs) if self.grid is not None else list(self.inputs)
+        """What the graph itself takes."""
+        return list(self.derivation.inputs)
 
     def with_input_dtypes(self, dtype_of: Any) -> dict[str, Any]:
-        """`inputs` (and the grid's graph inputs) with dtypes changed by `dtype_of(spec)`."""
+        """`inputs` (and the derived graph inputs) with dtypes changed by `dtype_of(spec)`."""
         changes: dict[str, Any] = {"inputs": [s.with_dtype(dtype_of(s)) for s in self.inputs]}
-        if self.grid is not None:
-            changes["grid"] = dataclasses.replace(self.grid, inputs=tuple(s.with_dtype(dtype_of(s)) for s in self.grid.inputs))
+        if self.derived is not None:
+            changes["derived"] = dataclasses.replace(self.derived, inputs=tuple(s.with_dtype(dtype_of(s)) for s in self.derived.inputs))
         return changes
 
     @property
@@ -163,10 +189,9 @@ class ArtifactRecord:
         values["heldout"] = HeldOut.from_json(data["heldout"]) if data.get("heldout") else None
         values["engine"] = EngineInfo.from_json(data["engine"]) if data.get("engine") else None
         values["tolerance"] = Tolerance.from_json(data["tolerance"]) if data.get("tolerance") else None
-        if data.get("grid"):
-            from .grids import GridInputs
-
-            values["grid"] = GridInputs.from_json(data["grid"])
+        values["model"] = ModelSection.from_json(data["model"]) if data.get("model") else None
+        derived = data.get("derived") or data.get("grid")  # "grid": records of mmexport before 0.2
+        values["derived"] = Derived.from_json(derived) if derived else None
         return cls(**values)
 
     def write(self, path: Path) -> None:
@@ -204,6 +229,24 @@ def read(artifact: str | Path, kind: str | None = None) -> ArtifactRecord:
     if record.kind not in KINDS or (kind is not None and record.kind != kind):
         raise UsageError(f"{artifact} is a '{record.kind}' artifact; this step takes a '{kind}' artifact")
     return record
+
+
+@contextlib.contextmanager
+def reading(artifact: Path, record: ArtifactRecord) -> Iterator[None]:
+    """Whatever fails while an artifact is read (a truncated or corrupted file gives protobuf's or
+    ONNX Runtime's own words): one line that says whether the file still matches its record."""
+    try:
+        yield
+    except MmexportError:
+        raise
+    except Exception as exc:
+        if record.sha256 and artifact.is_file() and file_sha256(artifact) != record.sha256:
+            raise UsageError(
+                f"{artifact.name} does not match the sha256 in its record ({record_path(artifact).name}): the file is truncated or was changed "
+                f"after it was made; copy it again, or make it again with the command that made it"
+            ) from exc
+        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise MmexportError(f"{artifact.name} cannot be read ({detail}); make it again with this mmexport") from exc
 
 
 def tool_versions() -> dict[str, str]:

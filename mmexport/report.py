@@ -99,14 +99,15 @@ def bench_table(report) -> Table:
         "memory: what the backend added (RSS on CPU, device memory on CUDA)",
         caption_justify="left",
     )
-    for column in ("backend", "dtype", "batch", "median ms", "p90 ms", "items/s", "x torch", "mem MiB", "cosine", "token p1"):
-        table.add_column(column, justify="left" if column in ("backend", "dtype") else "right", no_wrap=column == "backend")
+    for column in ("backend", "dtype", "batch", "timed", "median ms", "p90 ms", "items/s", "x torch", "mem MiB", "cosine", "token p1", ""):
+        table.add_column(column, justify="left" if column in ("backend", "dtype", "timed", "") else "right", no_wrap=column == "backend")
     for r in sorted(report.results, key=lambda r: r.batch):
         ratio = report.ratio(r)
         table.add_row(
             r.backend,
             r.precision,
             str(r.batch),
+            r.sizes,
             _figure(r.median_ms, ".2f"),
             _figure(r.p90_ms, ".2f"),
             _figure(r.throughput_per_s, ".1f"),
@@ -114,8 +115,17 @@ def bench_table(report) -> Table:
             f"{r.peak_mem_mb:.0f}",
             f"{r.cosine:.5f}",
             f"{r.token_cosine_p1:.4f}",
+            _slower(report, r),
         )
     return table
+
+
+def _slower(report, result) -> str:
+    """A variant slower than the fp32 graph it was made from, flagged, not hidden."""
+    if result.precision == "fp32" or not result.backend.startswith("ort-"):
+        return ""
+    ratio = report.ratio(result, baseline="ort")
+    return f"[red]SLOWER than ort fp32 ({ratio:.2f}x)[/]" if ratio is not None and ratio > 1.0 else ""
 
 
 def _figure(value: float | None, spec: str) -> str:

@@ -78,6 +78,7 @@ class TensorSpec:
     name: str
     dims: tuple[Dim, ...]
     dtype: str = "float32"
+    optional: bool = False  # may be left out where transformers' own signature allows it (a default is derived)
 
     @property
     def axes(self) -> dict[int, Axis]:
@@ -101,6 +102,17 @@ class TensorSpec:
     def with_dtype(self, dtype: str) -> "TensorSpec":
         return replace(self, dtype=dtype)
 
+    def check_values(self, array: Any, where: str) -> None:
+        """The one rule for what a tensor given for this input holds, wherever it is given (a
+        request, `check --inputs`, calibration files): the record's dtype, and finite floats."""
+        import numpy as np
+
+        if array.dtype != np.dtype(self.dtype):
+            cast = f"np.{self.dtype}" if self.dtype != "bool" else "bool"
+            raise UsageError(f"{where}: '{self.name}' must be {self.dtype}, got {array.dtype}; cast it (array.astype({cast}))")
+        if array.dtype.kind == "f" and not np.isfinite(array).all():
+            raise UsageError(f"{where}: '{self.name}' has NaN or Inf values; an image or feature with them cannot give finite embeddings")
+
     def check_shape(self, shape: Sequence[int], where: str, skip: Sequence[int] = (), hint: str = "") -> dict[str, int]:
         """Rank, fixed sizes and dynamic ranges of a concrete shape; returns the axis sizes.
         `skip` lists axes not to range-check (a file holding many requests on its batch axis);
@@ -117,18 +129,19 @@ class TensorSpec:
         return sizes
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        data = {
             "name": self.name,
             "dtype": self.dtype,
             "shape": self.labels(),
             "dynamic_axes": {str(i): a.to_json() for i, a in self.axes.items()},
         }
+        return data | ({"optional": True} if self.optional else {})
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> "TensorSpec":
         axes = {int(i): Axis.from_json(a) for i, a in data.get("dynamic_axes", {}).items()}
         dims = tuple(axes.get(i, label) for i, label in enumerate(data["shape"]))
-        return cls(str(data["name"]), dims, str(data.get("dtype", "float32")))
+        return cls(str(data["name"]), dims, str(data.get("dtype", "float32")), bool(data.get("optional", False)))
 
 
 def axes_of(specs: Sequence[TensorSpec]) -> dict[str, Axis]:
@@ -137,9 +150,9 @@ def axes_of(specs: Sequence[TensorSpec]) -> dict[str, Axis]:
 
 
 def check_shared_axes(specs: Sequence[TensorSpec], shapes: dict[str, Sequence[int]], where: str) -> dict[str, int]:
-    """Range-check each tensor and require shared axes (batch across inputs) to agree."""
+    """Range-check each tensor given and require shared axes (batch across inputs) to agree."""
     seen: dict[str, tuple[str, int]] = {}
-    for spec in specs:
+    for spec in (s for s in specs if s.name in shapes):
         for axis, size in spec.check_shape(shapes[spec.name], where).items():
             first = seen.setdefault(axis, (spec.name, size))
             if first[1] != size:

@@ -16,20 +16,21 @@ from .artifacts import Staging
 from .calibration import data, images
 from .calibration import heldout as heldout_file
 from .errors import ParityError, UsageError
-from .exporter.onnx_file import write
 from .memory import release
-from .parity import Case, DerivedRunner, Expected, OrtRunner, ParityReport, Runner, cases_from_samples, run_gate
+from .onnx_file import write
+from .parity import DerivedRunner, Expected, OrtRunner, ParityReport, Runner, run_gate
 from .precisions import QuantizeOptions, VariantJob
 from .precisions.graph import name_nodes, opset_of
 from .precisions.qdq import at_min_opset
 from .precisions.ranges import METHODS
-from .rebuild import reference_of
-from .record import ArtifactRecord, file_sha256, read, record_path
-from .reference import Reference
+from .rebuild import subject_of
+from .record import ArtifactRecord, file_sha256, read, reading, record_path
 from .specs import Limits, Tolerance
+from .subjects import Subject
 
 MAX_HELD_OUT = 8  # samples the gate runs on
 MAX_SEARCH = 8  # samples a plug-in chooses between candidates on
+RANK_SAMPLES = 3  # of those, the ones layers are ordered on (an order needs fewer than a verdict)
 
 
 @dataclass
@@ -60,18 +61,21 @@ def _check_options(plugin: precisions.Precision, options: QuantizeOptions) -> No
         raise UsageError(f"{plugin.name} needs calibration data: --calib FEATURES.npz|.npy|FOLDER (or --calib synthetic to try it out)")
 
 
-def _calibration(ref: Reference, options: QuantizeOptions, warnings: list[str]) -> data.CalibrationSet | None:
+def _calibration(ref: Subject, options: QuantizeOptions, warnings: list[str]) -> data.CalibrationSet | None:
     if options.calib is None:
         return None
     family = data.synthetic_family(options.calib)
     if family is not None:
         warnings.append(f"CALIBRATED ON SYNTHETIC FEATURES (--calib {options.calib}): ranges do not come from your vision tower; do not ship this")
-        return data.synthetic(ref.connector, ref.config, options.samples, family)
-    if images.image_files(Path(options.calib)):  # a folder of images: the model's processor makes pixel_values
-        if ref.connector.inputs(ref.config)[0].name != "pixel_values" or not ref.model:
-            raise UsageError(f"{options.calib} holds images; this graph takes features: calibrate with features (mmexport features) or export --vision-tower")
-        return images.load(ref.connector, ref.config, ref.model, Path(options.calib), options.samples)
-    return data.load(ref.connector, ref.config, options.calib, options.samples)
+        samples, digest = ref.synthetic(options.samples, family)
+        return data.CalibrationSet(samples, f"synthetic:{family}", digest, synthetic=True, family=family)
+    source = Path(options.calib)
+    if images.image_files(source):  # a folder of images: the model's own processor makes the inputs
+        samples = ref.from_images(source, options.samples)
+        if len(samples) < data.MIN_SAMPLES:
+            raise UsageError(f"{source} holds {len(samples)} images; at least {data.MIN_SAMPLES} are needed (some are held out to check the result)")
+        return data.CalibrationSet(samples, str(source.resolve()), data.digest_of(samples))
+    return data.load(ref.inputs, source, options.samples)
 
 
 def split(samples: list) -> tuple[list, list, list]:
@@ -83,11 +87,10 @@ def split(samples: list) -> tuple[list, list, list]:
     return samples[:fit_end], samples[fit_end : fit_end + search], samples[fit_end + search :]
 
 
-def _gate_function(path: Path, runner_source, cases: list[Case], tolerance: Tolerance, inputs: str, grid) -> Callable[[onnx.ModelProto], ParityReport]:
+def _gate_function(path: Path, runner_source, cases: list, tolerance: Tolerance, inputs: str, derivation) -> Callable[[onnx.ModelProto], ParityReport]:
     def gate(model: onnx.ModelProto) -> ParityReport:
         write(model, path)
-        runner = OrtRunner(path, lean=True)
-        candidate = runner if grid is None else DerivedRunner(runner, grid, runner_source.input_names)
+        candidate = DerivedRunner(OrtRunner(path, lean=True), derivation, runner_source.input_names)
         return run_gate(candidate, runner_source, cases, tolerance, inputs)
 
     return gate
@@ -108,8 +111,8 @@ def quantize(
     _check_options(plugin, options)
     record, output = _source(artifact, precision, output)
     step("rebuilding the fp32 reference")
-    ref = reference_of(artifact, record, weights)
-    tolerance = plugin.tolerance(ref.connector).override(limits)
+    ref = subject_of(artifact, record, weights)
+    tolerance = plugin.tolerance(ref).override(limits)
     warnings: list[str] = []
     step("reading calibration data")
     calibration = _calibration(ref, options, warnings)
@@ -132,6 +135,8 @@ def quantize(
 def _source(artifact: Path, precision: str, output: str | Path | None) -> tuple[ArtifactRecord, Path]:
     """The fp32 artifact's record and where the variant goes, checked before any work."""
     record = read(artifact, kind="onnx")
+    with reading(artifact, record):  # a damaged file says so before any work
+        onnx.load(str(artifact), load_external_data=False)
     if record.precision != "fp32":
         raise UsageError(f"{artifact} is already {record.precision}; quantize the fp32 artifact it came from")
     output = Path(output) if output else default_output(artifact, precision)
@@ -140,11 +145,11 @@ def _source(artifact: Path, precision: str, output: str | Path | None) -> tuple[
     return record, output
 
 
-def _job(artifact: Path, ref: Reference, options: QuantizeOptions, tolerance: Tolerance, parts, staging: Staging, step) -> VariantJob:
+def _job(artifact: Path, ref: Subject, options: QuantizeOptions, tolerance: Tolerance, parts, staging: Staging, step) -> VariantJob:
     """The plug-in's view: the fp32 graph, the samples for ranges, and the two gates."""
     fit, search, held = parts
-    gate_cases = cases_from_samples(ref.connector, ref.config, held) if held else ref.cases()
-    search_cases = cases_from_samples(ref.connector, ref.config, search) if search else gate_cases
+    gate_cases = ref.cases_from(held) if held else ref.cases()
+    search_cases = ref.cases_from(search) if search else gate_cases
     inputs = "held-out calibration samples" if held else "random inputs at the parity shapes"
     reference: Runner = ref.runner()
     step("running the fp32 reference")
@@ -153,12 +158,13 @@ def _job(artifact: Path, ref: Reference, options: QuantizeOptions, tolerance: To
     reference = Expected(reference.input_names, reference.output_names)
     ref.release_module()
     release()
-    score = _gate_function(staging.path(".search.onnx"), reference, search_cases, tolerance, "search samples", ref.grid)
-    gate = _gate_function(staging.path(), reference, gate_cases, tolerance, inputs, ref.grid)
+    score = _gate_function(staging.path(".search.onnx"), reference, search_cases, tolerance, "search samples", ref.derivation)
+    rank = _gate_function(staging.path(".search.onnx"), reference, search_cases[:RANK_SAMPLES], tolerance, "search samples", ref.derivation)
+    gate = _gate_function(staging.path(), reference, gate_cases, tolerance, inputs, ref.derivation)
     probe = fit or [case.feeds for case in search_cases]  # without calibration data, the gate's own inputs
-    if ref.grid is not None:  # ranges are measured on the graph, which takes the derived inputs
-        fit, probe = [ref.grid(sample) for sample in fit], [ref.grid(sample) for sample in probe]
-    return VariantJob(lambda: _fp32_graph(artifact), ref.connector, ref.config, options, tolerance, fit, score=score, gate=gate, step=step, probe=probe)
+    # ranges are measured on the graph, which takes what the derivation makes of the inputs
+    fit, probe = [ref.derivation(sample) for sample in fit], [ref.derivation(sample) for sample in probe]
+    return VariantJob(lambda: _fp32_graph(artifact), options, tolerance, fit, score=score, gate=gate, step=step, probe=probe, rank=rank)
 
 
 def _fp32_graph(artifact: Path) -> onnx.ModelProto:

@@ -17,7 +17,7 @@ import torch
 import mmexport
 from mmexport import engines
 from mmexport.record import read
-from mmexport.reference import from_record
+from mmexport.subjects.connector import from_record
 
 RELEASE = {"mlp": "llava-1.5-7b", "qformer": "blip2-opt-2.7b"}
 

@@ -18,10 +18,11 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from hf_models import photos, save_release_qwen25_vision, write_photos  # noqa: E402  (the test suite's writers)
-from vision_report import timed  # noqa: E402
+from vision_report import timed  # noqa: E402  (a script beside this one)
+
+from mmexport.hf.release import qwen25_vision as save_release_qwen25_vision  # noqa: E402
+from mmexport.samples import photos, write_photos  # noqa: E402
 
 MIXED = ((448, 448), (336, 560), (560, 336), (224, 224))  # (height, width)
 

@@ -13,12 +13,11 @@ import argparse
 import json
 import re
 import subprocess
-import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-from hf_models import save_release_llava_vision, write_photos  # noqa: E402  (the test suite's writers)
+from mmexport.hf.release import llava15_vision as save_release_llava_vision
+from mmexport.samples import write_photos
 
 
 def timed(*args: str, cwd: Path) -> tuple[float, float, str]:

@@ -157,9 +157,9 @@ def test_calibration_folder_stops_reading_when_it_has_enough(tmp_path):
     config = connector.config_from_dict(dict(vision_dim=16, llm_dim=8, tokens=4))
     np.save(tmp_path / "a.npy", np.ones((10, 4, 16), dtype=np.float32))
     (tmp_path / "b.npy").write_bytes(b"not an array")
-    assert len(data.load(connector, config, tmp_path, 8).samples) == 8
+    assert len(data.load(connector.inputs(config), tmp_path, 8).samples) == 8
     with pytest.raises(UsageError, match="b.npy"):
-        data.load(connector, config, tmp_path, 12)
+        data.load(connector.inputs(config), tmp_path, 12)
 
 
 def test_lone_pytorch_model_bin_in_a_folder_is_loaded_once(tmp_path, monkeypatch):
@@ -210,7 +210,7 @@ def test_inline_writes_one_file_tensor_by_tensor(tmp_path):
     import onnx
     from onnx import helper, numpy_helper
 
-    from mmexport.exporter.onnx_file import inline
+    from mmexport.onnx_file import inline
 
     rng = np.random.default_rng(0)
     weights = [numpy_helper.from_array(rng.standard_normal((300, 200)).astype(np.float32), f"w{i}") for i in range(3)]

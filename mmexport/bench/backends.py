@@ -13,6 +13,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
+from .. import precisions
 from ..errors import MmexportError
 from ..parity import OrtRunner
 
@@ -35,15 +36,14 @@ Bind = Callable[[Inputs], Callable[[], Any]]
 class BenchContext:
     """What the backends share: the fp32 module and the artifacts made from it, built on demand."""
 
-    connector: Any
-    config: Any
     module: torch.nn.Module
     workdir: Path
-    export_artifact: Callable[[], Path]  # the gated fp32 .onnx
+    export_artifact: Callable[[], Path]  # the gated fp32 .onnx (the one given, or exported here)
     threads: int
+    derivation: Any  # from the inputs to the graph's: applied in every timed call, as the runtime does
     calib: str = "synthetic"
+    given: dict[str, Path] = field(default_factory=dict)  # artifacts the user gave, by precision: timed as they are
     failed: dict[Path, str] = field(default_factory=dict)  # variants that missed their gate, and why
-    grid: Any = None  # a native-resolution graph's derived inputs: derived in every timed call, as the runtime does
 
     @functools.cached_property
     def onnx_fp32(self) -> Path:
@@ -53,6 +53,8 @@ class BenchContext:
         from .. import variants
         from ..precisions import QuantizeOptions
 
+        if precision in self.given:
+            return self.given[precision]
         out = self.workdir / f"model.{precision}.{target}.onnx"
         if out not in self.failed and not out.exists():
             try:
@@ -123,9 +125,7 @@ def _ort_artifact(precision: str) -> Callable[[BenchContext], Path]:
     def artifact(ctx: BenchContext) -> Path:
         if precision == "fp32":
             return ctx.onnx_fp32
-        # On a CPU, int8 pays only with fp32 around it (--target cpu): ONNX Runtime's CPU kernels
-        # for fp16 are few, and the casts cost more than int8 saves (docs/precision.md).
-        return ctx.variant(precision, target="cpu" if precision == "int8" else "tensorrt")
+        return ctx.variant(precision, target=precisions.get(precision).bench_target)
 
     return artifact
 
@@ -138,10 +138,7 @@ def _ort(ctx: BenchContext, path: Path) -> Bind:
         return {k: v.astype(runner.input_types[k], copy=False) for k, v in inputs.items()}
 
     def bind(inputs: Inputs) -> Callable[[], Any]:
-        if ctx.grid is not None:  # the grid tensors are part of every call, as in the runtime
-            return lambda: session.run([name], cast(ctx.grid(inputs)))[0]
-        feed = cast(inputs)
-        return lambda: session.run([name], feed)[0]
+        return lambda: session.run([name], cast(ctx.derivation(inputs)))[0]  # derived in every call, as in the runtime
 
     return bind
 
@@ -170,10 +167,7 @@ def _trt(ctx: BenchContext, engine: Path) -> Bind:
     runner = EngineRunner(engine)
 
     def bind(inputs: Inputs) -> Callable[[], Any]:
-        if ctx.grid is not None:
-            return lambda: first_output(list(runner(**{k: torch.from_numpy(v).cuda() for k, v in ctx.grid(inputs).items()}).values()))
-        tensors = {k: torch.from_numpy(v).cuda() for k, v in inputs.items()}
-        return lambda: first_output(list(runner(**tensors).values()))
+        return lambda: first_output(list(runner(**{k: torch.from_numpy(v).cuda() for k, v in ctx.derivation(inputs).items()}).values()))
 
     return bind
 
@@ -189,21 +183,22 @@ class Backend:
     timed: bool = True  # False: its speed here means nothing (emulated); only its accuracy is reported
 
 
-BACKENDS = {
-    b.name: b
-    for b in (
+def _backends() -> dict[str, Backend]:
+    """PyTorch's and the fp32 graph's, then one ONNX Runtime backend per precision and one
+    TensorRT backend per quantized precision, from the precision registry (TensorRT's own is fp16)."""
+    declared = [precisions.get(name) for name in precisions.names()]
+    made = [
         Backend("torch", "fp32", "cpu", _torch_cpu(compile_module=False)),
         Backend("torch-compile", "fp32", "cpu", _torch_cpu(compile_module=True)),
         Backend("ort", "fp32", "cpu", _ort, _ort_artifact("fp32")),
-        Backend("ort-fp16", "fp16", "cpu", _ort, _ort_artifact("fp16")),
-        Backend("ort-int8", "int8", "cpu", _ort, _ort_artifact("int8")),
-        # ONNX Runtime's CPU provider emulates FP8: its cosine is real, its speed is not (GPU only).
-        Backend("ort-fp8", "fp8", "cpu", _ort, _ort_artifact("fp8"), timed=False),
+        *(Backend(f"ort-{p.name}", p.name, "cpu", _ort, _ort_artifact(p.name), timed=p.cpu_speed) for p in declared),
         Backend("torch-cuda", "fp32", "cuda", _torch_cuda(torch.float32)),
         Backend("torch-cuda-fp16", "fp16", "cuda", _torch_cuda(torch.float16)),
         Backend("trt", "fp16", "cuda", _trt, _trt_engine("fp16")),
-        Backend("trt-int8", "int8", "cuda", _trt, _trt_engine("int8")),
-        Backend("trt-fp8", "fp8", "cuda", _trt, _trt_engine("fp8")),
-    )
-}
+        *(Backend(f"trt-{p.name}", p.name, "cuda", _trt, _trt_engine(p.name)) for p in declared if p.quantized),
+    ]
+    return {b.name: b for b in made}
+
+
+BACKENDS = _backends()
 BASELINE = "torch"

@@ -11,15 +11,13 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from ..calibration.synthetic import outlier_features
-from ..connectors import BATCH_AXES
 from ..errors import UsageError
 from ..exporter import pipeline
 from ..memory import release
 from ..parity import compare
-from ..reference import Reference, resolve
+from ..subjects import Subject, resolve
 from . import measure
-from .backends import BACKENDS, BASELINE, BenchContext, Unavailable, first_output, to_host
+from .backends import BACKENDS, BASELINE, BenchContext, Unavailable, to_host
 
 DEFAULT_BACKENDS = tuple(BACKENDS)
 
@@ -32,7 +30,8 @@ class Result:
     precision: str
     device: str
     batch: int
-    tokens: int | None
+    tokens: int | None  # a connector's tokens per image; None for a vision side (its sizes follow the images)
+    sizes: str  # what was timed, in words: image sizes and patches, crops, rows
     median_ms: float | None  # None: not timed here (an emulated precision)
     p90_ms: float | None
     throughput_per_s: float | None  # batch items (images, or crops/tiles sets) per second
@@ -79,57 +78,17 @@ def parse_backends(value: str | None) -> list[str]:
     return list(dict.fromkeys(names))
 
 
-def _sizes(connector: Any, config: Any, batch: int, tokens: int | None) -> dict[str, int]:
-    axes = {a.name: a for s in connector.inputs(config) for a in s.axes.values()}
-    sizes = {name: axis.opt for name, axis in axes.items()}
-    # --batch sets the request axis: `batch`, or `crops`/`tiles` for connectors without one (DocOwl).
-    batch_axis = next((name for name in BATCH_AXES if name in axes), None)
-    if batch_axis:
-        sizes[batch_axis] = batch
-    elif batch != 1:
-        fixed = ", ".join(f"{s.name} {s.describe()}" for s in connector.inputs(config))
-        raise UsageError(f"'{connector.name}' has no batch axis ({fixed}): images are packed along tokens; use --tokens, not --batch")
-    if tokens is not None:
-        if "tokens" not in axes:
-            fixed = ", ".join(f"{s.name} {s.describe()}" for s in connector.inputs(config))
-            raise UsageError(f"'{connector.name}' takes a fixed number of tokens ({fixed}); drop --tokens")
-        sizes["tokens"] = tokens
-    connector.check_sizes(config, sizes)
-    return sizes
-
-
-def _inputs(connector: Any, config: Any, sizes: dict[str, int]) -> dict[str, np.ndarray]:
-    """Vision-feature-like values (outlier channels, heavy tails) so that the int8 cosine in
-    the table means something; masks and ids as the connector's dummies."""
-    arrays = {k: v.numpy() for k, v in connector.dummy_inputs(config, sizes, seed=7).items()}
-    for i, spec in enumerate(connector.inputs(config)):
-        if spec.dtype.startswith("float"):
-            arrays[spec.name] = outlier_features(spec.shape(sizes), seed=10_000 + i)
-    return arrays
-
-
-def _folder_request(connector: Any, config: Any, images: int) -> dict[str, np.ndarray]:
-    """A request of `images` images in the folder's processor layout; a connector graph (whose
-    inputs are tower features) gets its first sample repeated along its leading axis."""
-    if connector.request is not None:
-        return {k: v.numpy() for k, v in connector.request(config, images, 0).items()}
-    sample = connector.samples(config)[0]
-    dynamic = {s.name for s in connector.inputs(config) if s.dims and not isinstance(s.dims[0], int)}
-    rows = {k: v.shape[0] for k, v in sample.items() if k in dynamic}
-    return {k: (v.repeat(images, *([1] * (v.dim() - 1))) if k in rows and rows[k] else v).numpy() for k, v in sample.items()}
-
-
-def _result(connector: str, preset: str, name: str, batch: int, tokens: int | None, timing: measure.Timing | None, memory_mb: float, metrics) -> Result:
+def _result(subject: Subject, name: str, batch: int, timed: tuple[int | None, str], timing: measure.Timing | None, memory_mb: float, metrics) -> Result:
     backend = BACKENDS[name]
     median = round(timing.median_ms, 4) if timing else None
     return Result(
-        connector,
-        preset,
+        subject.name,
+        subject.preset,
         name,
         backend.precision,
         backend.device,
         batch,
-        tokens,
+        *timed,
         median,
         round(timing.p90_ms, 4) if timing else None,
         round(batch * 1000 / timing.median_ms, 2) if timing else None,
@@ -184,6 +143,29 @@ def _add_notes(report: BenchReport, calls: dict[str, Any], calib: str) -> None:
         report.notes.append(f"{name}: emulated on this CPU, so only its accuracy is reported; its speed is measured on a GPU")
 
 
+def _subject(connector_name: str | None, preset: str | None, weights: str | Path | None, subject: Subject | None, artifact: Path | None) -> Subject:
+    if artifact is not None:
+        from ..rebuild import subject_of
+        from ..record import read
+
+        return subject_of(artifact, read(artifact, kind="onnx"), weights)
+    return subject or resolve(str(connector_name), preset, weights)
+
+
+def _given(artifact: Path | None) -> dict[str, Path]:
+    """Artifacts the user gave, by precision: an fp32 graph, or a variant and the fp32 graph beside it."""
+    if artifact is None:
+        return {}
+    from ..record import read
+
+    record = read(artifact, kind="onnx")
+    given = {record.precision: artifact}
+    source = artifact.parent / str((record.source or {}).get("name", ""))
+    if record.precision != "fp32" and source.is_file():
+        given["fp32"] = source
+    return given
+
+
 def bench(
     connector_name: str | None = None,
     preset: str | None = None,
@@ -196,42 +178,45 @@ def bench(
     threads: int | None = None,
     calib: str = "synthetic",
     step: Callable[[str], None] = lambda message: None,
-    reference: Reference | None = None,
+    subject: Subject | None = None,
+    artifact: str | Path | None = None,
 ) -> BenchReport:
+    """Every backend on the same inputs; `artifact` (an .onnx made by mmexport) is timed as it is."""
     backends = backends or list(DEFAULT_BACKENDS)
     batches = batches or [1]
     if warmup < 0 or iters < 1:
         raise UsageError("--warmup must be >= 0 and --iters >= 1")
     if any(b < 1 for b in batches):
         raise UsageError(f"--batch sizes must be >= 1, got {batches}")
-    ref = reference or resolve(str(connector_name), preset, weights)
-    connector, preset, config = ref.connector, ref.preset, ref.config
+    given = _given(Path(artifact) if artifact else None)
+    ref = _subject(connector_name, preset, weights, subject, Path(artifact) if artifact else None)
     threads = threads or torch.get_num_threads()
     torch.set_num_threads(threads)
-    if connector.samples is not None:  # a model folder's layout: --batch is the number of images
-        if tokens is not None:
-            raise UsageError("--tokens does not apply to a model folder's artifact: its sizes follow the images (--batch)")
-        inputs, tokens_used = {b: _folder_request(connector, config, b) for b in batches}, None
-    else:
-        sizes = {b: _sizes(connector, config, b, tokens) for b in batches}
-        inputs, tokens_used = {b: _inputs(connector, config, s) for b, s in sizes.items()}, next(iter(sizes.values())).get("tokens")
+    names = [s.name for s in ref.inputs]
+    inputs: dict[int, dict[str, np.ndarray]] = {}
+    timed: dict[int, tuple[int | None, str]] = {}
+    for b in batches:
+        request, used = ref.bench_inputs(b, tokens)
+        inputs[b] = {n: request[n] for n in names if n in request}  # in the module's order
+        timed[b] = (used, ref.describe_sizes(inputs[b]))
     report = BenchReport(
         machine=measure.machine(threads),
         settings={"backends": backends, "batches": batches, "warmup": warmup, "iters": iters, "threads": threads, "calib": calib},
     )
     step("building the fp32 module")
-    module = ref.module
-    with torch.inference_mode():
-        expected = {b: to_host(first_output(module(*(torch.from_numpy(v) for v in x.values())))) for b, x in inputs.items()}
+    runner = ref.runner()
+    expected = {b: runner.run(x)[runner.output_names[0]] for b, x in inputs.items()}
 
     with tempfile.TemporaryDirectory(prefix="mmexport-bench-") as tmp:
         workdir = Path(tmp)
 
         def export() -> Path:
+            if "fp32" in given:
+                return given["fp32"]
             step("exporting the fp32 ONNX graph (with its parity gate)")
-            return pipeline.export(output=workdir / "model.onnx", reference=ref).path
+            return pipeline.export(output=workdir / "model.onnx", subject=ref).path
 
-        ctx = BenchContext(connector, config, module, workdir, export, threads, calib, grid=ref.grid)
+        ctx = BenchContext(ref.module, workdir, export, threads, ref.derivation, calib, given=given)
         made = _build_artifacts(ctx, backends, report, step)
         calls, memory = _bind(ctx, made, inputs, report, step)
         _add_notes(report, calls, calib)
@@ -240,14 +225,14 @@ def bench(
             timings = measure.interleaved({n: c[b] for n, c in calls.items() if BACKENDS[n].timed}, warmup, iters)
             for name in calls:
                 metrics = compare(to_host(calls[name][b]()), expected[b])
-                report.results.append(_result(connector.name, preset, name, b, tokens_used, timings.get(name), memory[name], metrics))
-            if ref.grid is not None:
-                report.notes.append(_derivation_note(ref.grid, inputs[b], b, timings.get("ort")))
+                report.results.append(_result(ref, name, b, timed[b], timings.get(name), memory[name], metrics))
+            if ref.derivation.beside_graph:
+                report.notes.append(_derivation_note(ref.derivation, inputs[b], timed[b][1], timings.get("ort")))
     return report
 
 
-def _derivation_note(grid: Any, inputs: dict[str, np.ndarray], images: int, ort: Any) -> str:
-    """How long deriving the grid tensors takes, beside the graph, against one ONNX Runtime call."""
-    spent = measure.interleaved({"derive": lambda: grid(inputs)}, 3, 20)["derive"].median_ms
+def _derivation_note(derivation: Any, inputs: dict[str, np.ndarray], sizes: str, ort: Any) -> str:
+    """How long deriving the graph's inputs takes, beside the graph, against one ONNX Runtime call."""
+    spent = measure.interleaved({"derive": lambda: derivation(inputs)}, 3, 20)["derive"].median_ms
     share = f" ({100 * spent / ort.median_ms:.2g}% of the ort call, which includes it)" if ort else ""
-    return f"grid tensors derived beside the graph for {images} image(s): {spent:.3f} ms{share}"
+    return f"grid tensors derived beside the graph for {sizes}: {spent:.3f} ms{share}"

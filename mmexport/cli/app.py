@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import typer
 from rich.console import Console
 from rich.markup import escape
@@ -12,12 +14,22 @@ app = typer.Typer(
     add_completion=False,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
-    help="Export multimodal-LLM connectors to verified ONNX (and TensorRT) artifacts.",
+    help="Export the image side of multimodal LLMs (connectors, or a model folder's whole vision side) to verified ONNX and TensorRT artifacts.",
 )
 
-out = Console()
 
-err = Console(stderr=True)
+def _console(stderr: bool = False) -> Console:
+    """Piped (CI logs, `| tee`), rich would cut tables to 80 columns: keep every column instead."""
+    console = Console(stderr=stderr)
+    if not console.is_terminal and "COLUMNS" not in os.environ:
+        console.width = PIPED_WIDTH
+    return console
+
+
+PIPED_WIDTH = 200
+out = _console()
+
+err = _console(stderr=True)
 
 STATE = {"debug": False}
 

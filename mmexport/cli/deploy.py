@@ -117,6 +117,7 @@ def features_command(
 
 @app.command("bench")
 def bench_command(
+    artifact: Optional[Path] = typer.Argument(None, help="An .onnx made by mmexport (fp32, or a variant): timed as it is; or use --connector / --model."),
     connector: Optional[str] = ConnectorOpt,
     model: Optional[Path] = ModelOpt,
     vision_tower: bool = VisionTowerOpt,
@@ -132,7 +133,7 @@ def bench_command(
     json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the results to this .json file."),
     plot: Optional[Path] = typer.Option(None, "--plot", help="Also write latency against batch size to this .png file."),
 ) -> None:
-    """Time PyTorch, torch.compile, ONNX Runtime (fp32/fp16/int8) and TensorRT side by side on one connector."""
+    """Time PyTorch, torch.compile, ONNX Runtime (fp32 and each precision) and TensorRT side by side on a connector, a vision side or an artifact."""
     from ..artifacts import check_writable, write_json
     from ..bench.run import parse_backends
     from ..report import bench_table, skipped_lines
@@ -151,9 +152,13 @@ def bench_command(
         from ..bench.plot import pyplot
 
         pyplot()
+    if artifact is not None and (connector or model):
+        raise typer.BadParameter("give an artifact or --connector/--model, one of them", param_hint="ARTIFACT")
     with ui.status("starting") as status:
-        reference = api.reference_for(connector, model, {"preset": preset, "weights": weights}, vision_tower)
-        report = api.bench(connector, preset, weights, chosen, batches, tokens, warmup, iters, threads, calib, step=status.update, reference=reference)
+        subject = None if artifact else api.subject_for(connector, model, {"preset": preset, "weights": weights}, vision_tower)
+        report = api.bench(
+            connector, preset, weights, chosen, batches, tokens, warmup, iters, threads, calib, step=status.update, subject=subject, artifact=artifact
+        )
     for note in report.notes:
         ui.err.print(f"[yellow]note:[/] {escape(note)}")
     out.print(bench_table(report))

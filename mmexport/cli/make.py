@@ -63,7 +63,7 @@ def onnx_command(
     ),
     as_json: bool = JsonOpt,
 ) -> None:
-    """Export a connector to ONNX with dynamic axes, then gate it on parity with PyTorch."""
+    """Export a connector, or a model folder's connector or whole vision side (--model DIR [--vision-tower]), to ONNX with dynamic axes, then gate it on parity with PyTorch (transformers' own code for a folder)."""
     opt.precision(precision)
     if precision != "fp32" and precisions.get(precision).needs_calibration and not calib:
         raise typer.BadParameter(f"{precision} needs --calib FEATURES (or --calib synthetic)", param_hint="--calib")

@@ -11,7 +11,7 @@ PRECISION_CHOICES = ("fp32", *precisions.names())
 
 ConnectorOpt = typer.Option(None, "--connector", "-c", help="Connector name (see `mmexport list`); or --model.")
 
-ModelOpt = typer.Option(None, "--model", "-m", help="A Hugging Face model folder: the connector, dims and weights come from it.")
+ModelOpt = typer.Option(None, "--model", "-m", help="A Hugging Face model folder: its connector (or with --vision-tower its vision side), dims and weights.")
 
 VisionTowerOpt = typer.Option(False, "--vision-tower", help="With --model: the whole vision side, from pixel_values to the LLM's embeddings.")
 
@@ -31,7 +31,9 @@ MinTokenOpt = typer.Option(None, "--min-token-cosine", help="Parity limit on the
 
 ShapeOpt = typer.Option(None, "--shape", help="Parity shape as AXIS=SIZE,... (repeatable), e.g. batch=2,tokens=1001.")
 
-CalibOpt = typer.Option(None, "--calib", help="Calibration features: .npz (keyed by input), .npy, a folder of them, or synthetic[:FAMILY].")
+CalibOpt = typer.Option(
+    None, "--calib", help="Calibration data: .npz (keyed by input), .npy, a folder of them, a folder of images (a vision side), or synthetic[:FAMILY]."
+)
 
 MethodOpt = typer.Option(None, "--method", help="Activation ranges: minmax, mse, percentile or entropy; default: searched.")
 

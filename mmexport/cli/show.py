@@ -10,9 +10,9 @@ from .app import out, warn
 
 
 def print_export(result: api.ExportResult) -> None:
-    w = result.reference.weights
-    if w:
-        out.print(f"weights: {escape(w.path)} ({w.layout} layout, {len(w.state_dict)} connector tensors, {w.ignored_keys} other keys ignored)")
+    weights = result.subject.describe_weights()
+    if weights:
+        out.print(escape(weights), highlight=False)
     for kind, specs in (("input ", result.record.inputs), ("output", result.record.outputs)):
         for spec in specs:
             out.print(f"  {kind} {spec.name} {escape(spec.describe())} {spec.dtype}", highlight=False)

@@ -60,11 +60,6 @@ class Connector:
     # For a connector that is one of several identical layers in a checkpoint: a regex whose
     # group 1 is the layer index; layouts write "{layer}" where the chosen index goes.
     layer_key: str | None = None
-    # Valid inputs for the gate where random ones at axis sizes would not be (a model folder's
-    # grids, masks, padding crops must agree with each other): config -> one dict per case.
-    samples: Callable[[Any], list[dict[str, torch.Tensor]]] | None = None
-    # One request of n images in that layout (bench, synthetic calibration): (config, n, seed) -> inputs.
-    request: Callable[[Any, int, int], dict[str, torch.Tensor]] | None = None
 
     def inputs(self, config: Any) -> list[TensorSpec]:
         return self.io(config)[0]
@@ -101,10 +96,6 @@ class Connector:
             if name not in sizes:
                 raise UsageError(f"shape for '{self.name}' lacks axis '{name}'")
             axis.check(sizes[name], self.name)
-
-    def sizes_of(self, config: Any, tensors: dict[str, Any]) -> dict[str, int]:
-        """Axis sizes read off concrete inputs."""
-        return {a.name: tensors[s.name].shape[i] for s in self.inputs(config) for i, a in s.axes.items()}
 
     def example_sizes(self, config: Any) -> dict[str, int]:
         """Export-time sizes: >= 2 and unlike any static dim so the exporter specializes nothing."""

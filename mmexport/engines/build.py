@@ -18,7 +18,7 @@ import onnx
 from .. import precisions
 from ..artifacts import Staging
 from ..errors import MmexportError, UsageError
-from ..record import ArtifactRecord, EngineInfo, read, record_path
+from ..record import ArtifactRecord, EngineInfo, read, reading, record_path
 from . import flavors
 from .profiles import Profile, build_profiles
 
@@ -172,6 +172,8 @@ def build(
     record = read(onnx_path, kind="onnx")
     if record.gate_passed is False:
         raise UsageError(f"{onnx_path} failed its parity gate; fix or re-export it before building an engine")
+    with reading(onnx_path, record):  # a damaged file says so before the builder's own words
+        onnx.load(str(onnx_path), load_external_data=False)
     output = Path(output) if output else onnx_path.with_suffix(".engine")
     chosen = flavors.resolve(flavor)
     profiles = build_profiles(record.graph_inputs, shapes)
@@ -210,7 +212,11 @@ def _build_bytes(chosen: flavors.Flavor, onnx_path: Path, profiles: list[Profile
     flags = 1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED) if hasattr(trt.NetworkDefinitionCreationFlag, "STRONGLY_TYPED") else 0
     network = builder.create_network(flags)
     parser = trt.OnnxParser(network, logger)
-    if not parser.parse_from_file(str(onnx_path)):
+    with _Interrupts() as interrupts:  # from the parse on: TensorRT's callbacks swallow an exception raised in them
+        parsed = parser.parse_from_file(str(onnx_path))
+    if interrupts.seen:
+        raise KeyboardInterrupt
+    if not parsed:
         raise MmexportError(_parse_error(parser))
     config = builder.create_builder_config()
     for profile_shapes in profiles:

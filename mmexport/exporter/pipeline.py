@@ -14,9 +14,9 @@ from ..artifacts import Staging
 from ..errors import ParityError, UsageError
 from ..parity import DerivedRunner, OrtRunner, ParityReport, run_gate
 from ..record import ArtifactRecord, file_sha256, record_path
-from ..reference import Reference, resolve
 from ..specs import Limits, Tolerance
-from .torch_to_onnx import DEFAULT_OPSET, example_feeds, export_module
+from ..subjects import Subject, resolve
+from .torch_to_onnx import DEFAULT_OPSET, export_module
 
 Step = Callable[[str], None]
 
@@ -26,7 +26,7 @@ class ExportResult:
     path: Path
     record: ArtifactRecord
     parity: ParityReport | None
-    reference: Reference
+    subject: Subject
     seconds: float
     warnings: list[str] = field(default_factory=list)
 
@@ -47,16 +47,16 @@ def export(
     shapes: list[dict[str, int]] | None = None,
     step: Step = lambda message: None,
     layer: int | None = None,
-    reference: Reference | None = None,
+    subject: Subject | None = None,
 ) -> ExportResult:
     """Export a connector to ONNX, gate it on parity, and install it with its record.
     A failed gate raises ParityError and leaves the files in OUTPUT.failed/ for inspection."""
     start = time.perf_counter()
     step("loading weights" if weights else "building the module")
-    if reference is None and connector_name is None:
+    if subject is None and connector_name is None:
         raise UsageError("give a connector name (or a Hugging Face folder through mmexport.make / --model)")
-    ref = reference or resolve(str(connector_name), preset, weights, layer)
-    output = Path(output) if output else default_output(ref.connector.name, ref.preset)
+    ref = subject or resolve(str(connector_name), preset, weights, layer)
+    output = Path(output) if output else default_output(ref.name, ref.preset)
     if output.suffix != ".onnx":
         raise UsageError(f"output must end in .onnx: {output}")
     cases = ref.cases(shapes)  # bad --shape values fail here, before any work
@@ -64,7 +64,7 @@ def export(
         step(f"exporting to ONNX (opset {opset})")
         external = _export(ref, staging.path(), opset)
         report = None
-        tolerance = ref.connector.tolerance.override(limits)
+        tolerance = ref.tolerance.override(limits)
         if check:
             step("checking parity in ONNX Runtime")
             report = run_gate(_candidate(ref, staging.path(), device), ref.runner(), cases, tolerance)
@@ -77,35 +77,32 @@ def export(
     return ExportResult(output, record, report, ref, time.perf_counter() - start, list(ref.warnings))
 
 
-def _export(ref: Reference, path: Path, opset: int) -> bool:
-    example = example_feeds(ref.connector, ref.config)
-    if ref.grid is not None:  # the graph takes what mmexport derives from the processor's tensors
-        example = {k: torch.from_numpy(v) for k, v in ref.grid({k: t.numpy() for k, t in example.items()}).items()}
-    outputs = ref.connector.outputs(ref.config)
-    return export_module(ref.exported, ref.graph_inputs(), outputs, example, path, opset, ref.connector.name)
+def _export(ref: Subject, path: Path, opset: int) -> bool:
+    """The graph takes what the derivation makes of the example (the example itself where nothing is derived)."""
+    example = {k: torch.from_numpy(v) for k, v in ref.derivation({k: t.numpy() for k, t in ref.example().items()}).items()}
+    return export_module(ref.exported, list(ref.derivation.inputs), ref.outputs, example, path, opset, ref.name)
 
 
-def _candidate(ref: Reference, path: Path, device: str):
-    runner = OrtRunner(path, device)
-    return runner if ref.grid is None else DerivedRunner(runner, ref.grid, [s.name for s in ref.connector.inputs(ref.config)])
+def _candidate(ref: Subject, path: Path, device: str) -> DerivedRunner:
+    return DerivedRunner(OrtRunner(path, device), ref.derivation, [s.name for s in ref.inputs])
 
 
-def _record(ref: Reference, output: Path, staged: Path, opset: int, external: bool, tolerance: Tolerance, report: ParityReport | None) -> ArtifactRecord:
+def _record(ref: Subject, output: Path, staged: Path, opset: int, external: bool, tolerance: Tolerance, report: ParityReport | None) -> ArtifactRecord:
     return ArtifactRecord(
         kind="onnx",
         artifact=output.name,
-        connector=ref.connector.name,
+        connector=ref.name,
         preset=ref.preset,
         config=dataclasses.asdict(ref.config),
         weights=ref.weights_record(),
-        inputs=ref.connector.inputs(ref.config),
-        outputs=ref.connector.outputs(ref.config),
+        inputs=ref.inputs,
+        outputs=ref.outputs,
         opset=opset,
         external_data=output.name + ".data" if external else None,
         sha256=file_sha256(staged),
         tolerance=tolerance,
         parity=report.to_json() if report else None,
         model=ref.model,
-        grid=ref.grid,
+        derived=ref.derivation.recorded,
         warnings=list(ref.warnings),
     )

@@ -16,9 +16,9 @@ import onnx_ir
 import torch
 from torch import nn
 
-from ..connectors import Axis, Connector, TensorSpec
 from ..errors import MmexportError
-from .onnx_file import inline
+from ..onnx_file import inline
+from ..specs import Axis, TensorSpec
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 DEFAULT_OPSET = 18  # decomposed attention: builds in TensorRT(-RTX) at every precision
@@ -38,7 +38,8 @@ def _dynamic_shapes(inputs: list[TensorSpec]) -> tuple[dict[int, Any], ...]:
                 dims[axis.name] = torch.export.Dim(axis.name, min=axis.min, max=axis.max)
         return dims[axis.name]
 
-    return tuple({i: dim(a) for i, a in spec.axes.items()} for spec in inputs)
+    # an axis whose range is one size (a one-patch tower's height) is static in the graph
+    return tuple({i: dim(a) for i, a in spec.axes.items() if a.min < a.max} for spec in inputs)
 
 
 def _name_axes(program: Any, specs: list[TensorSpec]) -> None:
@@ -102,14 +103,6 @@ def _for_signature(module: nn.Module, shapes: tuple) -> tuple:
     parameters = list(inspect.signature(module.forward).parameters.values())
     varargs = len(parameters) == 1 and parameters[0].kind is inspect.Parameter.VAR_POSITIONAL
     return (shapes,) if varargs else shapes
-
-
-def example_feeds(connector: Connector, config: Any) -> dict[str, torch.Tensor]:
-    """Export-time inputs: sizes >= 2 and unlike any static dim so the exporter specializes
-    nothing (a model folder's last sample case: the most images, crops, tiles)."""
-    if connector.samples is not None:
-        return connector.samples(config)[-1]
-    return connector.dummy_inputs(config, connector.example_sizes(config))
 
 
 def export_module(

@@ -18,9 +18,9 @@ from torch import nn
 
 from ..errors import UsageError
 from ..record import ArtifactRecord, read
-from ..serving.runtime import Runtime, load
+from ..runtime import Runtime, load
 from .folder import Detected, from_config
-from .side import fingerprint, image_owner, part_paths
+from .subject import fingerprint, image_owner, part_paths
 
 
 class ArtifactModule(nn.Module):
@@ -33,9 +33,10 @@ class ArtifactModule(nn.Module):
         self.dtypes = {s.name: s.dtype for s in runtime.inputs}
         self.calls = 0  # how often the artifact ran (a model that never reaches it is not using it)
 
-    def forward(self, **feeds: torch.Tensor) -> list[torch.Tensor]:
-        like = next(t for t in feeds.values() if t.is_floating_point())
-        arrays = {name: np.ascontiguousarray(t.detach().cpu().numpy().astype(self.dtypes[name])) for name, t in feeds.items() if name in self.dtypes}
+    def forward(self, **feeds: torch.Tensor | None) -> list[torch.Tensor]:
+        given = {name: t for name, t in feeds.items() if t is not None and name in self.dtypes}  # an optional input left out: derived
+        like = next(t for t in given.values() if t.is_floating_point())
+        arrays = {name: np.ascontiguousarray(t.detach().cpu().numpy().astype(self.dtypes[name])) for name, t in given.items()}
         out = self.runtime(**arrays)
         self.calls += 1
         return [torch.from_numpy(out[s.name]).to(device=like.device, dtype=like.dtype) for s in self.runtime.outputs]
@@ -68,7 +69,7 @@ def pooled(family: Any, record: ArtifactRecord, outputs: list[torch.Tensor], fee
     if family.pooled == "stack":
         return list(first.unbind(0)), None
     if family.pooled == "split":
-        sizes = record.grid.split({k: v.detach().cpu().numpy() if isinstance(v, torch.Tensor) else v for k, v in feeds.items()})
+        sizes = record.derivation.split({k: v.detach().cpu().numpy() if isinstance(v, torch.Tensor) else v for k, v in feeds.items() if v is not None})
         return tuple(first.split(sizes)), [tuple(level.split(sizes)) for level in outputs[1:]] or None
     return first, None
 
@@ -127,8 +128,8 @@ def attach_connector(model: nn.Module, runtime: Runtime, found: Detected) -> Non
 def _check(model: nn.Module, record: ArtifactRecord, found: Detected, part: str, artifact: Path) -> None:
     if record.model is None:
         raise UsageError(f"{artifact.name} was not exported from a Hugging Face folder; export it with `mmexport onnx --model DIR`")
-    if record.model["model_type"] != found.model_type:
-        raise UsageError(f"{artifact.name} was exported from a '{record.model['model_type']}' model; this one is '{found.model_type}'")
+    if record.model.model_type != found.model_type:
+        raise UsageError(f"{artifact.name} was exported from a '{record.model.model_type}' model; this one is '{found.model_type}'")
     if not found.family.attach:
         raise UsageError(f"transformers' own forward of '{found.model_type}' does not run in this version; use mmexport.encoder_outputs instead of attach")
     if part == "vision" and found.family.attach_why_not:
@@ -141,17 +142,12 @@ def _check(model: nn.Module, record: ArtifactRecord, found: Detected, part: str,
         raise UsageError(f"{artifact.name} was exported from other weights than this model's {what}; export it from this model's folder")
 
 
-def record_part(record: ArtifactRecord) -> str:
-    model = record.model or {}
-    return str(model.get("part") or ("vision" if model.get("vision_tower") else "connector"))
-
-
 def attach(model: Any, artifact: str | Path, device: str = "cpu") -> Any:
     """Replace `model`'s connector (or its whole vision side) with the artifact, in place; returns the model."""
     artifact = Path(artifact)
     record = read(artifact)
     found = from_config(model.config)
-    part = record_part(record)
+    part = record.model.part if record.model else "connector"
     _check(model, record, found, part, artifact)
     runtime = load(artifact, device)
     if part == "vision":

@@ -6,23 +6,16 @@ from typing import Any
 
 from .. import precisions
 from . import family, model_types
+from .family import Family
 
 
-def _connector(found: Any) -> str | None:
-    if found.connector is None:
-        return None
-    return " + ".join(found.connector) if isinstance(found.connector, tuple) else found.connector
-
-
-def entry(model_type: str) -> dict[str, Any]:
-    found = family(model_type)
-    assert found is not None
+def entry(model_type: str, found: Family) -> dict[str, Any]:
     return {
         "model_type": model_type,
-        "connector": _connector(found),  # the connector-only graph: transformers' module(s) of that name
+        "connector": " + ".join(found.connector) if found.connector else None,  # the connector-only graph: transformers' module(s) of that name
         "vision_side": True,
         "inputs": list(found.images.names),  # what the processor returns, by name
-        "derived_beside_graph": getattr(found.images, "derives", None),
+        "derived_beside_graph": found.images.derives,
         "reference": "get_image_features" if found.reference is None else "the family's path (no get_image_features to export)",
         "attach": {"connector": found.attach and found.connector is not None, "vision_side": found.attach and not found.attach_why_not},
         "precisions": ["fp32", *precisions.names()],
@@ -32,4 +25,9 @@ def entry(model_type: str) -> dict[str, Any]:
 
 
 def catalog() -> list[dict[str, Any]]:
-    return [entry(model_type) for model_type in model_types()]
+    rows = []
+    for model_type in model_types():
+        found = family(model_type)
+        assert found is not None  # listed by the registry
+        rows.append(entry(model_type, found))
+    return rows

@@ -1,29 +1,35 @@
 """A model family as a declaration: where its vision parts sit in the transformers model, the
 layout of what its processor returns, and the few places it departs from the shared path
-(transformers' own get_image_features exported as it is; its connector module as it is)."""
+(transformers' own get_image_features exported as it is; its connector module as it is).
+The registry (hf/__init__.py) is built from these declarations: a family is declared once."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Literal
 
 from torch import nn
 
-from .images import Pixels
+from .layouts import ImageLayout, Pixels
 
 Build = Callable[[nn.Module], nn.Module]  # the loaded transformers model -> a module
+Pooled = Literal["tensor", "stack", "split"]  # how get_image_features hands features on: a tensor, a list of rows, a list per image
+
+
+def image_embeds(hf: Any) -> tuple[str, ...]:
+    return ("image_embeds",)
 
 
 @dataclass(frozen=True)
 class Family:
     model_types: tuple[str, ...]
-    images: Any = field(default_factory=Pixels)  # hf/images.py: the processor's tensors
+    images: ImageLayout = field(default_factory=Pixels)  # the processor's tensors (hf/layouts.py)
     parts: tuple[str, ...] = ("vision_tower", "multi_modal_projector")  # what the vision side reads (module names)
-    connector: str | tuple[str, ...] | None = "multi_modal_projector"  # the connector-only graph's module(s); None: vision side only
+    connector: tuple[str, ...] | None = ("multi_modal_projector",)  # the connector-only graph's module(s); None: vision side only
     vision: Build | None = None  # an exportable vision side, where get_image_features itself is not
     reference: Build | None = None  # transformers' path where there is no get_image_features
-    pooled: str = "tensor"  # how get_image_features hands features on: "tensor", "stack" (a list of rows) or "split" (per image)
-    outputs: Callable[[Any], tuple[str, ...]] = lambda hf: ("image_embeds",)
+    pooled: Pooled = "tensor"
+    outputs: Callable[[Any], tuple[str, ...]] = image_embeds  # the graph's output names, from the config
     settings: tuple[str, ...] = ()  # config.json keys the artifact record keeps
     connector_inputs: Callable[[nn.Module, dict], dict] | None = None  # (model, sample) -> the connector's inputs, where no hook sees them
     connector_module: Build | None = None  # the connector-only graph where it is not one transformers module
@@ -31,4 +37,6 @@ class Family:
     attach_connector: Callable[[nn.Module, nn.Module], None] | None = None  # where the connector is not one module
     attach: bool = True  # False: transformers' own forward fails for this family (nothing to attach to)
     attach_why_not: str | None = None  # why a vision-side artifact cannot be attached (the connector's can)
+    features_as: str = "mm_encoder_outputs"  # the forward's argument that takes precomputed features (Llama 3.2 Vision: cross_attention_states)
     notes: tuple[str, ...] = ()
+    declared: bool = True  # False: no declaration, transformers' own path (mmexport.hf.automatic)

@@ -22,12 +22,7 @@ class Detected:
     def settings(self) -> dict[str, Any]:
         """What the record keeps of config.json: the settings that decide the vision side."""
         values = {name: _plain(getattr(self.hf_config, name, None)) for name in self.family.settings}
-        return {"model_type": self.model_type} | {k: v for k, v in values.items() if v is not None}
-
-    def record(self, folder: Path | None = None) -> dict[str, Any]:
-        """The artifact record's `model` entry."""
-        entry: dict[str, Any] = {"model_type": self.model_type, "settings": self.settings}
-        return entry | ({"folder": str(folder.resolve())} if folder else {})
+        return {k: v for k, v in values.items() if v is not None}
 
 
 def _plain(value: Any) -> Any:

@@ -33,12 +33,12 @@ class RealCrops(nn.Module):
     """Idefics2/Idefics3/SmolVLM's get_image_features with the real crops gathered by an index
     derived beside the graph (transformers drops the all-zero ones with a boolean mask)."""
 
-    def __init__(self, model: nn.Module):
+    def __init__(self, model: nn.Module, resampler: bool):
         super().__init__()
         inner = model.model
         self.vision_model, self.connector = inner.vision_model, inner.connector
         self.patch = model.config.vision_config.patch_size
-        self.resampler = model.config.model_type == "idefics2"  # a perceiver over the kept patches; only whole patches count
+        self.resampler = resampler  # Idefics2: a perceiver over the kept patches; only whole patches count
 
     def forward(self, pixel_values: torch.Tensor, pixel_attention_mask: torch.Tensor, real_crops: torch.Tensor) -> torch.Tensor:
         pixels = pixel_values.flatten(0, 1)[real_crops]
@@ -55,4 +55,9 @@ class RealCrops(nn.Module):
 
 
 def real_crops(model: nn.Module) -> nn.Module:
-    return RealCrops(model).eval()
+    return RealCrops(model, resampler=False).eval()
+
+
+def real_crops_resampled(model: nn.Module) -> nn.Module:
+    """Idefics2: its connector resamples the kept patches with a perceiver."""
+    return RealCrops(model, resampler=True).eval()

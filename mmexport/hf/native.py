@@ -1,17 +1,20 @@
-"""Native-resolution towers (Qwen2-VL, Qwen2.5-VL, Qwen3-VL, GLM-4V, Pixtral) in a form that
+"""Native-resolution towers (the Qwen-style ones, declared by a QwenStyle; Pixtral) in a form that
 exports: transformers' own modules (patch embedding, rotary, norms, projections, MLPs, mergers)
-driven with the grid tensors mmexport derives (mmexport.grids). Attention over many images is
+driven with the grid tensors mmexport derives (mmexport.derivations). Attention over many images is
 gathered into padded groups (one per frame, window or image) instead of transformers' Python
 split by cu_seqlens: every shape then follows the inputs, with no data-dependent loop."""
 
 from __future__ import annotations
 
 import sys
-from typing import Callable
+from dataclasses import dataclass
+from typing import Any, Callable
 
 import torch
 from torch import nn
 from torch.nn import functional as F
+
+from .model import module_path
 
 MASKED = 10000.0
 
@@ -50,24 +53,55 @@ def run_blocks(blocks: nn.ModuleList, x: torch.Tensor, rotary: tuple, pick: Call
     return x
 
 
+GRID_NAMES = ("pixel_values", "position_ids", "frame_index", "frame_valid", "frame_inverse")
+WINDOW_NAMES = ("window_index", "window_valid", "window_inverse")
+TAP_NAMES = ("pos_index", "pos_weight")
+
+
+@dataclass(frozen=True)
+class QwenStyle:
+    """How a Qwen-style native-resolution tower departs from Qwen2-VL's, declared by its family
+    (no dispatch on model types): the export form is built from this, and so is the layout."""
+
+    windows: bool = False  # Qwen2.5-VL: window attention outside fullatt_block_indexes
+    taps: str | None = None  # a learned position table resampled per grid: "bilinear" (align corners) or "bicubic"
+    table: str = "pos_embed"  # where that table sits in the tower
+    deepstack: bool = False  # Qwen3-VL: merged features of early blocks, as more outputs
+    post_conv_norm: bool = False  # GLM-4V: a norm right after the patch embedding
+    downsample: bool = False  # GLM-4V: post-norm, a 2x2 convolution, then the merger
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """The graph's inputs, in the order mmexport.derivations.qwen derives them."""
+        return GRID_NAMES + (WINDOW_NAMES if self.windows else ()) + (TAP_NAMES if self.taps else ())
+
+    def __call__(self, model: nn.Module) -> nn.Module:
+        """The export form of a folder's vision side."""
+        return QwenTower(model.get_submodule(module_path(model, "visual")), self).eval()
+
+
 class QwenTower(nn.Module):
     """pixel_values [patches, C*T*P*P] and the derived grid tensors -> merged tokens (and
-    Qwen3-VL's deepstack features): the forward of transformers' vision model, minus the
-    Python that depends on the grid. `kind` is 'qwen2_vl', 'qwen2_5_vl', 'qwen3_vl' or 'glm4v'."""
+    deepstack features): the forward of transformers' vision model, minus the Python that
+    depends on the grid."""
 
-    def __init__(self, visual: nn.Module, kind: str):
+    def __init__(self, visual: nn.Module, style: QwenStyle):
         super().__init__()
-        self.visual, self.kind = visual, kind
-        self.full = set(getattr(visual, "fullatt_block_indexes", None) or ()) if kind == "qwen2_5_vl" else None
-        self.deepstack = list(getattr(visual, "deepstack_visual_indexes", None) or ()) if kind == "qwen3_vl" else []
+        self.visual, self.style = visual, style
+        self.full = set(getattr(visual, "fullatt_block_indexes", None) or ()) if style.windows else None
+        self.deepstack = list(getattr(visual, "deepstack_visual_indexes", None) or ()) if style.deepstack else []
+
+    def forward(self, *inputs: torch.Tensor) -> Any:
+        out = self.run(dict(zip(self.style.names, inputs)))
+        return out if len(out) > 1 else out[0]
 
     def run(self, feeds: dict[str, torch.Tensor]) -> tuple[torch.Tensor, ...]:
         visual = self.visual
         x = visual.patch_embed(feeds["pixel_values"])
-        if self.kind == "glm4v":
+        if self.style.post_conv_norm:
             x = visual.post_conv_layernorm(x)
-        if "pos_index" in feeds:  # a learned table resampled to each grid, as gathers (taps derived beside)
-            table = visual.pos_embed.weight if self.kind == "qwen3_vl" else visual.embeddings.position_embedding.weight
+        if self.style.taps:  # a learned table resampled to each grid, as gathers (taps derived beside)
+            table = visual.get_submodule(self.style.table).weight
             x = x + (table.float()[feeds["pos_index"]] * feeds["pos_weight"][:, :, None]).sum(1).to(x.dtype)
         rotary = visual.rotary_pos_emb(x, feeds["position_ids"])
         frames = (feeds["frame_index"], feeds["frame_valid"], feeds["frame_inverse"])
@@ -84,37 +118,11 @@ class QwenTower(nn.Module):
 
     def _merge(self, x: torch.Tensor) -> torch.Tensor:
         visual = self.visual
-        if self.kind != "glm4v":
+        if not self.style.downsample:
             return visual.merger(x)
         m = visual.spatial_merge_size
         x = visual.post_layernorm(x).view(-1, m, m, x.shape[-1]).permute(0, 3, 1, 2)
         return visual.merger(visual.downsample(x).view(-1, visual.config.out_hidden_size))
-
-
-class Qwen2Tower(QwenTower):
-    def forward(self, pixel_values, position_ids, frame_index, frame_valid, frame_inverse):
-        return self.run(dict(locals()))[0]
-
-
-class Qwen25Tower(QwenTower):
-    def forward(self, pixel_values, position_ids, frame_index, frame_valid, frame_inverse, window_index, window_valid, window_inverse):
-        return self.run(dict(locals()))[0]
-
-
-class TapsTower(QwenTower):
-    """Qwen3-VL (bilinear taps, deepstack outputs) and GLM-4V (bicubic taps)."""
-
-    def forward(self, pixel_values, position_ids, frame_index, frame_valid, frame_inverse, pos_index, pos_weight):
-        out = self.run(dict(locals()))
-        return out if len(out) > 1 else out[0]
-
-
-def qwen_tower(model: nn.Module) -> nn.Module:
-    """The export form of a Qwen-family folder's vision side."""
-    kind = model.config.model_type.replace("_moe", "")
-    visual = model.model.visual
-    cls = {"qwen2_vl": Qwen2Tower, "qwen2_5_vl": Qwen25Tower, "qwen3_vl": TapsTower, "glm4v": TapsTower}[kind]
-    return cls(visual, kind).eval()
 
 
 def separate_attention(attn: nn.Module, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, groups: tuple) -> torch.Tensor:
@@ -158,3 +166,17 @@ class PixtralSide(nn.Module):
 
 def pixtral_side(model: nn.Module) -> nn.Module:
     return PixtralSide(model).eval()
+
+
+def _deepstack_outputs(hf: Any) -> tuple[str, ...]:
+    return ("image_embeds", *(f"deepstack_{i}" for i in range(len(hf.vision_config.deepstack_visual_indexes))))
+
+
+def qwen_family(model_types: tuple[str, ...], style: QwenStyle, **fields: Any) -> Any:
+    """A family whose vision side is a Qwen-style tower: its layout and export form follow the style."""
+    from .family import Family, image_embeds
+    from .layouts import Patches
+
+    declared: dict[str, Any] = dict(parts=("visual",), connector=("merger",), pooled="split")
+    declared |= dict(outputs=_deepstack_outputs if style.deepstack else image_embeds)
+    return Family(model_types, images=Patches(window=style.windows, taps=style.taps), vision=style, **(declared | fields))

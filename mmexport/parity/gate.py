@@ -4,7 +4,7 @@ The export gate, `check` on every artifact kind, the variant gates and bench all
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Sequence
 
 import numpy as np
 
@@ -23,19 +23,6 @@ class Case:
     sizes: dict[str, int]
     feeds: Feeds
     expected: dict[str, np.ndarray] | None = None
-
-
-def cases_at_shapes(connector: Any, config: Any, shapes: Sequence[dict[str, int]]) -> list[Case]:
-    """Seeded random inputs (not the export example) at each shape; rebuilt identically by `check`."""
-    cases = []
-    for i, sizes in enumerate(shapes):
-        tensors = connector.dummy_inputs(config, sizes, seed=1 + i)
-        cases.append(Case(dict(sizes), {k: v.numpy() for k, v in tensors.items()}))
-    return cases
-
-
-def cases_from_samples(connector: Any, config: Any, samples: Sequence[Feeds]) -> list[Case]:
-    return [Case(connector.sizes_of(config, sample), dict(sample)) for sample in samples]
 
 
 def _check_signatures(candidate: Runner, reference: Runner) -> None:

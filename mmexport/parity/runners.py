@@ -74,8 +74,8 @@ class OrtRunner:
 
 
 class DerivedRunner:
-    """A graph whose inputs are derived beside it (mmexport.grids): fed the processor's tensors,
-    it derives the rest and runs the graph on all of them."""
+    """A graph as a user calls it: fed the inputs by their names (a processor's tensors), the
+    derivation makes the graph's inputs of them (the identity where nothing is derived)."""
 
     def __init__(self, runner: Any, derive: Any, input_names: Sequence[str]):
         self.runner, self.derive = runner, derive
@@ -87,11 +87,9 @@ class DerivedRunner:
         return self.runner.run(self.derive(feeds))
 
 
-def deriving(runner: Any, record: Any) -> Any:
-    """The runner as a user calls it: by the processor's names, where the record derives inputs."""
-    if getattr(record, "grid", None) is None:
-        return runner
-    return DerivedRunner(runner, record.grid, [s.name for s in record.inputs])
+def deriving(runner: Any, record: Any) -> DerivedRunner:
+    """The runner as a user calls it, through the record's derivation."""
+    return DerivedRunner(runner, record.derivation, [s.name for s in record.inputs])
 
 
 class TorchRunner:

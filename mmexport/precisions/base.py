@@ -36,8 +36,6 @@ class VariantJob:
     ranges and the gate), so choosing between candidates never looks at the gate's samples."""
 
     load_source: Callable[[], onnx.ModelProto]  # a fresh fp32 copy (opset >= 19, nodes named), read from disk
-    connector: Any
-    config: Any
     options: QuantizeOptions
     tolerance: Tolerance
     fit: list[Feeds]  # samples that set ranges and smoothing scales
@@ -45,6 +43,7 @@ class VariantJob:
     gate: Callable[[onnx.ModelProto], ParityReport]  # on the held-out samples: the verdict
     step: Callable[[str], None] = lambda message: None
     probe: list[Feeds] = field(default_factory=list)  # graph feeds where activations are measured: the fit samples, else the gate's inputs
+    rank: Callable[[onnx.ModelProto], ParityReport] | None = None  # a cheaper score (fewer search samples) to order layers by; None: score
 
     @property
     def high_precision(self) -> str:
@@ -64,7 +63,14 @@ class Precision:
     name: str
     summary: str
     needs_calibration: bool
-    tolerance: Callable[[Any], Tolerance]  # connector -> its gate
+    tolerance: Callable[[Any], Tolerance]  # subject (its `attention`) -> its gate
     make: Callable[[VariantJob], Made]
     quantized: bool = False  # Q/DQ layers inside higher-precision surroundings chosen by --target
     min_arch: int | None = None  # lowest GPU compute capability that runs it (fp8: 89, Ada)
+    cpu_speed: bool = True  # False: ONNX Runtime's CPU provider emulates it (its accuracy is real there, its speed is not)
+
+    @property
+    def bench_target(self) -> str:
+        """The --target of the variant `bench` times in ONNX Runtime on a CPU: a quantized one
+        that runs there gets fp32 surroundings (casts to fp16 cost more than int8 saves)."""
+        return "cpu" if self.quantized and self.cpu_speed else "tensorrt"

@@ -28,6 +28,6 @@ PRECISION = Precision(
     name="fp16",
     summary="half precision everywhere (fp32 I/O by default)",
     needs_calibration=False,
-    tolerance=lambda connector: Tolerance(max_rel=1e-2, min_cosine=0.9999, min_token_cosine=0.9999),
+    tolerance=lambda subject: Tolerance(max_rel=1e-2, min_cosine=0.9999, min_token_cosine=0.9999),
     make=make,
 )

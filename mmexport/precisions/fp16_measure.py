@@ -15,7 +15,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper
 
-from ..exporter.onnx_file import write
+from ..onnx_file import write
 from ..parity import ort_session
 
 SAFE_LIMIT = 65504.0 / 4  # headroom for inputs the probe did not see
@@ -29,7 +29,7 @@ def float_tensors(model: onnx.ModelProto) -> list[str]:
     return [o for n in model.graph.node for o in n.output if typed.get(o) == TensorProto.FLOAT]
 
 
-def _with_maxima(model: onnx.ModelProto, names: Sequence[str]) -> onnx.ModelProto:
+def with_maxima(model: onnx.ModelProto, names: Sequence[str]) -> tuple[onnx.ModelProto, list[str]]:
     """A copy of the graph with the max and min of each tensor as scalar outputs, each reduction
     placed right after the node that makes its tensor: run in that order, every tensor is freed
     as soon as it was read (appended at the end, all of a tower's tensors stayed alive at once:
@@ -45,9 +45,9 @@ def _with_maxima(model: onnx.ModelProto, names: Sequence[str]) -> onnx.ModelProt
             nodes += [helper.make_node("ReduceMax", [out], [f"mmx_max_{i}"], keepdims=0), helper.make_node("ReduceMin", [out], [f"mmx_min_{i}"], keepdims=0)]
     del probe.graph.node[:]
     probe.graph.node.extend(nodes)
-    for i in range(len(names)):
-        probe.graph.output.extend(helper.make_tensor_value_info(f"mmx_{kind}_{i}", TensorProto.FLOAT, []) for kind in ("max", "min"))
-    return probe
+    scalars = [f"mmx_{kind}_{i}" for i in range(len(names)) for kind in ("max", "min")]
+    probe.graph.output.extend(helper.make_tensor_value_info(name, TensorProto.FLOAT, []) for name in scalars)
+    return probe, scalars
 
 
 def maxima(model: onnx.ModelProto, names: Sequence[str], samples: Sequence[dict[str, np.ndarray]]) -> dict[str, float]:
@@ -55,9 +55,9 @@ def maxima(model: onnx.ModelProto, names: Sequence[str], samples: Sequence[dict[
     intermediate tensors would not fit in memory all at once)."""
     with tempfile.TemporaryDirectory(prefix="mmexport-fp16-") as tmp:
         path = Path(tmp) / "probe.onnx"
-        write(_with_maxima(model, names), path)
+        probe, outputs = with_maxima(model, names)
+        write(probe, path)
         session = ort_session(path, optimize=False, lean=True)
-        outputs = [f"mmx_{kind}_{i}" for i in range(len(names)) for kind in ("max", "min")]
         found = np.zeros(len(names))
         for sample in samples:
             values = np.abs(np.array([float(v) for v in session.run(outputs, sample)])).reshape(-1, 2).max(axis=1)
@@ -93,7 +93,11 @@ ROUNDING = "a Sin/Cos argument (or the position arithmetic feeding it) that fp16
 
 def keep_fp32(model: onnx.ModelProto, samples: Sequence[dict[str, np.ndarray]]) -> dict[str, tuple[str, float]]:
     """Node name -> (why it stays in fp32, the largest |x| measured there)."""
-    top = maxima(model, float_tensors(model), samples)
+    return keep_fp32_measured(model, maxima(model, float_tensors(model), samples))
+
+
+def keep_fp32_measured(model: onnx.ModelProto, top: dict[str, float]) -> dict[str, tuple[str, float]]:
+    """The same, from the largest |x| of each float tensor measured already."""
     activations = _activation_tensors(model)
     kept: dict[str, tuple[str, float]] = {}
     for node in model.graph.node:

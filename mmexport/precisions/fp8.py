@@ -18,8 +18,9 @@ PRECISION = Precision(
     name="fp8",
     summary="calibrated FP8 E4M3 Q/DQ on weighted layers, the rest fp16 (Ada/Hopper/Blackwell)",
     needs_calibration=True,
-    tolerance=lambda connector: Tolerance(max_rel=None, min_cosine=0.995 if connector.attention else 0.998, min_token_cosine=0.995),
-    make=searching(qdq.FP8_E4M3, METHODS, ALPHAS),
+    tolerance=lambda subject: Tolerance(max_rel=None, min_cosine=0.995 if subject.attention else 0.998, min_token_cosine=0.995),
+    make=searching(qdq.FP8_E4M3, METHODS, ALPHAS, alternatives="--precision int8 (its finer steps suit deep attention stacks without huge outliers) or fp16"),
     quantized=True,
     min_arch=89,
+    cpu_speed=False,
 )

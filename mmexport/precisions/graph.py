@@ -10,7 +10,7 @@ import numpy as np
 import onnx
 from onnx import helper
 
-from ..exporter.onnx_file import write
+from ..onnx_file import write
 from ..parity import ort_session
 
 WEIGHTED_OPS = ("MatMul", "Gemm", "Conv")

@@ -16,7 +16,7 @@ PRECISION = Precision(
     name="int8",
     summary="calibrated int8 Q/DQ on weighted layers, the rest fp16 (TensorRT) or fp32 (--target cpu)",
     needs_calibration=True,
-    tolerance=lambda connector: Tolerance(max_rel=None, min_cosine=0.995 if connector.attention else 0.999, min_token_cosine=0.99),
-    make=searching(qdq.INT8, METHODS, ALPHAS),
+    tolerance=lambda subject: Tolerance(max_rel=None, min_cosine=0.995 if subject.attention else 0.999, min_token_cosine=0.99),
+    make=searching(qdq.INT8, METHODS, ALPHAS, alternatives="--precision fp8 (Ada, Hopper, Blackwell) or fp16"),
     quantized=True,
 )

@@ -88,9 +88,12 @@ def at_min_opset(model: onnx.ModelProto) -> onnx.ModelProto:
     return onnx.version_converter.convert_version(model, MIN_OPSET)
 
 
-def insert(out: onnx.ModelProto, nodes: list[onnx.NodeProto], activation_amax: dict[str, float], fmt: QuantFormat) -> onnx.ModelProto:
+def insert(
+    out: onnx.ModelProto, nodes: list[onnx.NodeProto], activation_amax: dict[str, float], fmt: QuantFormat, cache: dict | None = None
+) -> onnx.ModelProto:
     """Quantize `nodes` of `out` (opset >= 19), in place; `activation_amax` gives the range of
-    each node's activation input. Shared inputs (q/k/v projections) share one pair."""
+    each node's activation input. Shared inputs (q/k/v projections) share one pair. `cache`
+    keeps quantized weights for the next call on the same weights (a search's candidates)."""
     if opset_of(out) < MIN_OPSET:
         raise ValueError(f"Q/DQ insertion needs opset {MIN_OPSET}; convert with at_min_opset first")
     chosen = {n.name for n in nodes}
@@ -105,7 +108,7 @@ def insert(out: onnx.ModelProto, nodes: list[onnx.NodeProto], activation_amax: d
         if x not in activations:
             activations[x] = _activation_pair(graph, x, activation_amax[x], fmt, node.name, new_nodes)
         if (w, axis) not in dequantized:
-            dequantized[(w, axis)] = _weight_dequant(graph, weights[w], axis, fmt, node.name, new_nodes)
+            dequantized[(w, axis)] = _weight_dequant(graph, weights[w], axis, fmt, node.name, new_nodes, cache)
         node.input[0], node.input[1] = activations[x], dequantized[(w, axis)]
     _place(graph, new_nodes)
     _drop_unused_initializers(graph)
@@ -123,14 +126,24 @@ def _activation_pair(graph: onnx.GraphProto, x: str, amax: float, fmt: QuantForm
     return dequantized
 
 
-def _weight_dequant(graph: onnx.GraphProto, weight: onnx.TensorProto, axis: int, fmt: QuantFormat, before: str, new_nodes: list) -> str:
+def _weight_tensors(weight: onnx.TensorProto, axis: int, fmt: QuantFormat) -> list[onnx.TensorProto]:
     base = _safe(weight.name)
     stored, scale = _quantized_weight(numpy_helper.to_array(weight).astype(np.float32), axis, fmt)
-    tensors = [
+    return [
         numpy_helper.from_array(stored, f"{base}_quantized"),
         numpy_helper.from_array(scale, f"{base}_scale"),
         numpy_helper.from_array(fmt.cast(np.zeros(scale.shape, dtype=np.float32)), f"{base}_zero"),
     ]
+
+
+def _weight_dequant(graph: onnx.GraphProto, weight: onnx.TensorProto, axis: int, fmt: QuantFormat, before: str, new_nodes: list, cache: dict | None) -> str:
+    base = _safe(weight.name)
+    key = (weight.name, axis, fmt.name, fmt.weight_limit)
+    tensors = cache.get(key) if cache is not None else None
+    if tensors is None:
+        tensors = _weight_tensors(weight, axis, fmt)
+        if cache is not None:
+            cache[key] = tensors
     graph.initializer.extend(tensors)
     output = f"{base}_dequantized"
     node = helper.make_node("DequantizeLinear", [t.name for t in tensors], [output], name=f"{base}_DequantizeLinear", axis=axis)

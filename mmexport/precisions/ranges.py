@@ -10,6 +10,7 @@ from typing import Sequence
 import numpy as np
 import onnx
 
+from .fp16_measure import with_maxima
 from .graph import run_with_outputs
 
 BINS = 2048
@@ -46,19 +47,26 @@ class ActivationStats:
         return float(amax.max() / max(float(np.median(amax)), 1e-12))
 
 
-def activation_stats(model: onnx.ModelProto, axes: dict[str, int], samples: Sequence[dict[str, np.ndarray]]) -> ActivationStats:
+def activation_stats(
+    model: onnx.ModelProto, axes: dict[str, int], samples: Sequence[dict[str, np.ndarray]], maxima_of: Sequence[str] = ()
+) -> tuple[ActivationStats, dict[str, float]]:
     """One pass of the fp32 graph over the samples; the channel axis is given per tensor
-    (the last for MatMul inputs, 1 for Conv inputs)."""
+    (the last for MatMul inputs, 1 for Conv inputs). In the same pass, the largest |x| of each
+    tensor in `maxima_of` (what fp16 surroundings must keep in fp32 is read from them)."""
+    probe, scalars = with_maxima(model, maxima_of) if maxima_of else (model, [])
     amax: dict[str, np.ndarray] = {}
     spread: dict[str, float] = {}
-    for values in run_with_outputs(model, list(axes), samples):
+    top = np.zeros(len(scalars) // 2)
+    for values in run_with_outputs(probe, list(axes) + scalars, samples):
+        if scalars:
+            top = np.maximum(top, np.abs(np.array([float(values.pop(s)) for s in scalars])).reshape(-1, 2).max(axis=1))
         for name, value in values.items():
             rows = np.abs(np.moveaxis(value, axes[name] % value.ndim, -1)).reshape(-1, value.shape[axes[name]])
             channels = rows.max(axis=0)
             amax[name] = channels if name not in amax else np.maximum(amax[name], channels)
             tokens = rows.max(axis=1)
             spread[name] = max(spread.get(name, 0.0), float(tokens.max() / max(float(np.median(tokens)), 1e-12)))
-    return ActivationStats(amax, spread)
+    return ActivationStats(amax, spread), dict(zip(maxima_of, top.tolist()))
 
 
 def histograms(model: onnx.ModelProto, amax: dict[str, float], samples: Sequence[dict[str, np.ndarray]]) -> dict[str, Histogram]:

@@ -1,7 +1,11 @@
-"""The calibration search shared by the Q/DQ precisions (int8, fp8): SmoothQuant alpha and
-range method first, then a higher-precision fallback ranked by each layer's measured effect
-on the output. Candidates are scored on search samples; the first that passes there is put
-to the gate (held-out samples), and the search stops at the first that passes the gate."""
+"""The calibration search shared by the Q/DQ precisions (int8, fp8). First every layer in low
+precision: SmoothQuant strengths with min-max ranges, stopping along the strengths once a
+stronger one scores worse, then the clipping range methods at the best strength only (their
+histograms cost a pass of the graph each); then, if none passes, the layers ranked once by
+their measured effect on the output, and the most helpful kept in higher precision (1, 2, 4 ...).
+Candidates are scored on search samples; the first that passes there is put to the gate
+(held-out samples), and the search stops at the first that passes the gate. The record lists
+every candidate, and every one skipped with why."""
 
 from __future__ import annotations
 
@@ -16,17 +20,14 @@ from ..specs import Tolerance
 from . import qdq, ranges
 from .base import Made, VariantJob
 from .fp16_graph import to_fp16
-from .fp16_measure import keep_fp32, summary
+from .fp16_measure import float_tensors, keep_fp32_measured, summary
 from .graph import weight_macs, weighted_nodes
 from .smoothquant import smooth
 
 MAX_MEASURED = 12  # layers whose end-to-end effect is measured (one graph build and score each)
 HISTOGRAM_SAMPLES = 16  # the shape of |x| settles long before its maximum (taken from every sample)
 MAX_KEPT_SHARE = 0.5  # of weight MACs: past this, low precision no longer pays; refuse instead
-ALTERNATIVES = {
-    "int8": "--precision fp8 (Ada, Hopper, Blackwell) or fp16",
-    "fp8": "--precision int8 (its finer steps suit deep attention stacks without huge outliers) or fp16",
-}
+KEPT_IN_MEMORY = 512 << 20  # a graph this small keeps its smoothed copies and quantized weights between candidates
 
 
 def shortfall(report: ParityReport, tolerance: Tolerance) -> float:
@@ -58,6 +59,7 @@ class Candidate:
     model: onnx.ModelProto  # fp32 around the quantized layers until finished
     score: ParityReport
     finished: bool = False
+    gate: ParityReport | None = None  # the gate's verdict, once put to it
 
     def summary(self, tolerance: Tolerance) -> dict[str, Any]:
         return {
@@ -71,25 +73,39 @@ class Candidate:
 
 
 class Search:
-    def __init__(self, job: VariantJob, fmt: qdq.QuantFormat, methods: list[str], alphas: list[float]):
-        self.job, self.fmt, self.methods, self.alphas = job, fmt, methods, alphas
+    def __init__(self, job: VariantJob, fmt: qdq.QuantFormat, methods: list[str], alphas: list[float], alternatives: str = "--precision fp16"):
+        self.job, self.fmt, self.methods, self.alphas, self.alternatives = job, fmt, methods, alphas, alternatives
         source = job.load_source()  # read again for each candidate, not kept: a tower is ~1 GB
+        self.small = source.ByteSize() < KEPT_IN_MEMORY
+        self._smoothed: dict[float, tuple[onnx.ModelProto, dict[str, float]]] = {}
+        self._weights: dict[float, dict] = {}  # quantized weights per smoothing strength (the same for every candidate there)
         self.nodes = weighted_nodes(source)
         self.macs = {n.name: weight_macs(source, n) for n in self.nodes}
         axes = {n.input[0]: (1 if n.op_type == "Conv" else -1) for n in self.nodes}
         job.step(f"measuring activation ranges on {len(job.fit)} samples")
-        self.stats = ranges.activation_stats(source, axes, job.fit)
-        # fp16 surroundings (TensorRT) keep in fp32 what would overflow or round too coarsely there
-        self.fp32_nodes = keep_fp32(source, job.fit) if job.high_precision == "fp16" else {}
+        # fp16 surroundings (TensorRT) keep in fp32 what would overflow or round too coarsely there: measured in the same pass
+        fp16 = job.high_precision == "fp16"
+        self.stats, top = ranges.activation_stats(source, axes, job.fit, float_tensors(source) if fp16 else ())
+        self.fp32_nodes = keep_fp32_measured(source, top) if fp16 else {}
         del source
         release()
         self.channel_amax = self.stats.channel_amax
         self.tried: list[dict[str, Any]] = []  # summaries only: graphs are dropped as the search moves on
 
     def smoothed(self, alpha: float) -> tuple[onnx.ModelProto, dict[str, float]]:
-        """A fresh copy of the graph with SmoothQuant folded in, and its smoothed inputs' new ranges."""
+        """A fresh copy of the graph with SmoothQuant folded in, and its smoothed inputs' new ranges
+        (a small graph's smoothed form is kept and copied; a tower's is made again from disk)."""
+        if alpha in self._smoothed:
+            kept, ranges_ = self._smoothed[alpha]
+            copy = onnx.ModelProto()
+            copy.CopyFrom(kept)
+            return copy, ranges_
         model = self.job.load_source()
-        return model, (smooth(model, self.channel_amax, alpha) if alpha else {})
+        found = smooth(model, self.channel_amax, alpha) if alpha else {}
+        if self.small:
+            self._smoothed[alpha] = (model, found)
+            return self.smoothed(alpha)
+        return model, found
 
     def base(self, alpha: float) -> Base:
         model, smoothed = self.smoothed(alpha)
@@ -112,16 +128,19 @@ class Search:
         candidate.finished = True
         return candidate.model
 
-    def candidate(self, base: Base, method: str, kept: dict[str, str]) -> Candidate:
+    def candidate(self, base: Base, method: str, kept: dict[str, str], ranking: bool = False) -> Candidate:
         """Scored with fp32 around the quantized layers: fast on this CPU, and the surroundings'
         own rounding is small next to int8/fp8's; the gate then judges the finished graph."""
         self.job.step(f"{self.fmt.name}: alpha {base.alpha or 'off'}, {method} ranges, {len(kept)} layers kept in {self.job.high_precision}")
         activation_ranges = self.ranges_for(base, method)
         model, _ = self.smoothed(base.alpha)
-        qdq.insert(model, [n for n in weighted_nodes(model) if n.name not in kept], activation_ranges, self.fmt)
-        found = Candidate(base, method, kept, model, self.job.score(model))
-        self.tried.append(found.summary(self.job.tolerance))
-        release()  # the smoothed copy and the scoring session are gone
+        weights = self._weights.setdefault(base.alpha, {}) if self.small else None
+        qdq.insert(model, [n for n in weighted_nodes(model) if n.name not in kept], activation_ranges, self.fmt, weights)
+        found = Candidate(base, method, kept, model, ((self.job.rank or self.job.score) if ranking else self.job.score)(model))
+        if not ranking:
+            self.tried.append(found.summary(self.job.tolerance))
+        if not self.small:
+            release()  # the smoothed copy of a tower and its scoring session are gone
         return found
 
     def accept(self, candidate: Candidate) -> ParityReport | None:
@@ -129,20 +148,58 @@ class Search:
         if not candidate.score.passed:
             return None
         report = self.job.gate(self.finish(candidate))
+        candidate.gate = report
         return report if report.passed else None
 
     def run(self) -> Made:
-        best: Candidate | None = None
-        for alpha in self.alphas:
-            base = self.base(alpha)
-            for method in self.methods:
-                found = self.candidate(base, method, {})
-                if (report := self.accept(found)) is not None:
-                    return self.made(found, report)
-                if best is None or self.worse(best, found):
-                    best = found
-        assert best is not None
+        best = self.sweep()
+        if best.gate is not None and best.gate.passed:
+            return self.made(best, best.gate)
         return self.fall_back(best)
+
+    def sweep(self) -> Candidate:
+        """Every layer in low precision: the candidate that passed the gate, else the best one."""
+        first, *others = self.methods
+        best = self.along_strengths(first)
+        for method in others:  # clipping methods at the best strength only
+            if best.gate is not None and best.gate.passed:
+                return best
+            self.skip_others(method, best.base.alpha, f"clipping ranges are tried at the best smoothing strength only (alpha {best.base.alpha or 'off'})")
+            found = self.candidate(best.base, method, {})
+            self.accept(found)
+            best = found if found.gate is not None and found.gate.passed else self.better(best, found)
+        return best
+
+    def along_strengths(self, method: str) -> Candidate:
+        """Smoothing strengths in the declared order; once a stronger one scores worse than the one
+        before it, the stronger ones after it are skipped ('off' is still tried)."""
+        best: Candidate | None = None
+        previous: Candidate | None = None
+        ended = False
+        for alpha in self.alphas:
+            stronger = previous is not None and bool(alpha) and bool(previous.base.alpha) and alpha > previous.base.alpha
+            if stronger and ended:
+                self.skipped(alpha, method, "a weaker strength already scored better than the one after it")
+                continue
+            found = self.candidate(self.base(alpha), method, {})
+            if self.accept(found) is not None:
+                return found
+            ended = ended or (stronger and previous is not None and self.worse(found, previous))
+            best = self.better(best, found)
+            previous = found
+        assert best is not None
+        return best
+
+    def skip_others(self, method: str, chosen: float, why: str) -> None:
+        for alpha in self.alphas:
+            if alpha != chosen:
+                self.skipped(alpha, method, why)
+
+    def skipped(self, alpha: float, method: str, why: str) -> None:
+        self.tried.append({"smooth_alpha": alpha or None, "method": method, "kept": 0, "skipped": why})
+
+    def better(self, a: Candidate | None, b: Candidate) -> Candidate:
+        return b if a is None or self.worse(a, b) else a
 
     def worse(self, a: Candidate, b: Candidate) -> bool:
         return shortfall(a.score, self.job.tolerance) > shortfall(b.score, self.job.tolerance)
@@ -192,8 +249,7 @@ class Search:
         before = (best.score.worst_cosine, best.score.worst_token_cosine)
         effects = []
         for node in suspects:
-            trial = self.candidate(best.base, best.method, dict(best.kept) | {node.name: "ranking"})
-            self.tried.pop()  # a measurement, not a candidate
+            trial = self.candidate(best.base, best.method, dict(best.kept) | {node.name: "ranking"}, ranking=True)  # a measurement, not a candidate
             effects.append((shortfall(trial.score, self.job.tolerance), node.name, (trial.score.worst_cosine, trial.score.worst_token_cosine)))
         effects.sort()
         return [(name, before, after) for _, name, after in effects if name not in best.kept]
@@ -235,16 +291,18 @@ class Search:
             why = (
                 f"in '{channels[0]}' the largest channel reaches {channels[1]:.0f}x the median channel's |x|, more than SmoothQuant could move into the weights"
             )
-        return f"{head}; {why}; try {ALTERNATIVES[self.fmt.name]}"
+        return f"{head}; {why}; try {self.alternatives}"
 
 
-def searching(fmt: qdq.QuantFormat, methods: tuple[str, ...], alphas: tuple[float, ...]) -> Callable[[VariantJob], Made]:
+def searching(
+    fmt: qdq.QuantFormat, methods: tuple[str, ...], alphas: tuple[float, ...], alternatives: str = "--precision fp16"
+) -> Callable[[VariantJob], Made]:
     """A precision's make(): the search over these range methods and SmoothQuant strengths,
-    or over the one method / strength the user gave."""
+    or over the one method / strength the user gave; `alternatives`: what a refusal suggests."""
 
     def make(job: VariantJob) -> Made:
         tried_methods = [job.options.method] if job.options.method else list(methods)
         tried_alphas = [job.options.smooth] if job.options.smooth is not None else list(alphas)
-        return Search(job, fmt.on(job.options.target), tried_methods, tried_alphas).run()
+        return Search(job, fmt.on(job.options.target), tried_methods, tried_alphas, alternatives).run()
 
     return make

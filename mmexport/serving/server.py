@@ -12,9 +12,11 @@ from typing import Any, Callable
 import numpy as np
 
 from ..errors import UsageError
+from ..runtime import Runtime, load
 from ..specs import TensorSpec
-from .runtime import Runtime, load
 from .triton import max_batch_size
+
+EXIT_TIMEOUT_S = 5  # after a stop, how long Triton waits for clients to let go before it exits anyway
 
 
 def _fix_libpython() -> None:
@@ -128,13 +130,13 @@ def serve(
         from pytriton.triton import Triton, TritonConfig
     except ImportError as exc:
         raise UsageError("`mmexport serve` needs PyTriton: pip install 'mmexport[serve]'") from exc
-    runtime = load(artifact, device)
+    runtime = load(artifact, device)  # once: the tensors endpoint and the images endpoint share it
     name = name or Path(artifact).name.split(".")[0]
     encoder = None
     if model_folder is not None:
-        from .encoder import ImageEncoder
+        from ..hf.service import ImageEncoder
 
-        encoder = ImageEncoder(artifact, model_folder, device)
+        encoder = ImageEncoder(runtime, model_folder)
     max_batch = max_batch_size(runtime.record, max_batch, default_cap=16)
     batched = max_batch > 0
 
@@ -144,7 +146,9 @@ def serve(
 
     _fix_libpython()
     _stop_on_signals()
-    config = TritonConfig(http_address=host, http_port=http_port, grpc_address=host, grpc_port=grpc_port, metrics_port=metrics_port)
+    config = TritonConfig(
+        http_address=host, http_port=http_port, grpc_address=host, grpc_port=grpc_port, metrics_port=metrics_port, exit_timeout_secs=EXIT_TIMEOUT_S
+    )
     with Triton(config=config) as triton:
         triton.bind(
             model_name=name,
@@ -160,7 +164,7 @@ def serve(
             for served in (f"{name}_images", "images"):
                 _bind_images(triton, served, encoder, 16)
         triton.run()
-        for note in runtime.notes:
+        for note in runtime.notes + (encoder.notes if encoder is not None else []):
             on_ready(f"note: {note}")
         on_ready(
             f"serving '{name}' ({runtime.record.connector}, {runtime.record.precision}, max batch {max_batch}) "

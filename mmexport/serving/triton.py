@@ -83,12 +83,13 @@ def _grid_config(record: ArtifactRecord, name: str, instances: int) -> str:
     """The Python step that derives the graph's inputs from the processor's tensors."""
     pb, text_format = _schema()
     config = pb.ModelConfig(name=name, backend="python", max_batch_size=0)
-    for specs, field in ((record.inputs, config.input), (record.grid.inputs, config.output)):
+    derived = record.derivation
+    for specs, field in ((record.inputs, config.input), (derived.inputs, config.output)):
         for spec in specs:
             _tensor(field.add(), spec, False, pb)
     group = config.instance_group.add()
     group.count, group.kind = instances, pb.ModelInstanceGroup.KIND_CPU
-    config.parameters["grid"].string_value = json.dumps(record.grid.to_json())
+    config.parameters["derivation"].string_value = json.dumps(record.derived.to_json() if record.derived else None)
     return text_format.MessageToString(config)
 
 
@@ -103,12 +104,13 @@ def _ensemble_config(record: ArtifactRecord, name: str) -> str:
     graph = config.ensemble_scheduling.step.add(model_name=f"{name}_graph", model_version=-1)
     for spec in record.inputs:
         derive.input_map[spec.name] = spec.name
-    for spec in record.grid.inputs:
+    for spec in record.derivation.inputs:
         derive.output_map[spec.name] = f"derived_{spec.name}"
         graph.input_map[spec.name] = f"derived_{spec.name}"
     for spec in record.outputs:
         graph.output_map[spec.name] = spec.name
-    config.parameters["mmexport"].string_value = json.dumps({"connector": record.connector, "precision": record.precision, "model": record.model})
+    model = record.model.to_json() if record.model else None
+    config.parameters["mmexport"].string_value = json.dumps({"connector": record.connector, "precision": record.precision, "model": model})
     return text_format.MessageToString(config)
 
 
@@ -142,13 +144,14 @@ def write_repository(
     if not NAME.fullmatch(name):
         raise UsageError(f"--name '{name}' is not a Triton model name; use letters, digits, '_', '.' and '-'")
     repo.mkdir(parents=True, exist_ok=True)
-    graph_name = f"{name}_graph" if record.grid is not None else name
+    derived = record.derivation.beside_graph  # a Python step derives the graph's inputs ahead of it
+    graph_name = f"{name}_graph" if derived else name
     files: dict[str, bytes | Path] = {"config.pbtxt": config_text(record, graph_name, max_batch_size(record, max_batch), instances, kind).encode()}
     files[f"1/{PLATFORMS[record.kind][1]}"] = artifact
     if record.external_data:
         files[f"1/{record.external_data}"] = artifact.parent / record.external_data
     _write_entry(repo, graph_name, files)
-    if record.grid is not None:  # the grid tensors are derived in a Python step, ahead of the graph
+    if derived:
         grid_model = Path(__file__).with_name("triton_grid.py")
         _write_entry(repo, f"{name}_grid", {"config.pbtxt": _grid_config(record, f"{name}_grid", instances).encode(), "1/model.py": grid_model})
         _write_entry(repo, name, {"config.pbtxt": _ensemble_config(record, name).encode(), "1/.keep": b""})

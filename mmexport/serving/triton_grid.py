@@ -12,10 +12,10 @@ import numpy as np
 
 class TritonPythonModel:
     def initialize(self, args):
-        from mmexport.grids import GridInputs
+        from mmexport.derivations import Derived
 
         config = json.loads(args["model_config"])
-        self.grid = GridInputs.from_json(json.loads(config["parameters"]["grid"]["string_value"]))
+        self.grid = Derived.from_json(json.loads(config["parameters"]["derivation"]["string_value"]))
         self.inputs = [i["name"] for i in config["input"]]
 
     def execute(self, requests):

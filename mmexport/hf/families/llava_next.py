@@ -1,0 +1,16 @@
+"""LLaVA-NeXT and LLaVA-OneVision: one row per tile; their anyres packing (unpadding,
+image_newline) runs inside get_image_features, in transformers, after the graph."""
+
+from ..family import Family
+from ..layers import feature_layers
+from ..layouts import Pixels
+
+FAMILY = Family(
+    ("llava_next", "llava_onevision"),
+    images=Pixels(axis="tiles"),
+    vision=feature_layers,
+    reference=feature_layers,  # per tile: get_image_features itself packs the tiles of each image
+    settings=("vision_feature_layer", "vision_feature_select_strategy", "image_grid_pinpoints"),
+    attach_why_not="its tiles are packed (anyres) inside get_image_features, after the projector; attach the connector artifact",
+    notes=("the graph gives each tile's embeddings; pack_image_features (anyres unpadding, image_newline) stays in transformers",),
+)

@@ -1,0 +1,141 @@
+"""`mmexport bench`: real PyTorch, torch.compile and ONNX Runtime sessions timed side by side on
+small connectors; the JSON a CI job reads, the plot, and clear errors before any work starts."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from support.cli import assert_one_line
+
+KEYS = {
+    "connector",
+    "preset",
+    "backend",
+    "precision",
+    "batch",
+    "tokens",
+    "median_ms",
+    "p90_ms",
+    "throughput_per_s",
+    "peak_mem_mb",
+    "cosine",
+    "token_cosine_p1",
+}
+
+
+@pytest.mark.slow
+def test_bench_json_table_and_plot(cli, tmp_path, tiny):
+    name = tiny("mlp")
+    result = cli(
+        "bench",
+        "-c",
+        name,
+        "-p",
+        "tiny",
+        "--backends",
+        "torch,ort,ort-fp16,ort-int8,ort-fp8,trt",
+        "--batch",
+        "1,3",
+        "--tokens",
+        "40",
+        "--warmup",
+        "1",
+        "--iters",
+        "3",
+        "--threads",
+        "1",
+        "--json",
+        tmp_path / "bench.json",
+        "--plot",
+        tmp_path / "bench.png",
+    )
+    assert result.code == 0, result
+    report = json.loads((tmp_path / "bench.json").read_text())
+    assert report["machine"]["threads"] == 1 and report["machine"]["cpu"]
+    rows = {(r["backend"], r["batch"]): r for r in report["results"]}
+    skipped = {s["backend"]: s["reason"] for s in report["skipped"]}
+    ran = {"torch", "ort", "ort-fp16", "ort-int8", "ort-fp8"} | ({"trt"} - set(skipped))  # trt runs only where TensorRT and a GPU are
+    assert set(rows) == {(b, n) for b in ran for n in (1, 3)}, skipped
+    for row in report["results"]:
+        assert KEYS <= set(row)
+        if row["backend"] == "ort-fp8":  # emulated on a CPU: accuracy only
+            assert row["median_ms"] is None and row["cosine"] > 0.99
+            continue
+        assert 0.9 < row["cosine"] <= 1.0 + 1e-9 and 0.0 < row["token_cosine_p1"] <= row["cosine"] + 0.1
+        assert row["tokens"] == 40 and row["median_ms"] > 0 and row["p90_ms"] >= row["median_ms"]
+        assert row["throughput_per_s"] == pytest.approx(row["batch"] * 1000 / row["median_ms"], rel=0.05)
+    # each backend computed the connector, not just returned quickly
+    assert rows["ort", 3]["cosine"] > 0.99999 and rows["ort-fp16", 3]["cosine"] > 0.999 and rows["ort-int8", 3]["cosine"] > 0.99
+    if not torch.cuda.is_available():
+        assert "CUDA GPU" in skipped["trt"] and "skipped trt" in result.stdout
+    assert "x torch" in result.stdout
+    assert (tmp_path / "bench.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.slow
+def test_bench_torch_compile(cli, tmp_path, tiny):
+    name = tiny("mlp")
+    result = cli("bench", "-c", name, "-p", "tiny", "--backends", "torch,torch-compile", "--batch", "1,2", "--iters", "2", "--json", tmp_path / "b.json")
+    assert result.code == 0, result
+    rows = json.loads((tmp_path / "b.json").read_text())["results"]
+    assert {r["backend"] for r in rows} == {"torch", "torch-compile"}
+    assert all(r["cosine"] > 0.99999 for r in rows)
+
+
+@pytest.mark.gpu
+def test_bench_cuda_backends(cli, tmp_path, tiny):
+    name = tiny("qformer")
+    result = cli("bench", "-c", name, "-p", "tiny", "--backends", "torch,torch-cuda,torch-cuda-fp16", "--iters", "3", "--json", tmp_path / "b.json")
+    assert result.code == 0, result
+    rows = {r["backend"]: r for r in json.loads((tmp_path / "b.json").read_text())["results"]}
+    assert rows["torch-cuda"]["cosine"] > 0.99999 and rows["torch-cuda-fp16"]["cosine"] > 0.999
+
+
+@pytest.mark.parametrize(
+    "args,code,phrase",
+    [
+        (["--backends", "torch,tensorflow"], 2, "unknown backend 'tensorflow'"),
+        (["--batch", "1,x"], 2, "comma-separated list of integers"),
+        (["--batch", "0"], 2, "--batch sizes must be >= 1"),
+        (["--batch", "100"], 2, "axis 'batch' = 100 is out of range"),
+        (["--tokens", "100000"], 2, "axis 'tokens' = 100000 is out of range"),
+        (["--iters", "0"], 2, "--iters"),
+        (["--json", "missing/b.json"], 2, "output folder does not exist"),
+        (["--json", "b.txt"], 2, "must end in .json"),
+        (["--plot", "b.jpg"], 2, "must end in .png"),
+        (["--weights", "nope.safetensors"], 2, "nope.safetensors"),
+    ],
+)
+def test_bench_bad_input(cli, tmp_path, monkeypatch, args, code, phrase):
+    monkeypatch.chdir(tmp_path)
+    assert_one_line(cli("bench", "-c", "mlp", *args), code, phrase)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_bench_tokens_on_a_fixed_grid(cli, tmp_path):
+    assert_one_line(cli("bench", "-c", "c-abstractor", "--tokens", "576"), 2, "fixed number of tokens")
+
+
+def test_bench_batch_on_a_packed_connector(cli):
+    assert_one_line(cli("bench", "-c", "patch-merger", "--batch", "1,8"), 2, "no batch axis", "--tokens")
+
+
+def test_bench_unknown_connector(cli):
+    assert_one_line(cli("bench", "-c", "nope"), 2, "unknown connector 'nope'")
+
+
+def test_batch_sets_crops_or_tiles_where_there_is_no_batch_axis(tiny):
+    from mmexport import connectors
+    from mmexport.subjects import ConnectorSubject
+
+    def _sizes(connector, config, batch, tokens):
+        return ConnectorSubject(connector, "tiny", config, None).sizes(batch, tokens)
+
+    connector = connectors.get(tiny("h-reducer"))
+    assert _sizes(connector, connector.preset("tiny"), 3, None)["crops"] == 3
+    connector = connectors.get(tiny("pixel-shuffle"))
+    assert _sizes(connector, connector.preset("tiny"), 3, None) == {"tiles": 3}
+    connector = connectors.get(tiny("mlp"))
+    assert _sizes(connector, connector.preset("tiny"), 3, None)["batch"] == 3

@@ -1,0 +1,96 @@
+"""From a Hugging Face folder: `mmexport onnx --model DIR` detects the connector from config.json,
+and the graph, fed the tensor that feeds the connector in transformers, returns what
+get_image_features hands the LLM. `mmexport.attach` puts the artifact inside the model."""
+
+from __future__ import annotations
+
+import copy
+import json
+
+import pytest
+import torch
+from support.checks import assert_close
+from support.cli import assert_one_line
+from support.families import image_inputs, save_model
+from support.tiers import uses
+
+pytestmark = uses("llava")
+
+
+def test_hub_layout_folder_loads_as_transformers_loads_it(cli, tiny_models, tmp_path):
+    """A folder in the hub's older key layout (vision_tower.vision_model.*, language_model.model.*,
+    top-level multi_modal_projector.*): transformers' own checkpoint mapping finds the tensors."""
+    from safetensors.torch import load_file, save_file
+
+    folder, model = tiny_models("llava")
+    hub = tmp_path / "hub"
+    hub.mkdir()
+    for name in ("config.json", "preprocessor_config.json"):
+        (hub / name).write_bytes((folder / name).read_bytes())
+    state = {}
+    for shard in folder.glob("*.safetensors"):
+        state |= load_file(shard)
+    renamed = {}
+    for key, value in state.items():
+        key = key.replace("model.vision_tower.", "vision_tower.vision_model.").replace("model.multi_modal_projector.", "multi_modal_projector.")
+        renamed[key.replace("model.language_model.", "language_model.model.")] = value
+    save_file(renamed, hub / "model.safetensors")
+    assert not any(k.startswith("model.") for k in renamed)
+    out = tmp_path / "v.onnx"
+    assert cli("onnx", "--model", hub, "--vision-tower", "-o", out).code == 0
+    inputs = image_inputs("llava", 2)
+    with torch.no_grad():
+        expected = torch.stack(list(model.model.get_image_features(**inputs).pooler_output))
+    import mmexport
+
+    assert_close(mmexport.load(out)(pixel_values=inputs["pixel_values"].numpy())["image_embeds"], expected)
+
+
+def test_unknown_model_type_is_one_line(cli, tmp_path):
+    (tmp_path / "config.json").write_text(json.dumps({"model_type": "fuyu"}))
+    assert_one_line(cli("onnx", "--model", tmp_path, "-o", tmp_path / "x.onnx"), 2, "model_type 'fuyu' is not supported", "llava", "qwen2_vl")
+    assert_one_line(cli("onnx", "--model", tmp_path / "absent", "-o", tmp_path / "x.onnx"), 2, "no config.json")
+    assert_one_line(cli("onnx", "--model", tmp_path, "-c", "mlp"), 2, "one of them")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["config.json"]
+
+
+def test_attach_refuses_an_artifact_of_another_model(cli, tiny_models, tmp_path):
+    import mmexport
+    from mmexport.errors import UsageError
+
+    llava_folder, llava = tiny_models("llava")
+    blip_folder, _ = tiny_models("blip-2")
+    assert cli("onnx", "--model", blip_folder, "-o", tmp_path / "blip.onnx").code == 0
+    with pytest.raises(UsageError, match="'blip-2' model; this one is 'llava'"):
+        mmexport.attach(copy.deepcopy(llava), tmp_path / "blip.onnx")
+    other = save_model("llava", tmp_path / "other", seed=5)  # same dims, other weights
+    assert cli("onnx", "--model", tmp_path / "other", "-o", tmp_path / "other.onnx").code == 0
+    with pytest.raises(UsageError, match="other weights than this model's connector"):
+        mmexport.attach(copy.deepcopy(llava), tmp_path / "other.onnx")
+    assert cli("onnx", "--model", tmp_path / "other", "--vision-tower", "-o", tmp_path / "other-v.onnx").code == 0
+    with pytest.raises(UsageError, match="other weights than this model's vision side"):
+        mmexport.attach(copy.deepcopy(llava), tmp_path / "other-v.onnx")
+    assert cli("onnx", "-c", "mlp", "-o", tmp_path / "plain.onnx", "--preset", "llava-1.5-7b", "--no-check").code == 0
+    with pytest.raises(UsageError, match="not exported from a Hugging Face folder"):
+        mmexport.attach(other, tmp_path / "plain.onnx")
+
+
+def test_attach_with_several_images_per_prompt(cli, tiny_models, tmp_path):
+    """LLaVA, a batch of two prompts: the first holds two images, the second one (left-padded)."""
+    import mmexport
+
+    folder, model = tiny_models("llava")
+    assert cli("onnx", "--model", folder, "-o", tmp_path / "c.onnx").code == 0
+    image, pad = model.config.image_token_id, 0
+    text = torch.randint(1, 90, (2, 5), generator=torch.Generator().manual_seed(4))
+    first = torch.cat([torch.full((16,), image), text[0, :2], torch.full((16,), image), text[0, 2:]])
+    second = torch.cat([torch.full((16,), pad), torch.full((16,), image), text[1]])
+    ids = torch.stack([first, second])
+    mask = torch.ones_like(ids)
+    mask[1, :16] = 0
+    inputs = {"input_ids": ids, "attention_mask": mask, "pixel_values": image_inputs("llava", images=3)["pixel_values"]}
+    attached = mmexport.attach(copy.deepcopy(model), tmp_path / "c.onnx")
+    with torch.no_grad():
+        assert_close(attached(**inputs).logits.numpy(), model(**inputs).logits)
+    tokens = [m.generate(**inputs, max_new_tokens=4, do_sample=False) for m in (model, attached)]
+    assert torch.equal(tokens[0], tokens[1])

@@ -1,0 +1,52 @@
+"""Proof in a real vLLM (its CPU build, in its own environment: MMEXPORT_VLLM_PYTHON): generating
+from the embeddings mmexport's encoder service returned gives the tokens and logprobs vLLM gives
+from the same image's pixels through its own vision tower; perturbed embeddings change them."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+from pathlib import Path
+
+import pytest
+import torch
+from support.vllm_folders import PROMPTS, save_for_vllm
+
+import mmexport
+from mmexport.samples import photos
+from mmexport.serving.launch import start_service
+
+VLLM = os.environ.get("MMEXPORT_VLLM_PYTHON")
+pytestmark = [pytest.mark.vllm, pytest.mark.skipif(not VLLM, reason="set MMEXPORT_VLLM_PYTHON to a vLLM interpreter (../shared/tools/vllm-cpu/setup)")]
+
+
+@pytest.mark.parametrize("model_type", ["llava", "qwen2_vl", "qwen2_5_vl"])
+def test_vllm_generates_from_the_services_embeddings_as_from_pixels(tmp_path, model_type):
+    folder = tmp_path / "model"
+    save_for_vllm(model_type, folder)
+    artifact = tmp_path / "v.onnx"
+    mmexport.make(model=folder, vision_tower=True, output=artifact)
+    image = tmp_path / "photo.png"
+    photos(1)[0].resize((84, 56)).save(image)
+    proc, url = start_service(artifact, folder)
+    try:
+        value = mmexport.client.embeddings(url, [image])
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+    torch.save(value, tmp_path / "embeddings.pt")
+    run = subprocess.run(
+        [VLLM, str(Path(__file__).parents[1] / "support" / "vllm_generate.py"), str(folder), str(image), str(tmp_path / "embeddings.pt"), PROMPTS[model_type]],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    line = next((x for x in run.stdout.splitlines() if x.startswith("MMEXPORT-VLLM ")), None)
+    assert line is not None, run.stderr[-12000:]
+    results = json.loads(line.removeprefix("MMEXPORT-VLLM "))
+    pixels, ours, perturbed = results["pixels"], results["embeddings"], results["perturbed"]
+    print(model_type, json.dumps(results))
+    assert pixels["tokens"] == ours["tokens"]
+    assert max(abs(a - b) for a, b in zip(pixels["logprobs"], ours["logprobs"])) <= 1e-5
+    assert perturbed["tokens"] != ours["tokens"] or max(abs(a - b) for a, b in zip(perturbed["logprobs"], ours["logprobs"])) > 1e-3

@@ -1,0 +1,366 @@
+"""What each family's tiny test model looks like, declared once in one table (TINY) that every
+family test reads: a transformers config at tiny sizes, the image processor its releases ship
+(at those sizes), how that processor is called and how a prompt places the image tokens. Models
+are built with small non-zero random weights, saved in bf16 with save_pretrained (sharded, as
+released folders are) with their processor, and reloaded in fp32 as a user would."""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+
+from mmexport.samples import photos
+
+IMAGE_TOKEN = 100
+LLAMA = dict(model_type="llama", hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2, vocab_size=128)
+CLIP = dict(model_type="clip_vision_model", hidden_size=24, intermediate_size=48, num_hidden_layers=3, num_attention_heads=2, image_size=28, patch_size=7)
+SIGLIP = dict(model_type="siglip_vision_model", hidden_size=24, intermediate_size=48, num_hidden_layers=2, num_attention_heads=2, image_size=28, patch_size=7)
+VIT = dict(hidden_size=24, intermediate_size=48, num_hidden_layers=2, num_attention_heads=2, image_size=28, patch_size=7)
+OPT = dict(model_type="opt", hidden_size=32, num_hidden_layers=2, ffn_dim=64, num_attention_heads=4, vocab_size=128, word_embed_proj_dim=32)
+PINPOINTS = [[28, 28], [28, 56], [56, 28]]
+QWEN_TEXT = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2, vocab_size=160)
+QWEN_TEXT |= {"rope_scaling": {"type": "mrope", "mrope_section": [2, 1, 1]}}
+QWEN_TOKENS = dict(image_token_id=151, video_token_id=152, vision_start_token_id=150)
+QWEN3_TEXT = dict(vocab_size=160, hidden_size=48, intermediate_size=96, num_hidden_layers=3, num_attention_heads=4, num_key_value_heads=2, head_dim=12)
+QWEN3_TEXT |= {"rope_parameters": {"rope_type": "default", "rope_theta": 5e6, "mrope_section": [2, 2, 2], "mrope_interleaved": True}}
+QWEN3_VISION = dict(depth=3, hidden_size=32, intermediate_size=64, num_heads=2, out_hidden_size=48, num_position_embeddings=64, patch_size=16)
+QWEN3_VISION |= dict(deepstack_visual_indexes=[0, 1], spatial_merge_size=2)
+COHERE = dict(
+    model_type="cohere2", vocab_size=128, hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2, head_dim=8
+)
+COHERE |= dict(sliding_window=16, pad_token_id=0, bos_token_id=1, eos_token_id=2)
+GEMMA_TEXT = dict(vocab_size=128, hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2, num_key_value_heads=1, head_dim=16)
+GEMMA3_TEXT = GEMMA_TEXT | dict(model_type="gemma3_text", query_pre_attn_scalar=16, sliding_window=8, layer_types=["sliding_attention", "full_attention"])
+SQUARE = {"height": 28, "width": 28}
+QWEN_SIZE = {"shortest_edge": 28 * 28 * 4, "longest_edge": 28 * 28 * 48}
+
+
+@dataclass(frozen=True)
+class Tiny:
+    """One family's tiny model: `model_type` is the registry's; a case name may differ (LLaVA
+    with a list of vision_feature_layer is a second case of 'llava')."""
+
+    model_type: str
+    config: Callable[[Any], Any]  # transformers (the module) -> the config
+    processor: Callable[[Any], Any] | None = None  # transformers -> the processor its releases ship; None: it needs torchvision
+    call: str = "images"  # how the processor takes photos: "images" (a list), "samples" (one list per sample), "nested" ([photos])
+    prompt: str = "per_item"  # "per_item" (a prompt per item), "together" (one), "native" (one, a start token per image), "cross"
+    token_types: str | None = None  # ids the forward reads beside input_ids, 1 at image tokens
+    features: Callable[[Any, dict], list[torch.Tensor]] | None = None  # transformers' answer where get_image_features is not it
+    loader: str = "AutoModelForImageTextToText"
+    fast: bool = False  # in the fast tier
+
+
+def _qwen2_vl(t):
+    vision = dict(depth=2, embed_dim=32, hidden_size=32, num_heads=2, mlp_ratio=2, patch_size=14, spatial_merge_size=2)
+    return t.Qwen2VLConfig(vision_config=vision, text_config=QWEN_TEXT, **QWEN_TOKENS)
+
+
+def _qwen2_5_vl(t):  # window 56 px: 2x2 merged tokens; block 1 attends over the whole image
+    vision = dict(depth=3, hidden_size=32, out_hidden_size=32, intermediate_size=64, num_heads=2, patch_size=14, spatial_merge_size=2)
+    return t.Qwen2_5_VLConfig(vision_config=vision | dict(window_size=56, fullatt_block_indexes=[1]), text_config=QWEN_TEXT, **QWEN_TOKENS)
+
+
+def _qwen3_vl_moe(t):  # the same vision side before a mixture-of-experts LLM
+    text = QWEN3_TEXT | dict(num_experts=2, num_experts_per_tok=1, moe_intermediate_size=32, decoder_sparse_step=1)
+    return t.Qwen3VLMoeConfig(vision_config=QWEN3_VISION, text_config=text, **QWEN_TOKENS, vision_end_token_id=153)
+
+
+def _glm4v(t):
+    vision = dict(depth=2, hidden_size=32, num_heads=2, intermediate_size=48, out_hidden_size=48, patch_size=14, spatial_merge_size=2, image_size=56)
+    text = dict(vocab_size=160, hidden_size=48, intermediate_size=96, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2)
+    text |= {"rope_parameters": {"rope_type": "default", "rope_theta": 10000.0, "mrope_section": [2, 2, 2]}}
+    tokens = dict(image_token_id=151, video_token_id=152, image_start_token_id=150, image_end_token_id=153, video_start_token_id=154, video_end_token_id=155)
+    return t.Glm4vConfig(vision_config=vision, text_config=text, **tokens)
+
+
+def _llama4(t):
+    vision = dict(hidden_size=32, intermediate_size=128, num_hidden_layers=2, num_attention_heads=2, image_size=28, patch_size=7)
+    vision |= dict(pixel_shuffle_ratio=0.5, projector_input_dim=48, projector_output_dim=48, vision_output_dim=48)
+    text = dict(vocab_size=128, hidden_size=32, intermediate_size=32, intermediate_size_mlp=64, num_hidden_layers=2, num_attention_heads=4)
+    text |= dict(num_key_value_heads=2, head_dim=8, num_local_experts=2, num_experts_per_tok=1, interleave_moe_layer_step=2, attention_chunk_size=64)
+    return t.Llama4Config(vision_config=vision, text_config=text, image_token_index=IMAGE_TOKEN, boi_token_index=101, eoi_token_index=102)
+
+
+def _mllama(t):
+    vision = dict(hidden_size=24, intermediate_size=48, num_hidden_layers=3, num_global_layers=1, attention_heads=2, image_size=28, patch_size=7)
+    vision |= dict(max_num_tiles=2, supported_aspect_ratios=[[1, 1], [1, 2], [2, 1]], intermediate_layers_indices=[0, 2], vision_output_dim=72)
+    text = dict(vocab_size=128, hidden_size=32, intermediate_size=64, num_hidden_layers=3, num_attention_heads=4, num_key_value_heads=2, pad_token_id=0)
+    return t.MllamaConfig(vision_config=vision, text_config=text | {"cross_attention_layers": [1]}, image_token_index=127)
+
+
+def _mistral3(t):
+    pixtral = dict(model_type="pixtral", hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2, patch_size=4, image_size=64)
+    text = LLAMA | {"model_type": "mistral", "head_dim": 8, "rms_norm_eps": 1e-5}
+    return t.Mistral3Config(vision_config=pixtral, text_config=text, image_token_index=IMAGE_TOKEN, spatial_merge_size=2, projector_hidden_act="gelu")
+
+
+def _gemma3(t, cls: str = "Gemma3Config", **extra):
+    vision = SIGLIP | {"vision_use_head": False}
+    return getattr(t, cls)(
+        text_config=GEMMA3_TEXT, vision_config=vision, mm_tokens_per_image=4, boi_token_index=101, eoi_token_index=102, image_token_index=IMAGE_TOKEN, **extra
+    )
+
+
+def _instructblip(t):
+    qformer = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=48, encoder_hidden_size=24, vocab_size=64)
+    return t.InstructBlipConfig(
+        vision_config=VIT, qformer_config=qformer | dict(max_position_embeddings=32), text_config=OPT, num_query_tokens=8, image_token_index=IMAGE_TOKEN
+    )
+
+
+def _blip2(t):
+    qformer = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=48, encoder_hidden_size=24)
+    return t.Blip2Config(vision_config=VIT, qformer_config=qformer, text_config=OPT, num_query_tokens=8, image_token_index=IMAGE_TOKEN)
+
+
+def _idefics2(t):
+    perceiver = dict(hidden_size=32, resampler_n_latents=8, resampler_depth=2, resampler_n_heads=4, resampler_head_dim=8, num_key_value_heads=2)
+    return t.Idefics2Config(vision_config=VIT, perceiver_config=perceiver, text_config=LLAMA | {"model_type": "mistral"}, image_token_id=IMAGE_TOKEN)
+
+
+def _mllama_features(model, inputs):
+    """No get_image_features: the forward's own path to cross_attention_states."""
+    vision = model.model.vision_model(**inputs).last_hidden_state
+    return [model.model.multi_modal_projector(vision).reshape(-1, vision.shape[-2], model.config.text_config.hidden_size)]
+
+
+def _llama4_features(model, inputs):
+    """get_image_features stops before the projector that the forward applies."""
+    return [model.multi_modal_projector(model.get_image_features(**inputs, return_dict=True).last_hidden_state)]
+
+
+def _clip(t):
+    return t.CLIPImageProcessor(size={"shortest_edge": 28}, crop_size=SQUARE)
+
+
+def _crops(cls):
+    return lambda t: getattr(t, cls)(size={"longest_edge": 56}, max_image_size={"longest_edge": 28})
+
+
+TINY: dict[str, Tiny] = {
+    "llava": Tiny("llava", lambda t: t.LlavaConfig(vision_config=CLIP, text_config=LLAMA, image_token_id=IMAGE_TOKEN, image_seq_length=16), _clip, fast=True),
+    "llava_layers": Tiny(
+        "llava", lambda t: t.LlavaConfig(vision_config=CLIP, text_config=LLAMA, image_token_id=IMAGE_TOKEN, vision_feature_layer=[-2, -1, 1]), _clip
+    ),
+    "llava_next": Tiny(
+        "llava_next",
+        lambda t: t.LlavaNextConfig(vision_config=CLIP, text_config=LLAMA, image_token_id=IMAGE_TOKEN, image_grid_pinpoints=PINPOINTS),
+        lambda t: t.LlavaNextImageProcessor(size={"shortest_edge": 28}, crop_size=SQUARE, image_grid_pinpoints=PINPOINTS),
+        prompt="together",
+    ),
+    "llava_onevision": Tiny(
+        "llava_onevision",
+        lambda t: t.LlavaOnevisionConfig(
+            vision_config=SIGLIP, text_config=LLAMA | {"model_type": "qwen2"}, image_token_id=IMAGE_TOKEN, image_grid_pinpoints=PINPOINTS
+        ),
+        lambda t: t.LlavaNextImageProcessor(size={"shortest_edge": 28}, crop_size=SQUARE, image_grid_pinpoints=PINPOINTS),
+        prompt="together",
+    ),
+    "vipllava": Tiny(
+        "vipllava", lambda t: t.VipLlavaConfig(vision_config=CLIP, text_config=LLAMA, image_token_index=IMAGE_TOKEN, vision_feature_layer=[-2, -1, 0, 2]), _clip
+    ),
+    "paligemma": Tiny(
+        "paligemma",
+        lambda t: t.PaliGemmaConfig(
+            vision_config=SIGLIP | {"projection_dim": 32},
+            text_config=dict(GEMMA_TEXT, model_type="gemma", num_image_tokens=16),
+            image_token_id=IMAGE_TOKEN,
+            projection_dim=32,
+        ),
+        lambda t: t.SiglipImageProcessor(size=SQUARE),
+    ),
+    "gemma3": Tiny("gemma3", _gemma3, lambda t: t.Gemma3ImageProcessor(size=SQUARE), token_types="token_type_ids"),
+    "shieldgemma2": Tiny(
+        "shieldgemma2",
+        lambda t: _gemma3(t, "ShieldGemma2Config", yes_token_index=7, no_token_index=8),
+        lambda t: t.Gemma3ImageProcessor(size=SQUARE),
+        token_types="token_type_ids",
+        loader="ShieldGemma2ForImageClassification",
+    ),
+    "blip-2": Tiny("blip-2", _blip2, lambda t: t.BlipImageProcessor(size=SQUARE), fast=True),
+    "instructblip": Tiny("instructblip", _instructblip, lambda t: t.BlipImageProcessor(size=SQUARE)),
+    "idefics2": Tiny(
+        "idefics2", _idefics2, lambda t: t.Idefics2ImageProcessor(size={"shortest_edge": 14, "longest_edge": 28}, do_image_splitting=True), call="samples"
+    ),
+    "idefics3": Tiny(
+        "idefics3",
+        lambda t: t.Idefics3Config(vision_config=VIT, text_config=LLAMA, image_token_id=IMAGE_TOKEN, scale_factor=2),
+        _crops("Idefics3ImageProcessor"),
+        call="samples",
+        fast=True,
+    ),
+    "smolvlm": Tiny(
+        "smolvlm",
+        lambda t: t.SmolVLMConfig(vision_config=VIT, text_config=LLAMA, image_token_id=IMAGE_TOKEN, scale_factor=2),
+        _crops("SmolVLMImageProcessor"),
+        call="samples",
+    ),
+    "internvl": Tiny(
+        "internvl",
+        lambda t: t.InternVLConfig(
+            vision_config=VIT | dict(image_size=[28, 28], patch_size=[7, 7]), text_config=LLAMA | {"model_type": "qwen2"}, image_token_id=IMAGE_TOKEN
+        ),
+        lambda t: t.GotOcr2ImageProcessor(size=SQUARE, crop_to_patches=True, max_patches=3),
+        prompt="together",
+    ),
+    "aya_vision": Tiny(
+        "aya_vision",
+        lambda t: t.AyaVisionConfig(
+            vision_config=SIGLIP | {"vision_use_head": False},
+            text_config=COHERE,
+            downsample_factor=2,
+            alignment_intermediate_size=48,
+            image_token_index=IMAGE_TOKEN,
+            vision_feature_select_strategy="full",
+        ),
+        lambda t: t.GotOcr2ImageProcessor(size=SQUARE, crop_to_patches=True, max_patches=3),
+        prompt="together",
+    ),
+    "cohere2_vision": Tiny(
+        "cohere2_vision",
+        lambda t: t.Cohere2VisionConfig(
+            vision_config=SIGLIP, text_config=COHERE, downsample_factor=2, alignment_intermediate_size=48, image_token_id=IMAGE_TOKEN
+        ),
+        prompt="together",
+    ),
+    "llama4": Tiny("llama4", _llama4, prompt="together", features=_llama4_features),
+    "mllama": Tiny(
+        "mllama", _mllama, lambda t: t.MllamaImageProcessor(size=SQUARE, max_image_tiles=2), call="nested", prompt="cross", features=_mllama_features
+    ),
+    "qwen2_vl": Tiny("qwen2_vl", _qwen2_vl, lambda t: t.Qwen2VLImageProcessor(size=QWEN_SIZE), prompt="native", token_types="mm_token_type_ids"),
+    "qwen2_5_vl": Tiny(
+        "qwen2_5_vl", _qwen2_5_vl, lambda t: t.Qwen2VLImageProcessor(size=QWEN_SIZE), prompt="native", token_types="mm_token_type_ids", fast=True
+    ),
+    "qwen3_vl": Tiny(
+        "qwen3_vl",
+        lambda t: t.Qwen3VLConfig(vision_config=QWEN3_VISION, text_config=QWEN3_TEXT, **QWEN_TOKENS, vision_end_token_id=153),
+        lambda t: t.Qwen2VLImageProcessor(patch_size=16, size={"shortest_edge": 32 * 32 * 4, "longest_edge": 32 * 32 * 48}),
+        prompt="native",
+        token_types="mm_token_type_ids",
+    ),
+    "qwen3_vl_moe": Tiny(
+        "qwen3_vl_moe",
+        _qwen3_vl_moe,
+        lambda t: t.Qwen2VLImageProcessor(patch_size=16, size={"shortest_edge": 32 * 32 * 4, "longest_edge": 32 * 32 * 48}),
+        prompt="native",
+        token_types="mm_token_type_ids",
+    ),
+    "glm4v": Tiny("glm4v", _glm4v, lambda t: t.Glm4vImageProcessor(size=QWEN_SIZE), prompt="native", token_types="mm_token_type_ids"),
+    "mistral3": Tiny("mistral3", _mistral3, lambda t: t.PixtralImageProcessor(size={"longest_edge": 64}, patch_size=8), prompt="native"),
+}
+TILES = 2  # rows per image where the processor needs torchvision (tensors made here in its layout)
+
+
+def config(case: str) -> Any:
+    import transformers
+
+    return TINY[case].config(transformers)
+
+
+def build(case: str, seed: int = 0, made: Any = None) -> Any:
+    """A tiny random model with small non-zero weights everywhere (biases, gates and Gemma 3's
+    zero-initialised projection included, so the image matters)."""
+    import transformers
+
+    torch.manual_seed(seed)
+    loader = getattr(transformers, TINY[case].loader)
+    model = (loader(made or config(case)) if loader is not transformers.AutoModelForImageTextToText else loader.from_config(made or config(case))).eval()
+    with torch.no_grad():
+        for parameter in model.parameters():
+            parameter.add_(torch.randn_like(parameter) * 0.02)
+        for name, parameter in model.named_parameters():
+            if name.endswith(("cross_attn_attn_gate", "cross_attn_mlp_gate")):
+                parameter.fill_(0.5)  # mllama's cross-attention gates start at 0: the image would not matter
+    return model
+
+
+def processor(case: str) -> Any:
+    import transformers
+
+    made = TINY[case].processor
+    return made(transformers) if made else None
+
+
+def save_model(case: str, folder: Path, seed: int = 0, made: Any = None) -> Any:
+    """The folder a release looks like (bf16, sharded, with its processor); returns the model a
+    user gets from it: from_pretrained in fp32."""
+    import transformers
+
+    with warnings.catch_warnings():  # Llama 4's complex rotary buffer is not saved: casting it loses nothing
+        warnings.simplefilter("ignore", UserWarning)
+        build(case, seed, made).to(torch.bfloat16).save_pretrained(folder, max_shard_size="100KB")
+    ready = processor(case)
+    if ready is not None:
+        ready.save_pretrained(folder)
+    return getattr(transformers, TINY[case].loader).from_pretrained(folder, dtype=torch.float32).eval()
+
+
+def image_inputs(case: str, images: int = 2, seed: int = 1) -> dict[str, torch.Tensor]:
+    """What the model's processor returns for `images` photos; where that processor needs
+    torchvision, tensors in its layout. Idefics-style processors get one sample per image
+    (padding crops appear where samples differ)."""
+    made, tiny = processor(case), TINY[case]
+    pictures = photos(images, seed)
+    if made is None:
+        size = config(case).vision_config.image_size
+        return {"pixel_values": torch.randn(images * TILES, 3, size, size, generator=torch.Generator().manual_seed(seed))}
+    given = {"images": pictures, "samples": [[p] for p in pictures], "nested": [pictures]}[tiny.call]
+    out = made(images=given, return_tensors="pt")
+    keep = {"pixel_values", "image_grid_thw", "image_sizes", "pixel_attention_mask", "aspect_ratio_ids", "aspect_ratio_mask"}
+    inputs = {k: v for k, v in out.items() if k in keep and isinstance(v, torch.Tensor)}
+    if case == "instructblip":  # instructions of different lengths, right-padded
+        ids = torch.randint(1, 64, (images, 5), generator=torch.Generator().manual_seed(seed))
+        mask = torch.ones(images, 5, dtype=torch.long)
+        mask[-1, 3:] = 0
+        inputs |= {"qformer_input_ids": ids, "qformer_attention_mask": mask}
+    return inputs
+
+
+def image_features(model, case: str, inputs: dict[str, torch.Tensor]) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    """transformers' own answer: the image features the LLM receives (one tensor per item of its
+    pooler_output, or the tensor's rows), and Qwen3-VL's deepstack features."""
+    owner = model.model if hasattr(model, "model") and hasattr(model.model, "get_image_features") else model
+    with torch.no_grad():
+        if TINY[case].features is not None:
+            return TINY[case].features(model, inputs), []
+        out = owner.get_image_features(**inputs, return_dict=True)
+    pooled = out.pooler_output
+    items = list(pooled) if isinstance(pooled, (list, tuple)) else [pooled]
+    deepstack = [torch.cat(list(level)) for level in (getattr(out, "deepstack_features", None) or [])]
+    return items, deepstack
+
+
+def prompt(model, case: str, inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """input_ids (and what the family's forward needs beside them) for the images of `inputs`,
+    placed as TINY[case].prompt says."""
+    tiny, config = TINY[case], model.config
+    items, _ = image_features(model, case, inputs)
+    text = torch.randint(1, 90, (1, 5), generator=torch.Generator().manual_seed(3))[0]
+    if tiny.prompt == "cross":  # Llama 3.2 Vision: an image token, then cross-attention to the tiles
+        ids = torch.cat([torch.tensor([config.image_token_index]), text]).repeat(inputs["pixel_values"].shape[0], 1)
+        tiles = inputs["aspect_ratio_mask"][:, None].expand(-1, ids.shape[1], -1, -1)
+        return {"input_ids": ids, "attention_mask": torch.ones_like(ids), "cross_attention_mask": tiles.contiguous()}
+    token = getattr(config, "image_token_id", None) or config.image_token_index
+    if tiny.prompt == "native":  # one prompt; each image's tokens after a vision-start token, as the processor writes them
+        start = getattr(config, "vision_start_token_id", None) or getattr(config, "image_start_token_id", None) or 5
+        images = [torch.cat([torch.tensor([start]), torch.full((int(i.shape[0]),), token)]) for i in items]
+        rows = [torch.cat([text[:2], *images, text[2:]])]
+    else:
+        rows = [torch.cat([text[:2], torch.full((n,), token), text[2:]]) for n in _tokens(tiny.prompt, items)]
+    width = max(len(r) for r in rows)
+    ids = torch.stack([torch.cat([torch.zeros(width - len(r), dtype=torch.long), r]) for r in rows])  # left-padded
+    mask = torch.stack([torch.cat([torch.zeros(width - len(r), dtype=torch.long), torch.ones(len(r), dtype=torch.long)]) for r in rows])
+    extra = {tiny.token_types: (ids == token).long()} if tiny.token_types else {}
+    return {"input_ids": ids, "attention_mask": mask} | extra
+
+
+def _tokens(style: str, items: list[torch.Tensor]) -> list[int]:
+    """Image tokens per prompt: one prompt per item (a tensor's rows are its items), or all in one."""
+    rows = list(items[0]) if len(items) == 1 and items[0].dim() == 3 else items
+    counts = [int(r.reshape(-1, r.shape[-1]).shape[0]) for r in rows]
+    return counts if style == "per_item" else [sum(counts)]
