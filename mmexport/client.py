@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 
 import numpy as np
 
-from .errors import MmexportError
+from .errors import MmexportError, UsageError
 
 
 class EncoderError(MmexportError):
@@ -48,7 +48,7 @@ def _address(url: str) -> tuple[str, bool]:
     """host:port and whether it is https, from an address as people copy it (with or without a scheme)."""
     found = urlsplit(url if "://" in url else f"http://{url}")
     if found.scheme not in ("http", "https") or not found.netloc:
-        raise MmexportError(f"'{url}' is not an encoder service's address; give host:port or http://host:port")
+        raise UsageError(f"'{url}' is not an encoder service's address; give host:port or http://host:port")
     return found.netloc, found.scheme == "https"
 
 

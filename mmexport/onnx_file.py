@@ -107,11 +107,12 @@ def _without(message, skip: str):
     return copy
 
 
-def save(model: onnx.ModelProto, path: Path) -> None:
+def save(model: onnx.ModelProto, path: Path, sizes: list[int] | None = None) -> None:
     """onnx.save without serializing the whole model at once (one tensor in memory at a time);
-    the model is not modified. Under 2 GB: protobuf's own limit is on each message, not the file."""
+    the model is not modified. Under 2 GB: protobuf's own limit is on each message, not the file.
+    `sizes`: each initializer's ByteSize, where the caller has them already."""
     graph = _without(model.graph, "initializer").SerializeToString()
-    sizes = [t.ByteSize() for t in model.graph.initializer]
+    sizes = sizes if sizes is not None else [t.ByteSize() for t in model.graph.initializer]
     graph_length = len(graph) + sum(len(_field(_INITIALIZER, size)) + size for size in sizes)
     with open(path, "wb") as out:
         out.write(_without(model, "graph").SerializeToString())
@@ -127,8 +128,9 @@ EXTERNAL_DATA_BYTES = 1 << 31  # protobuf's limit for one message: a larger grap
 
 def write(model: onnx.ModelProto, path: Path) -> None:
     """`model` to `path`, one file when it fits (streamed), else with PATH.data beside it."""
-    if sum(t.ByteSize() for t in model.graph.initializer) < EXTERNAL_DATA_BYTES:
-        save(model, path)
+    sizes = [t.ByteSize() for t in model.graph.initializer]
+    if sum(sizes) < EXTERNAL_DATA_BYTES:
+        save(model, path, sizes)
         return
     large = onnx.ModelProto()  # saving with external data rewrites the message: work on a copy
     large.CopyFrom(model)

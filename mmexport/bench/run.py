@@ -156,9 +156,13 @@ def _given(artifact: Path | None) -> dict[str, Path]:
     """Artifacts the user gave, by precision: an fp32 graph, or a variant and the fp32 graph beside it."""
     if artifact is None:
         return {}
-    from ..record import read
+    import onnx
+
+    from ..record import read, reading
 
     record = read(artifact, kind="onnx")
+    with reading(artifact, record):  # a damaged file says so before any work
+        onnx.load(str(artifact), load_external_data=False)
     given = {record.precision: artifact}
     source = artifact.parent / str((record.source or {}).get("name", ""))
     if record.precision != "fp32" and source.is_file():

@@ -19,6 +19,7 @@ from torch import nn
 from ..errors import MmexportError
 from ..onnx_file import inline
 from ..specs import Axis, TensorSpec
+from . import translations
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 DEFAULT_OPSET = 18  # decomposed attention: builds in TensorRT(-RTX) at every precision
@@ -129,6 +130,7 @@ def export_module(
                 dynamic_shapes=_for_signature(module, _dynamic_shapes(inputs)),
                 opset_version=opset,
                 optimize=True,
+                custom_translation_table=translations.table(),
             )
         except Exception as exc:  # the exporter raises many types; all mean the same to the user
             if _interrupted(exc):

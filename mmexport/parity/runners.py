@@ -22,6 +22,7 @@ ORT_TYPES = {
     "tensor(bool)": np.bool_,
 }
 Feeds = dict[str, np.ndarray]
+LEAN_ABOVE = 512 << 20  # graphs larger than this run lean where asked; smaller ones keep ONNX Runtime's faster defaults
 
 
 class Runner(Protocol):
@@ -34,8 +35,8 @@ class Runner(Protocol):
 
 def ort_session(model: str | Path | bytes, device: str = "cpu", threads: int | None = None, optimize: bool = True, lean: bool = False) -> ort.InferenceSession:
     """The one place ONNX Runtime sessions are made (gates, runtime, bench, calibration).
-    `lean`: for sessions run a few times (gates, probes): no memory arena and no pre-packed
-    weight copies, which cost a graph's size again for little gain there; nodes run in the
+    `lean`: for sessions run a few times (gates, probes) of a large graph: no memory arena and no
+    pre-packed weight copies, which cost a graph's size again for little gain there; nodes run in the
     graph's own order where it is one (a probe's reductions right after their tensors), not
     ONNX Runtime's default depth-first order, which ran them last and kept every tensor alive."""
     if device not in PROVIDERS:
@@ -51,9 +52,10 @@ def ort_session(model: str | Path | bytes, device: str = "cpu", threads: int | N
     if not optimize:
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL  # keep intermediate tensors
     if lean:
+        options.execution_order = ort.ExecutionOrder.PRIORITY_BASED
+    if lean and (isinstance(model, bytes) or Path(model).stat().st_size > LEAN_ABOVE):  # a small graph's copies cost little
         options.enable_cpu_mem_arena = False
         options.add_session_config_entry("session.disable_prepacking", "1")
-        options.execution_order = ort.ExecutionOrder.PRIORITY_BASED
     source = model if isinstance(model, bytes) else str(model)
     return ort.InferenceSession(source, options, providers=[provider])
 

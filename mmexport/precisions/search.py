@@ -3,8 +3,9 @@ precision: SmoothQuant strengths with min-max ranges, stopping along the strengt
 stronger one scores worse, then the clipping range methods at the best strength only (their
 histograms cost a pass of the graph each); then, if none passes, the layers ranked once by
 their measured effect on the output, and the most helpful kept in higher precision (1, 2, 4 ...).
-Candidates are scored on search samples; the first that passes there is put to the gate
-(held-out samples), and the search stops at the first that passes the gate. The record lists
+Candidates are scored on the first few search samples, and on all of them where they pass
+there; the first that passes them all is put to the gate (held-out samples), and the search
+stops at the first that passes the gate. The record lists
 every candidate, and every one skipped with why."""
 
 from __future__ import annotations
@@ -76,7 +77,7 @@ class Search:
     def __init__(self, job: VariantJob, fmt: qdq.QuantFormat, methods: list[str], alphas: list[float], alternatives: str = "--precision fp16"):
         self.job, self.fmt, self.methods, self.alphas, self.alternatives = job, fmt, methods, alphas, alternatives
         source = job.load_source()  # read again for each candidate, not kept: a tower is ~1 GB
-        self.small = source.ByteSize() < KEPT_IN_MEMORY
+        self.small = sum(t.ByteSize() for t in source.graph.initializer) < KEPT_IN_MEMORY
         self._smoothed: dict[float, tuple[onnx.ModelProto, dict[str, float]]] = {}
         self._weights: dict[float, dict] = {}  # quantized weights per smoothing strength (the same for every candidate there)
         self.nodes = weighted_nodes(source)
@@ -136,12 +137,18 @@ class Search:
         model, _ = self.smoothed(base.alpha)
         weights = self._weights.setdefault(base.alpha, {}) if self.small else None
         qdq.insert(model, [n for n in weighted_nodes(model) if n.name not in kept], activation_ranges, self.fmt, weights)
-        found = Candidate(base, method, kept, model, ((self.job.rank or self.job.score) if ranking else self.job.score)(model))
+        found = Candidate(base, method, kept, model, self.scored(model, ranking))
         if not ranking:
             self.tried.append(found.summary(self.job.tolerance))
         if not self.small:
             release()  # the smoothed copy of a tower and its scoring session are gone
         return found
+
+    def scored(self, model: onnx.ModelProto, ranking: bool) -> ParityReport:
+        """On the first few search samples; on all of them only where it passed there (a failure
+        on some samples is a failure on all: every limit holds for the worst sample)."""
+        first = (self.job.rank or self.job.score)(model)
+        return first if ranking or not first.passed or self.job.rank is None else self.job.score(model)
 
     def accept(self, candidate: Candidate) -> ParityReport | None:
         """The gate's report when the candidate passes the search samples and then the gate."""

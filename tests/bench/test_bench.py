@@ -8,6 +8,7 @@ import json
 import pytest
 import torch
 from support.cli import assert_one_line
+from support.tiers import uses
 
 KEYS = {
     "connector",
@@ -16,6 +17,7 @@ KEYS = {
     "precision",
     "batch",
     "tokens",
+    "sizes",
     "median_ms",
     "p90_ms",
     "throughput_per_s",
@@ -139,3 +141,34 @@ def test_batch_sets_crops_or_tiles_where_there_is_no_batch_axis(tiny):
     assert _sizes(connector, connector.preset("tiny"), 3, None) == {"tiles": 3}
     connector = connectors.get(tiny("mlp"))
     assert _sizes(connector, connector.preset("tiny"), 3, None)["batch"] == 3
+
+
+@uses("qwen2_5_vl")
+def test_bench_an_artifact_of_a_vision_side(cli, artifacts, tmp_path):
+    """`mmexport bench ARTIFACT.onnx` times the artifact as it is and says the image sizes and
+    patches it timed (a vision side has no --tokens: its sizes follow the images)."""
+    result = cli("bench", artifacts("qwen2_5_vl", "vision"), "--backends", "torch,ort", "--batch", "1,2", "--iters", "2", "--json", tmp_path / "b.json")
+    assert result.code == 0, result
+    rows = json.loads((tmp_path / "b.json").read_text())["results"]
+    assert {r["backend"] for r in rows} == {"torch", "ort"} and all(r["cosine"] > 0.99999 for r in rows)
+    assert all(r["tokens"] is None for r in rows)
+    assert {r["sizes"] for r in rows if r["batch"] == 1} == {"1 image(s) 448x448 (1024 patches)"}
+    assert "448x448" in result.stdout and "(1024 patches)" in result.stdout
+
+
+def test_a_variant_slower_than_its_fp32_graph_is_flagged():
+    from mmexport.bench.run import BenchReport, Result
+    from mmexport.report import bench_table
+
+    def row(backend, precision, ms):
+        return Result("mlp", "tiny", backend, precision, "cpu", 1, 16, "1 x 16 tokens", ms, ms, 1000 / ms, 1.0, 1.0, 1.0)
+
+    report = BenchReport(
+        {"cpu": "x"}, {"threads": 2, "iters": 1, "warmup": 0}, [row("torch", "fp32", 10.0), row("ort", "fp32", 8.0), row("ort-int8", "int8", 12.0)]
+    )
+    from rich.console import Console
+
+    console = Console(width=250, record=True)
+    console.print(bench_table(report))
+    shown = console.export_text()
+    assert "SLOWER than ort fp32 (1.50x)" in shown and shown.count("SLOWER") == 1

@@ -11,6 +11,8 @@ from safetensors.torch import save_file
 from support.cli import assert_one_line, files_in
 from support.references import llava_projector
 
+from mmexport.errors import UsageError
+
 
 def mlp_state(vision=32, llm=48, prefix="multi_modal_projector."):
     return {f"{prefix}{k}": v for k, v in llava_projector(vision, llm).state_dict().items()}
@@ -132,6 +134,20 @@ def test_check_with_foreign_manifest(cli, tmp_path):
     (tmp_path / "x.onnx").write_bytes(b"not onnx")
     (tmp_path / "x.onnx.json").write_text('{"hello": 1}')
     assert_one_line(cli("check", tmp_path / "x.onnx"), 2, "not an mmexport manifest")
+
+
+def test_a_truncated_artifact_says_it_no_longer_matches_its_record(cli, tmp_path):
+    """A file cut short (a copy that did not finish) is named as such at every stage that reads it."""
+    import mmexport
+
+    assert cli("onnx", "-c", "mlp", "--preset", "llava-1.5-7b", "-o", tmp_path / "m.onnx").code == 0
+    data = (tmp_path / "m.onnx").read_bytes()
+    (tmp_path / "m.onnx").write_bytes(data[: len(data) // 3])
+    for args in (("check", tmp_path / "m.onnx"), ("quantize", tmp_path / "m.onnx", "--precision", "fp16"), ("bench", tmp_path / "m.onnx", "--backends", "ort")):
+        assert_one_line(cli(*args), 2, "does not match the sha256 in its record", "copy it again")
+    with pytest.raises(UsageError, match="does not match the sha256"):
+        mmexport.load(tmp_path / "m.onnx")
+    assert not (tmp_path / "m.fp16.onnx").exists()
 
 
 def test_debug_shows_the_traceback(cli):

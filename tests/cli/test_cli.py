@@ -110,4 +110,20 @@ def test_no_check_skips_the_gate(cli, tmp_path, mlp_weights):
 
 def test_version_and_help(cli):
     assert cli("--version").code == 0
-    assert cli("onnx", "--help").code == 0
+    for command, words in (((), "vision side"), (("onnx",), "vision side"), (("bench",), "vision side")):
+        shown = cli(*command, "--help")
+        assert shown.code in (0, 2) and words in shown.stdout and "model folder" in shown.stdout, shown
+
+
+def test_tables_keep_every_column_when_piped(tmp_path):
+    """Piped (`| tee`, CI logs), the parity table is not cut to 80 columns."""
+    import os
+
+    env = {k: v for k, v in os.environ.items() if k != "COLUMNS"}
+    proc = __import__("subprocess").run(
+        ["mmexport", "onnx", "-c", "mlp", "--preset", "llava-1.5-7b", "-o", str(tmp_path / "m.onnx")], capture_output=True, text=True, env=env, timeout=300
+    )
+    assert proc.returncode == 0, proc.stderr
+    header = next(line for line in proc.stdout.splitlines() if "max abs" in line)
+    assert all(column in header for column in ("shape", "output", "max abs", "max rel", "cosine", "token p1")), header
+    assert "…" not in proc.stdout

@@ -16,6 +16,7 @@ from support.families import image_features
 from support.tiers import uses
 
 from mmexport.client import EncoderError, embeddings, request
+from mmexport.errors import UsageError
 from mmexport.samples import bad_images, photos, png
 from mmexport.serving.launch import start_service
 
@@ -74,3 +75,32 @@ def test_concurrent_clients_get_their_own_answers_in_order(service):
 
     with ThreadPoolExecutor(8) as pool:
         assert all(all(r) for r in pool.map(client, range(8)))
+
+
+def test_the_client_takes_a_url_as_people_copy_it_and_names_the_processor(service):
+    from transformers import AutoImageProcessor
+
+    answers = request(f"http://{service['url']}", [png(photos(1)[0])])  # the scheme, as copied from a browser
+    assert answers[0]["embeddings"].shape[0] > 0
+    assert answers[0]["producer"]["processor"] == type(AutoImageProcessor.from_pretrained(service["folder"])).__name__
+    with pytest.raises(UsageError, match="not an encoder service's address"):
+        request("ftp://example", [png(photos(1)[0])])
+
+
+@pytest.mark.slow
+def test_sigterm_stops_the_service_promptly_and_cleanly(tiny_models, artifacts):
+    """Clients close what they open: a SIGTERM after they were served stops the server in
+    seconds, gracefully; at start it said which processor runs (the PIL one without torchvision)."""
+    import time
+
+    folder, _ = tiny_models("qwen2_5_vl")
+    proc, url = start_service(artifacts("qwen2_5_vl", "vision"), folder)
+    for _ in range(3):
+        embeddings(url, [png(photos(1)[0])])
+    start = time.monotonic()
+    os.killpg(proc.pid, signal.SIGTERM)
+    proc.wait(timeout=60)
+    said = proc.stderr.read() if proc.stderr else ""
+    assert time.monotonic() - start < 15, said
+    assert "Non-graceful" not in said and "server stopped" in said, said
+    assert "Qwen2VLImageProcessorPil" in said and "needs torchvision" in said, said

@@ -14,6 +14,8 @@ from support.cli import assert_one_line
 from support.families import image_inputs, save_model
 from support.tiers import uses
 
+from mmexport.samples import photos
+
 pytestmark = uses("llava")
 
 
@@ -94,3 +96,50 @@ def test_attach_with_several_images_per_prompt(cli, tiny_models, tmp_path):
         assert_close(attached(**inputs).logits.numpy(), model(**inputs).logits)
     tokens = [m.generate(**inputs, max_new_tokens=4, do_sample=False) for m in (model, attached)]
     assert torch.equal(tokens[0], tokens[1])
+
+
+@pytest.mark.parametrize("case", ["idefics3", "smolvlm"])
+def test_pixel_values_alone_as_transformers_allows(tiny_models, artifacts, case):
+    """transformers' signature makes pixel_attention_mask optional (all ones when not given):
+    the artifact and the attached model take pixel_values alone, as the original does."""
+    from support.families import prompt
+
+    import mmexport
+
+    _, model = tiny_models(case)
+    inputs = image_inputs(case, 2)
+    runtime = mmexport.load(artifacts(case, "vision"))
+    assert next(s for s in runtime.inputs if s.name == "pixel_attention_mask").optional
+    with torch.no_grad():
+        expected = torch.cat(list(model.model.get_image_features(pixel_values=inputs["pixel_values"]).pooler_output))
+    assert_close(runtime(pixel_values=inputs["pixel_values"].numpy())["image_embeds"], expected)
+    text = prompt(model, case, inputs)
+    attached = mmexport.attach(copy.deepcopy(model), artifacts(case, "vision"))
+    with torch.no_grad():
+        assert_close(attached(**text, pixel_values=inputs["pixel_values"]).logits.numpy(), model(**text, pixel_values=inputs["pixel_values"]).logits)
+
+
+@pytest.mark.parametrize("image_size", [12, 24])
+def test_transformers_own_test_configs_export(cli, tmp_path, image_size):
+    """Idefics2 as transformers' own tests configure it (one-patch crops of 12 px, or 24 px): the
+    gate's samples are valid inputs for any valid config, and the artifact matches transformers."""
+    import transformers
+    from support.families import TINY, save_model
+
+    import mmexport
+
+    vision = dict(image_size=image_size, patch_size=12, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=32)
+    perceiver = dict(hidden_act="silu", resampler_n_latents=2, resampler_depth=2, resampler_n_heads=2, num_key_value_heads=1, resampler_head_dim=12)
+    text = dict(vocab_size=100, hidden_size=64, intermediate_size=56, num_hidden_layers=3, num_attention_heads=2, num_key_value_heads=2, model_type="mistral")
+    config = transformers.Idefics2Config(vision_config=vision, perceiver_config=perceiver, text_config=text, image_token_id=99)
+    model = save_model("idefics2", tmp_path / "model", made=config)
+    processor = transformers.Idefics2ImageProcessor(size={"shortest_edge": image_size, "longest_edge": image_size}, do_image_splitting=False)
+    processor.save_pretrained(tmp_path / "model")
+    assert TINY["idefics2"].model_type == "idefics2"
+    result = cli("onnx", "--model", tmp_path / "model", "--vision-tower", "-o", tmp_path / "v.onnx")
+    assert result.code == 0, result
+    inputs = {k: v for k, v in processor(images=[[p] for p in photos(2)], return_tensors="pt").items() if k in ("pixel_values", "pixel_attention_mask")}
+    with torch.no_grad():
+        expected = torch.cat(list(model.model.get_image_features(**inputs).pooler_output))
+    produced = mmexport.load(tmp_path / "v.onnx")(**{k: v.numpy() for k, v in inputs.items()})["image_embeds"]
+    assert_close(produced, expected)

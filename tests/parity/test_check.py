@@ -80,6 +80,22 @@ def test_check_on_other_inputs(cli, exported, tmp_path):
     assert code == 0 and report["inputs"] == "samples from other.npy" and len(report["rows"]) == 8
 
 
+def test_check_inputs_follow_the_runtimes_rule(cli, exported, tmp_path):
+    """Samples `mmexport.load(...)` refuses (float64, NaN) are refused by `check --inputs` the same way."""
+    import mmexport
+    from mmexport.errors import InputError
+
+    cases = {"must be float32, got float64": band_features((8, TOKENS, VISION), seed=9).astype(np.float64)}
+    cases["NaN or Inf"] = band_features((8, TOKENS, VISION), seed=9)
+    cases["NaN or Inf"][1, 5, 7] = np.nan
+    runtime = mmexport.load(exported / "m.onnx")
+    for phrase, array in cases.items():
+        np.save(tmp_path / "bad.npy", array)
+        assert_one_line(cli("check", exported / "m.onnx", "--inputs", tmp_path / "bad.npy"), 2, phrase)
+        with pytest.raises(InputError, match=phrase):
+            runtime(vision_features=array[:2])
+
+
 def test_check_refuses_an_older_record(cli, exported, tmp_path):
     shutil.copy2(exported / "m.onnx", tmp_path / "m.onnx")
     record = json.loads((exported / "m.onnx.json").read_text()) | {"format": "mmexport.manifest/1"}

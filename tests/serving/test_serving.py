@@ -74,6 +74,8 @@ def test_runtime_matches_onnxruntime_and_is_thread_safe(mlp):
         ({"vision_features": np.zeros((2, 9, VISION + 1), np.float32)}, f"must be {VISION}"),
         ({"vision_features": np.zeros((65, 9, VISION), np.float32)}, "'batch' = 65"),
         ({"pixels": np.zeros((2, 9, VISION), np.float32)}, "missing vision_features"),
+        ({"vision_features": np.full((2, 9, VISION), np.nan, np.float32)}, "NaN or Inf"),
+        ({"vision_features": np.full((2, 9, VISION), np.inf, np.float32)}, "NaN or Inf"),
     ],
 )
 def test_runtime_validates_inputs(mlp, feeds, phrase):
