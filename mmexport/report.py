@@ -63,7 +63,7 @@ def parity_table(report: ParityReport) -> Table:
         caption_justify="left",
     )
     for column in ("shape", "output", "max abs", "max rel", "cosine", "token p1", ""):
-        table.add_column(column, justify="right" if column.startswith(("max", "cos", "tok")) else "left")
+        table.add_column(column, justify="right" if column.startswith(("max", "cos", "tok")) else "left", overflow="fold")
     for row in report.rows:
         table.add_row(
             ", ".join(f"{k}={v}" for k, v in row.shape.items()),
@@ -100,7 +100,8 @@ def bench_table(report) -> Table:
         caption_justify="left",
     )
     for column in ("backend", "dtype", "batch", "timed", "median ms", "p90 ms", "items/s", "x torch", "mem MiB", "cosine", "token p1", ""):
-        table.add_column(column, justify="left" if column in ("backend", "dtype", "timed", "") else "right", no_wrap=column == "backend")
+        # fold, never cut: a narrow terminal wraps a cell instead of hiding it
+        table.add_column(column, justify="left" if column in ("backend", "dtype", "timed", "") else "right", no_wrap=column == "backend", overflow="fold")
     for r in sorted(report.results, key=lambda r: r.batch):
         ratio = report.ratio(r)
         table.add_row(

@@ -90,3 +90,13 @@ def pytest_terminal_summary(terminalreporter):
         terminalreporter.section("ONNX vs original implementation (worst over shapes)")
         for test, (rel, cos) in sorted(REFERENCE_ERRORS.items()):
             terminalreporter.write_line(f"{test}: max rel {rel:.2e}, cosine {cos:.9f}")
+
+
+def pytest_configure(config):
+    """Under xdist each worker gets its share of the cores for PyTorch (ONNX Runtime sessions size
+    their own pools), so workers do not fight over threads."""
+    import os
+
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    if workers > 1:
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // workers))

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import os
-
 import typer
 from rich.console import Console
 from rich.markup import escape
+from rich.table import Table
 
 from .. import __version__
 
@@ -18,18 +17,24 @@ app = typer.Typer(
 )
 
 
-def _console(stderr: bool = False) -> Console:
-    """Piped (CI logs, `| tee`), rich would cut tables to 80 columns: keep every column instead."""
-    console = Console(stderr=stderr)
-    if not console.is_terminal and "COLUMNS" not in os.environ:
-        console.width = PIPED_WIDTH
-    return console
+out = Console()
+
+err = Console(stderr=True)
 
 
-PIPED_WIDTH = 200
-out = _console()
+def show_table(table: Table, console: Console = out) -> None:
+    """A table at the width it needs when the output is not a terminal (CI logs, `| tee`): rich
+    would otherwise fit it to COLUMNS (80 when unset) and cut it to an ellipsis."""
+    if console.is_terminal:
+        console.print(table)
+        return
+    width = console.width
+    console.width = max(width, console.measure(table, options=console.options.update(max_width=10_000)).maximum)
+    try:
+        console.print(table)
+    finally:
+        console.width = width
 
-err = _console(stderr=True)
 
 STATE = {"debug": False}
 

@@ -26,11 +26,11 @@ def list_connectors(
         from ..hf.catalog import catalog
 
         rows = catalog()
-        print(json.dumps(rows, indent=2)) if as_json else out.print(models_table(rows))
+        print(json.dumps(rows, indent=2)) if as_json else ui.show_table(models_table(rows))
         return
     items = connectors.all_connectors()
     if not as_json:
-        out.print(connectors_table(items))
+        ui.show_table(connectors_table(items))
         return
     rows = []
     for c in items:
@@ -161,7 +161,7 @@ def bench_command(
         )
     for note in report.notes:
         ui.err.print(f"[yellow]note:[/] {escape(note)}")
-    out.print(bench_table(report))
+    ui.show_table(bench_table(report))
     for line in skipped_lines(report):
         out.print(f"[dim]{escape(line)}[/]", soft_wrap=True)
     if json_out is not None:

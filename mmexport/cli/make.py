@@ -14,7 +14,7 @@ from ..report import parity_table
 from ..specs import Limits
 from . import app as ui
 from . import options as opt
-from .app import app, out
+from .app import app
 from .options import (
     PRECISION_CHOICES,
     CalibOpt,
@@ -203,6 +203,6 @@ def check_command(
     if as_json:
         print(json.dumps(report.to_json(), indent=2))
     else:
-        out.print(parity_table(report))
+        ui.show_table(parity_table(report))
     if not report.passed:
         raise MmexportError(report.failure())

@@ -6,7 +6,7 @@ from rich.markup import escape
 
 from .. import api
 from ..report import human_size, parity_table
-from .app import out, warn
+from .app import out, show_table, warn
 
 
 def print_export(result: api.ExportResult) -> None:
@@ -17,14 +17,14 @@ def print_export(result: api.ExportResult) -> None:
         for spec in specs:
             out.print(f"  {kind} {spec.name} {escape(spec.describe())} {spec.dtype}", highlight=False)
     if result.parity:
-        out.print(parity_table(result.parity))
+        show_table(parity_table(result.parity))
     size = human_size(result.path.stat().st_size)
     out.print(f"[green]wrote[/] {escape(str(result.path))} ({size}) and its manifest {escape(result.path.name)}.json in {result.seconds:.1f} s", soft_wrap=True)
 
 
 def print_variant(result: api.VariantResult) -> None:
     warn(result.warnings)
-    out.print(parity_table(result.parity))
+    show_table(parity_table(result.parity))
     q = result.record.quantization or {}
     facts = [f"size {result.record.size_ratio_vs_fp32:.2f}x fp32"]
     if "quantized_mac_share" in q:

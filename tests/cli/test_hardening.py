@@ -60,6 +60,19 @@ def test_killing_quantize_leaves_nothing(tmp_path, sig):
     assert sorted(p.name for p in tmp_path.iterdir()) == before
 
 
+def wait_for_library(proc: subprocess.Popen, name: str, timeout: float = 300) -> bool:
+    """Until the process has mapped a shared library (its imports are behind it), or it ended."""
+    deadline = time.time() + timeout
+    while time.time() < deadline and proc.poll() is None:
+        try:
+            if name in open(f"/proc/{proc.pid}/maps").read():
+                return True
+        except OSError:
+            return False
+        time.sleep(0.2)
+    return False
+
+
 @pytest.fixture(scope="module")
 def qformer_onnx(tmp_path_factory):
     """A graph whose TensorRT-RTX build takes long enough (about 8 s here) to interrupt."""
@@ -77,7 +90,8 @@ def test_killing_trt_build_leaves_nothing(tmp_path, qformer_onnx, sig):
     (tmp_path / "q.onnx.json").symlink_to(qformer_onnx.with_suffix(".onnx.json"))
     before = sorted(p.name for p in tmp_path.iterdir())
     proc = subprocess.Popen(["mmexport", "trt", str(onnx_path), "--flavor", "tensorrt-rtx"], stderr=subprocess.PIPE, text=True)
-    time.sleep(6.0)  # past the imports and the parse, inside TensorRT's builder
+    assert wait_for_library(proc, "libtensorrt_rtx"), "TensorRT-RTX was never loaded"
+    time.sleep(2.0)  # past loading, into the parse and the build (however loaded the machine is)
     assert proc.poll() is None, "the build ended before it could be interrupted"
     proc.send_signal(sig)
     code, stderr = proc.wait(timeout=120), proc.stderr.read()

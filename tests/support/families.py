@@ -29,6 +29,18 @@ QWEN3_TEXT = dict(vocab_size=160, hidden_size=48, intermediate_size=96, num_hidd
 QWEN3_TEXT |= {"rope_parameters": {"rope_type": "default", "rope_theta": 5e6, "mrope_section": [2, 2, 2], "mrope_interleaved": True}}
 QWEN3_VISION = dict(depth=3, hidden_size=32, intermediate_size=64, num_heads=2, out_hidden_size=48, num_position_embeddings=64, patch_size=16)
 QWEN3_VISION |= dict(deepstack_visual_indexes=[0, 1], spatial_merge_size=2)
+QWEN3_5_VISION = {k: v for k, v in QWEN3_VISION.items() if k != "deepstack_visual_indexes"}  # Qwen3-VL's tower without deepstack
+QWEN3_5_TEXT = dict(vocab_size=160, hidden_size=48, intermediate_size=96, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2, head_dim=12)
+QWEN3_5_TEXT |= dict(layer_types=["linear_attention", "full_attention"], linear_num_key_heads=2, linear_num_value_heads=2)
+QWEN3_5_TEXT |= dict(linear_key_head_dim=8, linear_value_head_dim=8)
+QWEN3_5_TEXT |= {
+    "rope_parameters": {"rope_type": "default", "rope_theta": 5e6, "mrope_section": [2, 2, 2], "mrope_interleaved": True, "partial_rotary_factor": 1.0}
+}
+SMALL_MOE = dict(num_experts=2, num_experts_per_tok=1, moe_intermediate_size=32, shared_expert_intermediate_size=32)
+GLM_VISION = dict(depth=2, hidden_size=32, num_heads=2, intermediate_size=48, out_hidden_size=48, patch_size=14, spatial_merge_size=2, image_size=56)
+GLM_TEXT = dict(vocab_size=160, hidden_size=48, intermediate_size=96, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2)
+GLM_TEXT |= {"rope_parameters": {"rope_type": "default", "rope_theta": 10000.0, "mrope_section": [2, 2, 2], "partial_rotary_factor": 1.0}}
+GLM_TOKENS = dict(image_token_id=151, video_token_id=152, image_start_token_id=150, image_end_token_id=153, video_start_token_id=154, video_end_token_id=155)
 COHERE = dict(
     model_type="cohere2", vocab_size=128, hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2, head_dim=8
 )
@@ -70,12 +82,22 @@ def _qwen3_vl_moe(t):  # the same vision side before a mixture-of-experts LLM
     return t.Qwen3VLMoeConfig(vision_config=QWEN3_VISION, text_config=text, **QWEN_TOKENS, vision_end_token_id=153)
 
 
-def _glm4v(t):
-    vision = dict(depth=2, hidden_size=32, num_heads=2, intermediate_size=48, out_hidden_size=48, patch_size=14, spatial_merge_size=2, image_size=56)
-    text = dict(vocab_size=160, hidden_size=48, intermediate_size=96, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2)
-    text |= {"rope_parameters": {"rope_type": "default", "rope_theta": 10000.0, "mrope_section": [2, 2, 2]}}
-    tokens = dict(image_token_id=151, video_token_id=152, image_start_token_id=150, image_end_token_id=153, video_start_token_id=154, video_end_token_id=155)
-    return t.Glm4vConfig(vision_config=vision, text_config=text, **tokens)
+def _glm4v(t, cls: str = "Glm4vConfig", **text):
+    return getattr(t, cls)(vision_config=GLM_VISION, text_config=GLM_TEXT | text, **GLM_TOKENS)
+
+
+def _qwen3_5(t, cls: str = "Qwen3_5Config", **text):
+    return getattr(t, cls)(vision_config=QWEN3_5_VISION, text_config=QWEN3_5_TEXT | text, **QWEN_TOKENS, vision_end_token_id=153)
+
+
+def _qwen3_processor(t, cls: str = "Qwen2VLImageProcessor"):
+    return getattr(t, cls)(patch_size=16, size={"shortest_edge": 32 * 32 * 4, "longest_edge": 32 * 32 * 48})
+
+
+def _cohere_compass(t):
+    text = dict(QWEN3_TEXT, num_hidden_layers=2, layer_types=["full_attention"] * 2)
+    text["rope_parameters"] = {"full_attention": QWEN3_TEXT["rope_parameters"]}  # per layer type
+    return t.CohereCompassConfig(vision_config=QWEN3_VISION, text_config=text, **QWEN_TOKENS, vision_end_token_id=153)
 
 
 def _llama4(t):
@@ -251,6 +273,46 @@ TINY: dict[str, Tiny] = {
         token_types="mm_token_type_ids",
     ),
     "glm4v": Tiny("glm4v", _glm4v, lambda t: t.Glm4vImageProcessor(size=QWEN_SIZE), prompt="native", token_types="mm_token_type_ids"),
+    "glm46v": Tiny(
+        "glm46v", lambda t: _glm4v(t, "Glm46VConfig"), lambda t: t.Glm46VImageProcessor(size=QWEN_SIZE), prompt="native", token_types="mm_token_type_ids"
+    ),
+    "glm4v_moe": Tiny(
+        "glm4v_moe",
+        lambda t: _glm4v(t, "Glm4vMoeConfig", moe_intermediate_size=32, num_experts_per_tok=1, n_shared_experts=1, n_routed_experts=2, first_k_dense_replace=1),
+        lambda t: t.Glm4vImageProcessor(size=QWEN_SIZE),
+        prompt="native",
+        token_types="mm_token_type_ids",
+    ),
+    "glmga": Tiny(
+        "glmga", lambda t: _glm4v(t, "GlmgaConfig"), lambda t: t.GlmgaImageProcessor(size=QWEN_SIZE), prompt="native", token_types="mm_token_type_ids"
+    ),
+    "qwen3_5": Tiny("qwen3_5", _qwen3_5, _qwen3_processor, prompt="native", token_types="mm_token_type_ids"),
+    "qwen3_5_moe": Tiny(
+        "qwen3_5_moe", lambda t: _qwen3_5(t, "Qwen3_5MoeConfig", **SMALL_MOE), _qwen3_processor, prompt="native", token_types="mm_token_type_ids"
+    ),
+    "qwen4_exp": Tiny(
+        "qwen4_exp",
+        lambda t: _qwen3_5(
+            t, "Qwen4ExpConfig", **SMALL_MOE, indexer_n_heads=2, indexer_kv_heads=1, indexer_head_dim=12, indexer_budget=16, indexer_compress_ratio=4
+        ),
+        _qwen3_processor,
+        prompt="native",
+        token_types="mm_token_type_ids",
+    ),
+    "cosmos3_omni": Tiny(
+        "cosmos3_omni",
+        lambda t: t.Cosmos3OmniConfig(vision_config=QWEN3_VISION, text_config=QWEN3_TEXT, **QWEN_TOKENS, vision_end_token_id=153),
+        _qwen3_processor,
+        prompt="native",
+        token_types="mm_token_type_ids",
+    ),
+    "cohere_compass": Tiny(
+        "cohere_compass",
+        _cohere_compass,
+        lambda t: _qwen3_processor(t, "CohereCompassImageProcessor"),
+        prompt="native",
+        token_types="mm_token_type_ids",
+    ),
     "mistral3": Tiny("mistral3", _mistral3, lambda t: t.PixtralImageProcessor(size={"longest_edge": 64}, patch_size=8), prompt="native"),
 }
 TILES = 2  # rows per image where the processor needs torchvision (tensors made here in its layout)
