@@ -6,6 +6,7 @@ mapping (so hub layouts such as `vision_tower.vision_model.*` load as transforme
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -103,20 +104,41 @@ def _renamings(model: nn.Module) -> tuple[list, list]:
     return [t for t in transforms if not isinstance(t, WeightConverter)], [t for t in transforms if isinstance(t, WeightConverter)]
 
 
-def checkpoint_keys(model: nn.Module, checkpoint: Checkpoint, wanted: set[str]) -> dict[str, str]:
-    """Model key -> checkpoint key for the wanted keys, renamed as transformers renames them on load."""
+@dataclass(frozen=True)
+class Source:
+    """Where a model tensor comes from: a checkpoint key, and the conversion transformers applies on
+    load where the checkpoint stores it in another layout (a rotary permutation, say)."""
+
+    key: str
+    converter: Any = None  # a transformers WeightConverter with one source per target
+
+    def read(self, checkpoint: Checkpoint, config: Any) -> torch.Tensor:
+        tensor = checkpoint.tensor(self.key)
+        if self.converter is None:
+            return tensor
+        found = {self.converter.source_patterns[0]: [tensor]}
+        for operation in self.converter.operations:  # transformers' own operations, in its order
+            found = operation.convert(found, self.converter.source_patterns, self.converter.target_patterns, config=config)
+        (value,) = found.values()
+        return value[0] if isinstance(value, list) else value
+
+
+def checkpoint_keys(model: nn.Module, checkpoint: Checkpoint, wanted: set[str]) -> dict[str, Source]:
+    """Model key -> where it is in the checkpoint, renamed (and converted) as transformers does on load."""
     from transformers.core_model_loading import rename_source_key
 
     renamings, converters = _renamings(model)
     meta_state = model.state_dict()
     prefix = getattr(model, "base_model_prefix", None) or None
-    found: dict[str, str] = {}
+    found: dict[str, Source] = {}
     for key in checkpoint.keys():
         renamed, converted = rename_source_key(key, renamings, converters, prefix, meta_state)
-        if renamed in wanted:
-            if converted is not None:
-                raise WeightsError(f"{checkpoint.path}: '{key}' is stored in a layout transformers converts on load ({converted}); not supported yet")
-            found[renamed] = key
+        if renamed not in wanted:
+            continue
+        converter = next((c for c in converters if converted in c.source_patterns), None) if converted is not None else None
+        if converter is not None and len(converter.source_patterns) != 1:  # several tensors merged into one (MoE experts)
+            raise WeightsError(f"{checkpoint.path}: '{key}' is merged with other tensors on load ({converted}); not supported for a vision part")
+        found[renamed] = Source(key, converter)
     return found
 
 
@@ -133,9 +155,9 @@ def load_parts(model: nn.Module, paths: list[str], folder: Path) -> None:
     targets = _part_tensors(model, paths)
     with torch.no_grad():
         for key, target in targets.items():
-            source = checkpoint.tensor(sources[key])
+            source = sources[key].read(checkpoint, model.config)
             if tuple(source.shape) != tuple(target.shape):
-                raise WeightsError(f"{folder}: {sources[key]} has shape {tuple(source.shape)}, config.json implies {tuple(target.shape)}")
+                raise WeightsError(f"{folder}: {sources[key].key} has shape {tuple(source.shape)}, config.json implies {tuple(target.shape)}")
             target.copy_(source.to(target.dtype) if target.is_floating_point() or target.is_complex() else source)
 
 

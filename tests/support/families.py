@@ -121,6 +121,19 @@ def _mistral3(t):
     return t.Mistral3Config(vision_config=pixtral, text_config=text, image_token_index=IMAGE_TOKEN, spatial_merge_size=2, projector_hidden_act="gelu")
 
 
+def _mistral_large4(t):
+    """Mistral 3's vision side before a DeepSeek-style (MLA, indexed attention, MoE) LLM."""
+    text = dict(vocab_size=128, hidden_size=32, intermediate_size=64, moe_intermediate_size=32, num_hidden_layers=2, num_attention_heads=2)
+    text |= dict(num_key_value_heads=2, n_shared_experts=1, n_routed_experts=2, num_experts_per_tok=1, kv_lora_rank=16, q_lora_rank=None)
+    text |= dict(qk_rope_head_dim=8, v_head_dim=16, qk_nope_head_dim=8, index_head_dim=16, index_n_heads=2, head_dim=16, qk_head_dim=16)
+    text |= dict(mlp_layer_types=["dense", "sparse"], layer_types=["indexed_attention"] * 2, indexer_types=["full"] * 2, no_rope_layers=[1, 0])
+    text |= dict(kv_source_layers=[0, 1], rope_parameters={"rope_type": "default", "rope_theta": 10000.0})
+    pixtral = _mistral3(t).vision_config
+    return t.MistralLarge4Config(
+        vision_config=pixtral.to_dict(), text_config=text, image_token_id=IMAGE_TOKEN, spatial_merge_size=2, projector_hidden_act="gelu"
+    )
+
+
 def _gemma3(t, cls: str = "Gemma3Config", **extra):
     vision = SIGLIP | {"vision_use_head": False}
     return getattr(t, cls)(
@@ -314,6 +327,7 @@ TINY: dict[str, Tiny] = {
         token_types="mm_token_type_ids",
     ),
     "mistral3": Tiny("mistral3", _mistral3, lambda t: t.PixtralImageProcessor(size={"longest_edge": 64}, patch_size=8), prompt="native"),
+    "mistral_large4": Tiny("mistral_large4", _mistral_large4, lambda t: t.PixtralImageProcessor(size={"longest_edge": 64}, patch_size=8), prompt="native"),
 }
 TILES = 2  # rows per image where the processor needs torchvision (tensors made here in its layout)
 
