@@ -6,49 +6,21 @@ split by cu_seqlens: every shape then follows the inputs, with no data-dependent
 
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass
 from typing import Any, Callable
 
 import torch
 from torch import nn
-from torch.nn import functional as F
 
+from .attention import within_groups
 from .model import module_path
-
-MASKED = 10000.0
-
-
-def grouped_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, groups: tuple[torch.Tensor, ...], scale: float) -> torch.Tensor:
-    """Attention within groups: q, k, v [patches, heads, d]; groups = (index [G, L], valid [G, L],
-    inverse [patches]). Padding slots are masked as keys; their query rows are never read back."""
-    index, valid, inverse = groups
-    gathered = [x[index].transpose(1, 2) for x in (q, k, v)]  # [G, heads, L, d]
-    # A finite large negative on padding keys (as every mmexport mask): fp16 graphs stay finite.
-    bias = (valid.to(q.dtype) - 1.0)[:, None, None, :] * MASKED
-    out = F.scaled_dot_product_attention(*gathered, attn_mask=bias, scale=scale)
-    return out.transpose(1, 2).flatten(0, 1)[inverse]  # [patches, heads, d]
-
-
-def _rotary_function(module: nn.Module) -> Callable:
-    """apply_rotary_pos_emb_vision of the module's own modeling file (dtype handling included)."""
-    return sys.modules[type(module).__module__].apply_rotary_pos_emb_vision
-
-
-def fused_attention(attn: nn.Module, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, groups: tuple) -> torch.Tensor:
-    """Qwen/GLM vision attention (one qkv projection) with grouped attention in place of the split."""
-    n = x.shape[0]
-    q, k, v = attn.qkv(x).reshape(n, 3, attn.num_heads, -1).permute(1, 0, 2, 3).unbind(0)
-    q, k = _rotary_function(attn)(q, k, cos, sin)
-    return attn.proj(grouped_attention(q, k, v, groups, attn.scaling).reshape(n, -1))
 
 
 def run_blocks(blocks: nn.ModuleList, x: torch.Tensor, rotary: tuple, pick: Callable[[int], tuple], after: Callable[[int, torch.Tensor], None]) -> torch.Tensor:
-    """Pre-norm blocks: x + attn(norm1(x)), then x + mlp(norm2(x)); `pick` gives each block's groups."""
-    cos, sin = rotary
+    """transformers' own blocks, each attending within the groups `pick` gives it (in within_groups)."""
+    unused = torch.zeros(2, dtype=torch.int32)  # cu_seqlens: the groups replace it
     for i, block in enumerate(blocks):
-        x = x + fused_attention(block.attn, block.norm1(x), cos, sin, pick(i))
-        x = x + block.mlp(block.norm2(x))
+        x = block(x, cu_seqlens=unused, position_embeddings=rotary, max_seqlen=1, mmexport_groups=pick(i))
         after(i, x)
     return x
 
@@ -92,7 +64,8 @@ class QwenTower(nn.Module):
         self.deepstack = list(getattr(visual, "deepstack_visual_indexes", None) or ()) if style.deepstack else []
 
     def forward(self, *inputs: torch.Tensor) -> Any:
-        out = self.run(dict(zip(self.style.names, inputs)))
+        with within_groups(self.visual.config):
+            out = self.run(dict(zip(self.style.names, inputs)))
         return out if len(out) > 1 else out[0]
 
     def run(self, feeds: dict[str, torch.Tensor]) -> tuple[torch.Tensor, ...]:
@@ -125,47 +98,48 @@ class QwenTower(nn.Module):
         return visual.merger(visual.downsample(x).view(-1, visual.config.out_hidden_size))
 
 
-def separate_attention(attn: nn.Module, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, groups: tuple) -> torch.Tensor:
-    """Pixtral's attention (q, k, v, o projections; rotate-half rotary) within groups."""
-    n = x.shape[0]
-    q, k, v = (proj(x).view(n, attn.num_heads, -1) for proj in (attn.q_proj, attn.k_proj, attn.v_proj))
-    q, k = sys.modules[type(attn).__module__].apply_rotary_pos_emb(q, k, cos, sin, unsqueeze_dim=1)
-    return attn.o_proj(grouped_attention(q, k, v, groups, attn.scaling).reshape(n, -1))
-
-
 class PixtralSide(nn.Module):
-    """Mistral 3: padded images and the derived patch, position, group and merge indices ->
-    the projector's tokens for every image, concatenated (what get_image_features splits)."""
+    """Mistral 3 (Pixtral tower): padded images and the derived patch, position, group and merge
+    indices -> the projector's tokens for every image, concatenated (what get_image_features splits)."""
 
-    def __init__(self, model: nn.Module):
+    def __init__(self, tower: nn.Module, projector: nn.Module, layer: int):
         super().__init__()
-        self.tower, self.projector = model.model.vision_tower, model.model.multi_modal_projector
-        layer = model.config.vision_feature_layer
-        if not isinstance(layer, int) or layer == 0:
-            from ..errors import UsageError
-
-            raise UsageError(f"vision_feature_layer {layer!r} is not supported for mistral3 (transformers itself fails on a list or 0)")
-        self.layer = layer
+        self.tower, self.projector, self.layer = tower, projector, layer
 
     def forward(self, pixel_values, patch_index, position_ids, image_index, image_valid, image_inverse, merge_index):
         tower, projector = self.tower, self.projector
         x = tower.patch_conv(pixel_values.to(tower.patch_conv.weight.dtype))  # [images, D, rows, cols]
         x = tower.ln_pre(x.flatten(2).transpose(1, 2).flatten(0, 1)[patch_index])  # the valid patches, packed
-        cos, sin = tower.patch_positional_embedding(x, position_ids)
+        rotary = tower.patch_positional_embedding(x, position_ids)
         groups = (image_index, image_valid, image_inverse)
         states = [x]
-        for layer in tower.transformer.layers:
-            x = x + separate_attention(layer.attention, layer.attention_norm(x), cos, sin, groups)
-            x = x + layer.feed_forward(layer.ffn_norm(x))
-            states.append(x)
+        with within_groups(tower.config):  # transformers' own layers, attending within each image
+            for layer in tower.transformer.layers:
+                x = layer(x[None], attention_mask=None, position_embeddings=rotary, mmexport_groups=groups)[0]
+                states.append(x)
         x = projector.norm(states[self.layer])
         blocks = x[merge_index]  # [tokens, s*s, D]: the unfold's 2x2 neighbours, channel-major after the transpose
         x = projector.patch_merger.merging_layer(blocks.transpose(1, 2).flatten(1))
         return projector.linear_2(projector.act(projector.linear_1(x)))
 
 
-def pixtral_side(model: nn.Module) -> nn.Module:
-    return PixtralSide(model).eval()
+@dataclass(frozen=True)
+class PixtralStyle:
+    """Where a Pixtral-tower family keeps its tower and projector, and which hidden state it reads
+    (None: the config's vision_feature_layer; -1: the last, for families without that setting)."""
+
+    tower: str = "vision_tower"
+    projector: str = "multi_modal_projector"
+    layer: int | None = None
+
+    def __call__(self, model: nn.Module) -> nn.Module:
+        layer = self.layer if self.layer is not None else model.config.vision_feature_layer
+        if not isinstance(layer, int) or layer == 0:
+            from ..errors import UsageError
+
+            raise UsageError(f"vision_feature_layer {layer!r} is not supported for {model.config.model_type} (transformers itself fails on a list or 0)")
+        tower, projector = (model.get_submodule(module_path(model, name)) for name in (self.tower, self.projector))
+        return PixtralSide(tower, projector, layer).eval()
 
 
 def _deepstack_outputs(hf: Any) -> tuple[str, ...]:

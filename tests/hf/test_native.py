@@ -62,7 +62,7 @@ def test_grid_tensors_are_transformers_own():
 
 def test_grouped_attention_is_attention_within_each_group():
     from mmexport.derivations import groups
-    from mmexport.hf.native import grouped_attention
+    from mmexport.hf.attention import grouped_attention
 
     g = torch.Generator().manual_seed(0)
     q, k, v = (torch.randn(10, 2, 4, generator=g) for _ in range(3))

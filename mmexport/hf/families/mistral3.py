@@ -3,8 +3,13 @@ positions, per-image attention and 2x2 patch merge derived from image_sizes. Mis
 
 from ..family import Family
 from ..layouts import Sized
-from ..native import pixtral_side
+from ..native import PixtralStyle
 
 FAMILY = Family(
-    ("mistral3", "mistral_large4"), images=Sized(), connector=None, vision=pixtral_side, pooled="split", settings=("spatial_merge_size", "vision_feature_layer")
+    ("mistral3", "mistral_large4"),
+    images=Sized(),
+    connector=None,
+    vision=PixtralStyle(),
+    pooled="split",
+    settings=("spatial_merge_size", "vision_feature_layer"),
 )
