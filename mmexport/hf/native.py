@@ -41,6 +41,8 @@ class QwenStyle:
     deepstack: bool = False  # Qwen3-VL: merged features of early blocks, as more outputs
     post_conv_norm: bool = False  # GLM-4V: a norm right after the patch embedding
     downsample: bool = False  # GLM-4V: post-norm, a 2x2 convolution, then the merger
+    tower: str = "visual"  # where the tower sits in the model
+    projector: str | None = None  # a projection the model applies after the tower's merger (HyperCLOVA X)
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -49,7 +51,8 @@ class QwenStyle:
 
     def __call__(self, model: nn.Module) -> nn.Module:
         """The export form of a folder's vision side."""
-        return QwenTower(model.get_submodule(module_path(model, "visual")), self).eval()
+        after = model.get_submodule(module_path(model, self.projector)) if self.projector else None
+        return QwenTower(model.get_submodule(module_path(model, self.tower)), self, after).eval()
 
 
 class QwenTower(nn.Module):
@@ -57,9 +60,9 @@ class QwenTower(nn.Module):
     deepstack features): the forward of transformers' vision model, minus the Python that
     depends on the grid."""
 
-    def __init__(self, visual: nn.Module, style: QwenStyle):
+    def __init__(self, visual: nn.Module, style: QwenStyle, projector: nn.Module | None = None):
         super().__init__()
-        self.visual, self.style = visual, style
+        self.visual, self.style, self.projector = visual, style, projector
         self.full = set(getattr(visual, "fullatt_block_indexes", None) or ()) if style.windows else None
         self.deepstack = list(getattr(visual, "deepstack_visual_indexes", None) or ()) if style.deepstack else []
 
@@ -91,11 +94,13 @@ class QwenTower(nn.Module):
 
     def _merge(self, x: torch.Tensor) -> torch.Tensor:
         visual = self.visual
-        if not self.style.downsample:
-            return visual.merger(x)
-        m = visual.spatial_merge_size
-        x = visual.post_layernorm(x).view(-1, m, m, x.shape[-1]).permute(0, 3, 1, 2)
-        return visual.merger(visual.downsample(x).view(-1, visual.config.out_hidden_size))
+        if self.style.downsample:
+            m = visual.spatial_merge_size
+            x = visual.post_layernorm(x).view(-1, m, m, x.shape[-1]).permute(0, 3, 1, 2)
+            x = visual.merger(visual.downsample(x).view(-1, visual.config.out_hidden_size))
+        else:
+            x = visual.merger(x)
+        return self.projector(x) if self.projector is not None else x
 
 
 class PixtralSide(nn.Module):
@@ -151,6 +156,6 @@ def qwen_family(model_types: tuple[str, ...], style: QwenStyle, **fields: Any) -
     from .family import Family, image_embeds
     from .layouts import Patches
 
-    declared: dict[str, Any] = dict(parts=("visual",), connector=("merger",), pooled="split")
+    declared: dict[str, Any] = dict(parts=(style.tower, *((style.projector,) if style.projector else ())), connector=("merger",), pooled="split")
     declared |= dict(outputs=_deepstack_outputs if style.deepstack else image_embeds)
     return Family(model_types, images=Patches(window=style.windows, taps=style.taps), vision=style, **(declared | fields))

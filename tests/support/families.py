@@ -134,6 +134,51 @@ def _mistral_large4(t):
     )
 
 
+def _exaone4_5(t):
+    """Qwen2.5-VL's tower with grouped-query attention (4 query heads, 2 key-value heads)."""
+    vision = dict(depth=3, hidden_size=32, out_hidden_size=32, intermediate_size=64, num_heads=4, num_key_value_heads=2, patch_size=14)
+    vision |= dict(spatial_merge_size=2, window_size=56, fullatt_block_indexes=[1])
+    text = dict(model_type="exaone4", vocab_size=160, hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2)
+    return t.Exaone4_5_Config(vision_config=vision, text_config=text | dict(head_dim=8), **QWEN_TOKENS)
+
+
+def _glm_ocr(t):
+    vision = {k: v for k, v in GLM_VISION.items() if k != "image_size"}  # no position table to size
+    return t.GlmOcrConfig(vision_config=vision, text_config=GLM_TEXT, **GLM_TOKENS)
+
+
+def _hyperclovax(t):
+    vision = dict(depth=3, hidden_size=32, out_hidden_size=32, intermediate_size=64, num_heads=2, patch_size=14, spatial_merge_size=2, window_size=56)
+    text = dict(vocab_size=160, hidden_size=48, intermediate_size=96, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2, head_dim=12)
+    return t.HyperCLOVAXVisionV2Config(vision_config=vision | dict(fullatt_block_indexes=[1]), text_config=text, **QWEN_TOKENS)
+
+
+def _qwen2_5_omni(t):
+    vision = dict(depth=4, hidden_size=32, intermediate_size=64, num_heads=2, out_hidden_size=64, fullatt_block_indexes=[1, 3], window_size=56)
+    audio = dict(encoder_layers=1, encoder_attention_heads=2, encoder_ffn_dim=32, d_model=16, output_dim=64)
+    text = dict(vocab_size=160, hidden_size=64, intermediate_size=96, num_hidden_layers=2, num_attention_heads=2, num_key_value_heads=1)
+    text["rope_parameters"] = {"rope_type": "default", "rope_theta": 1e6, "mrope_section": [4, 6, 6]}
+    tokens = dict(
+        image_token_index=151, video_token_index=152, audio_token_index=149, vision_start_token_id=150
+    )  # the start id: transformers' own forward reads it
+    return t.Qwen2_5OmniThinkerConfig(vision_config=vision, audio_config=audio, text_config=text, **tokens)
+
+
+def _qwen3_omni(t):
+    vision = dict(QWEN3_VISION, out_hidden_size=64)
+    audio = dict(encoder_layers=1, encoder_attention_heads=2, encoder_ffn_dim=32, d_model=16, output_dim=64, downsample_hidden_size=8)
+    text = dict(vocab_size=200, hidden_size=64, intermediate_size=96, num_hidden_layers=2, num_attention_heads=2, num_key_value_heads=1, head_dim=32)
+    text |= dict(num_experts=4, num_experts_per_tok=2, moe_intermediate_size=16)
+    text["rope_parameters"] = {"rope_type": "default", "rope_theta": 1e6, "mrope_section": [6, 5, 5], "mrope_interleaved": True}
+    tokens = dict(image_token_id=151, video_token_id=152, audio_token_id=149, vision_start_token_id=150, vision_end_token_id=153)
+    return t.Qwen3OmniMoeThinkerConfig(vision_config=vision, audio_config=audio, text_config=text, **tokens)
+
+
+def _lighton_ocr(t):
+    text = dict(vocab_size=160, hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2, head_dim=8)
+    return t.LightOnOcrConfig(vision_config=_mistral3(t).vision_config.to_dict(), text_config=text, image_token_id=IMAGE_TOKEN, spatial_merge_size=2)
+
+
 def _gemma3(t, cls: str = "Gemma3Config", **extra):
     vision = SIGLIP | {"vision_use_head": False}
     return getattr(t, cls)(
@@ -299,6 +344,12 @@ TINY: dict[str, Tiny] = {
     "glmga": Tiny(
         "glmga", lambda t: _glm4v(t, "GlmgaConfig"), lambda t: t.GlmgaImageProcessor(size=QWEN_SIZE), prompt="native", token_types="mm_token_type_ids"
     ),
+    "exaone4_5": Tiny("exaone4_5", _exaone4_5, lambda t: t.Qwen2VLImageProcessor(size=QWEN_SIZE), prompt="native"),  # 1-D positions
+    "glm_ocr": Tiny("glm_ocr", _glm_ocr, lambda t: t.Glm4vImageProcessor(size=QWEN_SIZE), prompt="native", token_types="mm_token_type_ids"),
+    "hyperclovax_vision_v2": Tiny("hyperclovax_vision_v2", _hyperclovax, lambda t: t.Qwen2VLImageProcessor(size=QWEN_SIZE), prompt="native"),
+    "qwen2_5_omni_thinker": Tiny("qwen2_5_omni_thinker", _qwen2_5_omni, lambda t: t.Qwen2VLImageProcessor(size=QWEN_SIZE), prompt="native"),
+    "qwen3_omni_moe_thinker": Tiny("qwen3_omni_moe_thinker", _qwen3_omni, _qwen3_processor, prompt="native"),  # positions from the ids alone
+    "lighton_ocr": Tiny("lighton_ocr", _lighton_ocr, lambda t: t.PixtralImageProcessor(size={"longest_edge": 64}, patch_size=8), prompt="native"),
     "qwen3_5": Tiny("qwen3_5", _qwen3_5, _qwen3_processor, prompt="native", token_types="mm_token_type_ids"),
     "qwen3_5_moe": Tiny(
         "qwen3_5_moe", lambda t: _qwen3_5(t, "Qwen3_5MoeConfig", **SMALL_MOE), _qwen3_processor, prompt="native", token_types="mm_token_type_ids"
@@ -422,9 +473,10 @@ def prompt(model, case: str, inputs: dict[str, torch.Tensor]) -> dict[str, torch
         tiles = inputs["aspect_ratio_mask"][:, None].expand(-1, ids.shape[1], -1, -1)
         return {"input_ids": ids, "attention_mask": torch.ones_like(ids), "cross_attention_mask": tiles.contiguous()}
     token = getattr(config, "image_token_id", None) or config.image_token_index
-    if tiny.prompt == "native":  # one prompt; each image's tokens after a vision-start token, as the processor writes them
+    if tiny.prompt == "native":  # one prompt; each image's tokens between vision-start and -end tokens, as the processor writes them
         start = getattr(config, "vision_start_token_id", None) or getattr(config, "image_start_token_id", None) or 5
-        images = [torch.cat([torch.tensor([start]), torch.full((int(i.shape[0]),), token)]) for i in items]
+        end = getattr(config, "vision_end_token_id", None) or getattr(config, "image_end_token_id", None) or 6
+        images = [torch.cat([torch.tensor([start]), torch.full((int(i.shape[0]),), token), torch.tensor([end])]) for i in items]
         rows = [torch.cat([text[:2], *images, text[2:]])]
     else:
         rows = [torch.cat([text[:2], torch.full((n,), token), text[2:]]) for n in _tokens(tiny.prompt, items)]

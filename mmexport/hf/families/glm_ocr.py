@@ -1,0 +1,7 @@
+"""GLM-OCR: GLM-4V's tower without its position table and post-convolution norm,
+with q/k norms in attention (transformers' own attention modules run them), then the same
+post-norm, 2x2 convolution downsample and merger."""
+
+from ..native import QwenStyle, qwen_family
+
+FAMILY = qwen_family(("glm_ocr",), QwenStyle(downsample=True))
