@@ -288,6 +288,49 @@ class Patches:
 
 
 @dataclass(frozen=True)
+class PackedPatches(Patches):
+    """PaddleOCR-VL: patches [patches, C, P, P] of every image in raster order (NaViT packing) and
+    image_grid_thw; the 2x2 merge happens in the projector, after the encoder."""
+
+    @property
+    def derives(self) -> str:
+        return "rotary positions, per-image attention groups, bilinear position-table taps, 2x2 merge neighbourhoods"
+
+    def params(self, hf: Any) -> dict[str, Any]:
+        vision = hf.vision_config
+        side = vision.image_size // vision.patch_size
+        taps = {"side": side, "mode": "bilinear", "align_corners": False}
+        return {"merge": vision.spatial_merge_size, "patch": vision.patch_size, "channels": vision.num_channels, "taps": taps}
+
+    def _shape(self, hf: Any, patches: int) -> tuple[int, ...]:
+        params = self.params(hf)
+        return (patches, params["channels"], params["patch"], params["patch"])
+
+    def inputs(self, hf: Any) -> list[TensorSpec]:
+        return DERIVATIONS.get("navit").inputs(self.params(hf))
+
+    def samples(self, hf: Any) -> list[Sample]:
+        m = hf.vision_config.spatial_merge_size
+        cases = []
+        for i, shapes in enumerate(([(4, 6)], [(2, 2), (5, 3)], [(3, 7), (2, 4), (1, 1)])):
+            grid = torch.tensor([[1, h * m, w * m] for h, w in shapes])
+            cases.append({"pixel_values": _pixels(self._shape(hf, int(grid.prod(1).sum())), 30 + i), "image_grid_thw": grid})
+        return cases
+
+    def derivation(self, hf: Any) -> Derivation:
+        return Derived.of("navit", self.params(hf))
+
+    def first_axis(self, hf: Any) -> Axis:
+        return DERIVATIONS.get("navit").axes(self.params(hf))["patches"]
+
+    def request(self, hf: Any, images: int, seed: int = 0) -> Sample:
+        vision = hf.vision_config
+        unit, m = vision.patch_size * vision.spatial_merge_size, vision.spatial_merge_size
+        grid = torch.tensor([[1, h // unit * m, w // unit * m] for h, w in typical_sizes(images, seed)])
+        return {"pixel_values": _pixels(self._shape(hf, int(grid.prod(1).sum())), 1000 + seed), "image_grid_thw": grid}
+
+
+@dataclass(frozen=True)
 class Sized:
     """Mistral 3: pixel_values [images, 3, H, W] padded to the largest image, image_sizes [images, 2]."""
 

@@ -147,6 +147,38 @@ class PixtralStyle:
         return PixtralSide(tower, projector, layer).eval()
 
 
+class NaViTSide(nn.Module):
+    """PaddleOCR-VL: transformers' own vision model over packed patches, fed the positions, taps and
+    groups derived beside the graph as its precomputed arguments (attending within each image),
+    then its projector, with the 2x2 neighbourhoods gathered instead of a per-image reshape."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.visual = model.get_submodule(module_path(model, "visual"))
+        self.projector = model.get_submodule(module_path(model, "projector"))
+
+    def forward(self, pixel_values, position_ids, frame_index, frame_valid, frame_inverse, pos_index, pos_weight, merge_index):
+        unused = torch.zeros(2, dtype=torch.int32)  # cu_seqlens: the groups replace it
+        groups = (frame_index, frame_valid, frame_inverse)
+        with within_groups(self.visual.config):
+            states = self.visual(
+                pixel_values[None],
+                position_ids=position_ids,
+                interp_indices=pos_index,
+                interp_weights=pos_weight,
+                cu_seqlens=unused,
+                max_seqlen=1,
+                mmexport_groups=groups,
+            ).last_hidden_state
+        projector = self.projector
+        x = projector.pre_norm(states.reshape(-1, states.shape[-1]))[merge_index].flatten(1)  # [tokens, 4 * D], patch-major
+        return projector.linear_2(projector.act(projector.linear_1(x)))
+
+
+def navit_side(model: nn.Module) -> nn.Module:
+    return NaViTSide(model).eval()
+
+
 def _deepstack_outputs(hf: Any) -> tuple[str, ...]:
     return ("image_embeds", *(f"deepstack_{i}" for i in range(len(hf.vision_config.deepstack_visual_indexes))))
 

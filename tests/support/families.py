@@ -179,6 +179,13 @@ def _lighton_ocr(t):
     return t.LightOnOcrConfig(vision_config=_mistral3(t).vision_config.to_dict(), text_config=text, image_token_id=IMAGE_TOKEN, spatial_merge_size=2)
 
 
+def _paddleocr_vl(t):
+    vision = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2, image_size=56, patch_size=14, spatial_merge_size=2)
+    text = dict(vocab_size=160, hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2, num_key_value_heads=1, head_dim=16)
+    text["rope_parameters"] = {"rope_type": "default", "rope_theta": 1e4, "mrope_section": [2, 3, 3]}
+    return t.PaddleOCRVLConfig(vision_config=vision, text_config=text, **QWEN_TOKENS, vision_end_token_id=153)
+
+
 def _gemma3(t, cls: str = "Gemma3Config", **extra):
     vision = SIGLIP | {"vision_use_head": False}
     return getattr(t, cls)(
@@ -350,6 +357,9 @@ TINY: dict[str, Tiny] = {
     "qwen2_5_omni_thinker": Tiny("qwen2_5_omni_thinker", _qwen2_5_omni, lambda t: t.Qwen2VLImageProcessor(size=QWEN_SIZE), prompt="native"),
     "qwen3_omni_moe_thinker": Tiny("qwen3_omni_moe_thinker", _qwen3_omni, _qwen3_processor, prompt="native"),  # positions from the ids alone
     "lighton_ocr": Tiny("lighton_ocr", _lighton_ocr, lambda t: t.PixtralImageProcessor(size={"longest_edge": 64}, patch_size=8), prompt="native"),
+    "paddleocr_vl": Tiny(
+        "paddleocr_vl", _paddleocr_vl, lambda t: t.PaddleOCRVLImageProcessor(size=QWEN_SIZE), prompt="native", token_types="mm_token_type_ids"
+    ),
     "qwen3_5": Tiny("qwen3_5", _qwen3_5, _qwen3_processor, prompt="native", token_types="mm_token_type_ids"),
     "qwen3_5_moe": Tiny(
         "qwen3_5_moe", lambda t: _qwen3_5(t, "Qwen3_5MoeConfig", **SMALL_MOE), _qwen3_processor, prompt="native", token_types="mm_token_type_ids"
