@@ -10,6 +10,8 @@ from ..registry import Registry
 from .base import Derivation, Derived, Feeds, Identity, groups
 
 # kind -> module in this package defining derive(feeds, params), specs(params) and split(feeds, params)
-REGISTRY: Registry[ModuleType] = Registry("grid derivation", __name__, None, {"qwen": "qwen", "pixtral": "pixtral", "crops": "crops", "navit": "navit"})
+REGISTRY: Registry[ModuleType] = Registry(
+    "grid derivation", __name__, None, {"qwen": "qwen", "pixtral": "pixtral", "crops": "crops", "navit": "navit", "naflex": "naflex"}
+)
 
 __all__ = ["REGISTRY", "Derivation", "Derived", "Feeds", "Identity", "groups"]

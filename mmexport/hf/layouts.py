@@ -331,6 +331,69 @@ class PackedPatches(Patches):
 
 
 @dataclass(frozen=True)
+class NaFlex:
+    """LFM2-VL (SigLIP2 NaFlex): pixel_values [tiles, patches, C*P*P] padded to the batch's patch
+    count, pixel_attention_mask [tiles, patches] and spatial_shapes [tiles, 2] (rows, columns)."""
+
+    max_patches: int = 4096
+    names: ClassVar[tuple[str, ...]] = ("pixel_values", "pixel_attention_mask", "spatial_shapes")
+    derives: ClassVar[str | None] = "the patches each pixel-unshuffled token concatenates"
+
+    def params(self, hf: Any) -> dict[str, Any]:
+        vision, factor = hf.vision_config, hf.downsample_factor
+        patch_dim = vision.num_channels * vision.patch_size**2
+        return {"factor": factor, "patch_dim": patch_dim, "max_patches": self.max_patches, "opt_patches": vision.num_patches}
+
+    def inputs(self, hf: Any) -> list[TensorSpec]:
+        return DERIVATIONS.get("naflex").inputs(self.params(hf))
+
+    def _tiles(self, hf: Any, shapes: list[tuple[int, int]], seed: int) -> Sample:
+        """Tiles of (rows, columns) patches, padded to the most patches (a multiple of factor^2), as the processor pads."""
+        params = self.params(hf)
+        unit = params["factor"] ** 2
+        patches = -(-max(h * w for h, w in shapes) // unit) * unit
+        pixels = torch.zeros(len(shapes), patches, params["patch_dim"])
+        mask = torch.zeros(len(shapes), patches, dtype=torch.long)
+        for j, (h, w) in enumerate(shapes):
+            pixels[j, : h * w], mask[j, : h * w] = _pixels((h * w, params["patch_dim"]), seed + j), 1
+        return {"pixel_values": pixels, "pixel_attention_mask": mask, "spatial_shapes": torch.tensor(shapes)}
+
+    def samples(self, hf: Any) -> list[Sample]:
+        f = hf.downsample_factor
+        cases = ([(2, 3)], [(1, 1), (3, 2)], [(3, 1), (1, 2), (2, 2)])  # in tokens (factor x factor patches)
+        return [self._tiles(hf, [(h * f, w * f) for h, w in shapes], 60 + 3 * i) for i, shapes in enumerate(cases)]
+
+    def derivation(self, hf: Any) -> Derivation:
+        return Derived.of("naflex", self.params(hf))
+
+    def first_axis(self, hf: Any) -> Axis:
+        return DERIVATIONS.get("naflex").axes(self.params(hf))["tiles"]
+
+    def collate(self, items: list[Feeds]) -> Feeds:
+        patches = max(i["pixel_values"].shape[1] for i in items)
+        pixels = np.zeros((sum(len(i["pixel_values"]) for i in items), patches, items[0]["pixel_values"].shape[2]), np.float32)
+        mask = np.zeros(pixels.shape[:2], np.int64)
+        row = 0
+        for item in items:
+            b, n = item["pixel_attention_mask"].shape
+            pixels[row : row + b, :n], mask[row : row + b, :n] = item["pixel_values"], item["pixel_attention_mask"]
+            row += b
+        return {"pixel_values": pixels, "pixel_attention_mask": mask, "spatial_shapes": np.concatenate([i["spatial_shapes"] for i in items])}
+
+    def request(self, hf: Any, images: int, seed: int = 0) -> Sample:
+        unit = hf.vision_config.patch_size * hf.downsample_factor
+        shapes = [(h // unit * hf.downsample_factor, w // unit * hf.downsample_factor) for h, w in typical_sizes(images, seed)]
+        return self._tiles(hf, shapes, 1000 + seed)
+
+    def per_item(self, output: np.ndarray, items: list[Feeds], derivation: Derivation) -> list[np.ndarray]:
+        return _by_tokens(output, items, derivation)
+
+    def describe(self, hf: Any, feeds: Feeds) -> str:
+        shapes = np.asarray(feeds["spatial_shapes"]) * hf.vision_config.patch_size
+        return f"{len(shapes)} tile(s) {', '.join(f'{h}x{w}' for h, w in shapes.tolist())} ({int(np.asarray(feeds['pixel_attention_mask']).sum())} patches)"
+
+
+@dataclass(frozen=True)
 class Sized:
     """Mistral 3: pixel_values [images, 3, H, W] padded to the largest image, image_sizes [images, 2]."""
 

@@ -179,6 +179,28 @@ def navit_side(model: nn.Module) -> nn.Module:
     return NaViTSide(model).eval()
 
 
+class NaFlexSide(nn.Module):
+    """LFM2-VL: transformers' own SigLIP2 tower over the padded tiles, then the pixel unshuffle as a
+    gather of each token's factor x factor patches (derived beside the graph), then its projector."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.tower = model.get_submodule(module_path(model, "vision_tower"))
+        self.projector = model.get_submodule(module_path(model, "multi_modal_projector"))
+
+    def forward(self, pixel_values, pixel_attention_mask, spatial_shapes, unshuffle_index):
+        states = self.tower(pixel_values=pixel_values, pixel_attention_mask=pixel_attention_mask, spatial_shapes=spatial_shapes).last_hidden_state
+        x = states.reshape(-1, states.shape[-1])[unshuffle_index].flatten(1)  # [tokens, factor^2 * D], (row, column, channel)
+        projector = self.projector
+        if projector.use_layer_norm:
+            x = projector.layer_norm(x)
+        return projector.linear_2(projector.act(projector.linear_1(x)))
+
+
+def naflex_side(model: nn.Module) -> nn.Module:
+    return NaFlexSide(model).eval()
+
+
 def _deepstack_outputs(hf: Any) -> tuple[str, ...]:
     return ("image_embeds", *(f"deepstack_{i}" for i in range(len(hf.vision_config.deepstack_visual_indexes))))
 

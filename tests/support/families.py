@@ -63,6 +63,7 @@ class Tiny:
     prompt: str = "per_item"  # "per_item" (a prompt per item), "together" (one), "native" (one, a start token per image), "cross"
     token_types: str | None = None  # ids the forward reads beside input_ids, 1 at image tokens
     features: Callable[[Any, dict], list[torch.Tensor]] | None = None  # transformers' answer where get_image_features is not it
+    tensors: Callable[[Any, int, int], dict] | None = None  # (config, images, seed) -> inputs in the processor's layout, where it needs torchvision
     loader: str = "AutoModelForImageTextToText"
     fast: bool = False  # in the fast tier
 
@@ -184,6 +185,28 @@ def _paddleocr_vl(t):
     text = dict(vocab_size=160, hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2, num_key_value_heads=1, head_dim=16)
     text["rope_parameters"] = {"rope_type": "default", "rope_theta": 1e4, "mrope_section": [2, 3, 3]}
     return t.PaddleOCRVLConfig(vision_config=vision, text_config=text, **QWEN_TOKENS, vision_end_token_id=153)
+
+
+def _lfm2_vl(t):
+    vision = dict(model_type="siglip2_vision_model", hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2, num_patches=64)
+    vision |= dict(patch_size=4, vision_use_head=False)
+    text = dict(vocab_size=160, hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2, num_key_value_heads=1)
+    return t.Lfm2VlConfig(
+        vision_config=vision, text_config=text | dict(layer_types=["conv", "full_attention"]), image_token_id=IMAGE_TOKEN, projector_hidden_size=48
+    )
+
+
+def _naflex_tiles(config, images: int, seed: int) -> dict[str, torch.Tensor]:
+    """What Lfm2VlImageProcessor returns (it needs torchvision): one tile per image, of its own
+    (rows, columns) of patches in multiples of the downsample factor, padded to the most patches."""
+    f, dim = config.downsample_factor, 3 * config.vision_config.patch_size**2
+    shapes = [((2 + (seed + i) % 3) * f, (3 - (seed + i) % 2) * f) for i in range(images)]
+    patches = max(h * w for h, w in shapes)
+    generator = torch.Generator().manual_seed(seed)
+    pixels, mask = torch.zeros(images, patches, dim), torch.zeros(images, patches, dtype=torch.long)
+    for j, (h, w) in enumerate(shapes):
+        pixels[j, : h * w], mask[j, : h * w] = torch.rand(h * w, dim, generator=generator) * 2 - 1, 1
+    return {"pixel_values": pixels, "pixel_attention_mask": mask, "spatial_shapes": torch.tensor(shapes)}
 
 
 def _gemma3(t, cls: str = "Gemma3Config", **extra):
@@ -360,6 +383,7 @@ TINY: dict[str, Tiny] = {
     "paddleocr_vl": Tiny(
         "paddleocr_vl", _paddleocr_vl, lambda t: t.PaddleOCRVLImageProcessor(size=QWEN_SIZE), prompt="native", token_types="mm_token_type_ids"
     ),
+    "lfm2_vl": Tiny("lfm2_vl", _lfm2_vl, prompt="together", tensors=_naflex_tiles),
     "qwen3_5": Tiny("qwen3_5", _qwen3_5, _qwen3_processor, prompt="native", token_types="mm_token_type_ids"),
     "qwen3_5_moe": Tiny(
         "qwen3_5_moe", lambda t: _qwen3_5(t, "Qwen3_5MoeConfig", **SMALL_MOE), _qwen3_processor, prompt="native", token_types="mm_token_type_ids"
@@ -443,6 +467,8 @@ def image_inputs(case: str, images: int = 2, seed: int = 1) -> dict[str, torch.T
     (padding crops appear where samples differ)."""
     made, tiny = processor(case), TINY[case]
     pictures = photos(images, seed)
+    if made is None and tiny.tensors is not None:
+        return tiny.tensors(config(case), images, seed)
     if made is None:
         size = config(case).vision_config.image_size
         return {"pixel_values": torch.randn(images * TILES, 3, size, size, generator=torch.Generator().manual_seed(seed))}
