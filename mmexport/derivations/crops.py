@@ -25,7 +25,15 @@ def axes(params: dict[str, Any]) -> dict[str, Axis]:
 
 
 def inputs(params: dict[str, Any]) -> list[TensorSpec]:
+    """What the processor gives: Idefics2 pads a batch to its largest image, of any size (the tower
+    reads whole patches; the rest is cut beside the graph, which takes whole patches only)."""
     named = axes(params)
+    if params.get("any_size"):
+        named = {k: dataclasses.replace(v, multiple_of=1) if k in ("height", "width") else v for k, v in named.items()}
+    return _given(params, named)
+
+
+def _given(params: dict[str, Any], named: dict[str, Axis]) -> list[TensorSpec]:
     height, width = (named["height"], named["width"]) if params.get("any_size") else (params["size"], params["size"])
     return [
         TensorSpec("pixel_values", (named["batch"], named["crops"], 3, height, width)),
@@ -34,7 +42,7 @@ def inputs(params: dict[str, Any]) -> list[TensorSpec]:
 
 
 def specs(params: dict[str, Any]) -> list[TensorSpec]:
-    given = [dataclasses.replace(s, optional=False) for s in inputs(params)]  # the graph always takes a mask
+    given = [dataclasses.replace(s, optional=False) for s in _given(params, axes(params))]  # the graph always takes a mask, whole patches
     return [*given, TensorSpec("real_crops", (axes(params)["real_crops"],), "int64")]
 
 
@@ -57,6 +65,10 @@ def derive(feeds: dict[str, np.ndarray], params: dict[str, Any]) -> dict[str, np
     if tuple(mask.shape) != tuple(pixels.shape[:2]) + tuple(pixels.shape[3:]):
         raise InputError(f"pixel_attention_mask has shape {list(mask.shape)}; it must be [batch, crops, H, W] of pixel_values {list(pixels.shape)}")
     found = real(pixels, params.get("keep_one", False))
+    height, width = (pixels.shape[3] // params["patch"] * params["patch"], pixels.shape[4] // params["patch"] * params["patch"])
+    if height < 1 or width < 1:
+        raise InputError(f"pixel_values crops of {pixels.shape[3]}x{pixels.shape[4]} hold no whole {params['patch']}-pixel patch")
+    pixels, mask = pixels[..., :height, :width], mask[..., :height, :width]  # what transformers' patch embedding and mask unfold read
     return {"pixel_values": pixels, "pixel_attention_mask": mask, "real_crops": np.flatnonzero(found).astype(np.int64)}
 
 
