@@ -12,12 +12,13 @@ import numpy as np
 import pytest
 import torch
 from support.cli import assert_one_line
-from support.families import image_features, image_inputs, save_model
+from support.families import TINY, image_features, image_inputs, save_model
 from support.tiers import tiered, uses
 
 import mmexport
 from mmexport.derivations import qwen
 from mmexport.errors import InputError
+from mmexport.hf import family
 from mmexport.samples import write_photos
 
 
@@ -74,37 +75,38 @@ def test_grouped_attention_is_attention_within_each_group():
         assert torch.allclose(got[rows], want, atol=1e-6)
 
 
-def _slices(model_type, runtime, inputs, model):
-    """Each image alone through the artifact, in the processor's layout."""
-    if model_type == "mistral3":
-        return [
-            {"pixel_values": inputs["pixel_values"][i : i + 1, :, : int(h), : int(w)].numpy(), "image_sizes": inputs["image_sizes"][i : i + 1].numpy()}
-            for i, (h, w) in enumerate(inputs["image_sizes"])
-        ]
-    counts = inputs["image_grid_thw"].prod(1).tolist()
-    starts = np.cumsum([0, *counts])
-    return [
-        {"pixel_values": inputs["pixel_values"][a:b].numpy(), "image_grid_thw": inputs["image_grid_thw"][i : i + 1].numpy()}
-        for i, (a, b) in enumerate(zip(starts[:-1], starts[1:]))
-    ]
+def _one_per_layout() -> list[str]:
+    """The first family of each distinct layout that derives beside its graph (window, taps, packing...)."""
+    seen: dict = {}
+    for case, tiny in TINY.items():
+        found = family(tiny.model_type)
+        if found.images.derives and found.vision is not None:
+            seen.setdefault(found.images, case)
+    return list(seen.values())
 
 
-@pytest.mark.parametrize("case", tiered(["qwen2_5_vl", "qwen3_vl", "glm4v", "mistral3", "qwen2_vl"], fast={"qwen2_5_vl"}))
+NATIVE = _one_per_layout()
+
+
+@pytest.mark.parametrize("case", tiered(NATIVE, fast={"qwen2_5_vl"}))
 def test_each_image_gives_what_it_gives_alone(exported, case):
+    """Three photos through the processor one at a time, put together as the family's layout
+    collates them (packed, padded): one call gives each image's rows as its own call gives them."""
     _, model, artifact = exported(case)
     runtime = mmexport.load(artifact)
-    inputs = image_inputs(case, 3)
-    grids = inputs.get("image_grid_thw", inputs.get("image_sizes"))
-    assert len({tuple(g.tolist()) for g in grids}) == 3  # three images, three sizes
-    together = runtime(**{k: v.numpy() for k, v in inputs.items()})
+    layout = family(TINY[case].model_type).images
+    alone = [{k: v.numpy() for k, v in image_inputs(case, 1, seed=s).items()} for s in (1, 2, 3)]
+    theirs = torch.cat([f.reshape(-1, f.shape[-1]) for f in image_features(model, case, image_inputs(case, 1, seed=2))[0]]).numpy()
+    ours = runtime(**alone[1])[runtime.outputs[0].name]
+    assert np.abs(ours.reshape(theirs.shape) - theirs).max() <= 1e-4 * np.abs(theirs).max()  # one photo at the processor's own size
+    assert len({tuple(a["pixel_values"].shape) for a in alone} | {str(a.get("image_grid_thw")) for a in alone}) > 1  # not all alike
     name = runtime.outputs[0].name
-    rows = 0
-    for alone in _slices(case, runtime, inputs, model):
-        own = runtime(**alone)[name]
-        part = together[name][rows : rows + len(own)]
-        assert np.abs(part - own).max() <= 1e-5 * np.abs(own).max()
-        rows += len(own)
-    assert rows == len(together[name])
+    together = runtime(**layout.collate(alone))[name]
+    own = [runtime(**item)[name] for item in alone]
+    parts = layout.per_item(together, alone, runtime.record.derivation)
+    assert [p.shape for p in parts] == [o.reshape(-1, o.shape[-1]).shape for o in own]
+    for part, mine in zip(parts, own):
+        assert np.abs(part - mine.reshape(part.shape)).max() <= 1e-5 * np.abs(mine).max()
 
 
 @pytest.mark.parametrize("case", tiered(["qwen2_5_vl", "qwen3_vl"], fast={"qwen2_5_vl"}))

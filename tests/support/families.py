@@ -13,6 +13,7 @@ from typing import Any, Callable
 
 import torch
 
+from mmexport.hf import family
 from mmexport.samples import photos
 
 IMAGE_TOKEN = 100
@@ -194,6 +195,15 @@ def _lfm2_vl(t):
     return t.Lfm2VlConfig(
         vision_config=vision, text_config=text | dict(layer_types=["conv", "full_attention"]), image_token_id=IMAGE_TOKEN, projector_hidden_size=48
     )
+
+
+def _gemma4(t):  # a 12.7 M-parameter model; Gemma 4's vocabulary (its per-layer embeddings index it) is most of it
+    vision = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2, num_key_value_heads=2, head_dim=16)
+    vision |= dict(position_embedding_size=256, patch_size=16, pooling_kernel_size=3)
+    text = dict(vocab_size=262144, hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2, num_key_value_heads=1)
+    text |= dict(head_dim=16, global_head_dim=16, hidden_size_per_layer_input=8, vocab_size_per_layer_input=262144, sliding_window=16)
+    text |= dict(layer_types=["sliding_attention", "full_attention"])
+    return t.Gemma4Config(vision_config=vision, text_config=text, audio_config=None)
 
 
 def _naflex_tiles(config, images: int, seed: int) -> dict[str, torch.Tensor]:
@@ -384,6 +394,7 @@ TINY: dict[str, Tiny] = {
         "paddleocr_vl", _paddleocr_vl, lambda t: t.PaddleOCRVLImageProcessor(size=QWEN_SIZE), prompt="native", token_types="mm_token_type_ids"
     ),
     "lfm2_vl": Tiny("lfm2_vl", _lfm2_vl, prompt="together", tensors=_naflex_tiles),
+    "gemma4": Tiny("gemma4", _gemma4, lambda t: t.Gemma4ImageProcessorPil(max_soft_tokens=70), prompt="together", token_types="mm_token_type_ids"),
     "qwen3_5": Tiny("qwen3_5", _qwen3_5, _qwen3_processor, prompt="native", token_types="mm_token_type_ids"),
     "qwen3_5_moe": Tiny(
         "qwen3_5_moe", lambda t: _qwen3_5(t, "Qwen3_5MoeConfig", **SMALL_MOE), _qwen3_processor, prompt="native", token_types="mm_token_type_ids"
@@ -474,7 +485,7 @@ def image_inputs(case: str, images: int = 2, seed: int = 1) -> dict[str, torch.T
         return {"pixel_values": torch.randn(images * TILES, 3, size, size, generator=torch.Generator().manual_seed(seed))}
     given = {"images": pictures, "samples": [[p] for p in pictures], "nested": [pictures]}[tiny.call]
     out = made(images=given, return_tensors="pt")
-    keep = {"pixel_values", "image_grid_thw", "image_sizes", "pixel_attention_mask", "aspect_ratio_ids", "aspect_ratio_mask"}
+    keep = set(family(tiny.model_type).images.names)  # what the family's layout declares it takes
     inputs = {k: v for k, v in out.items() if k in keep and isinstance(v, torch.Tensor)}
     if case == "instructblip":  # instructions of different lengths, right-padded
         ids = torch.randint(1, 64, (images, 5), generator=torch.Generator().manual_seed(seed))
