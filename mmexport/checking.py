@@ -34,7 +34,7 @@ def _cases(artifact: Path, record: ArtifactRecord, ref: Subject, shapes, inputs)
         return ref.cases_from(samples), f"samples from {Path(inputs).name}"
     if record.heldout:
         return ref.cases_from(heldout_file.read(artifact.parent, record.heldout)), "held-out calibration samples"
-    return ref.cases(), "random inputs at the parity shapes"
+    return ref.cases(), ref.gate_inputs
 
 
 def check(

@@ -106,6 +106,7 @@ class ModelSection:
     folder: str | None = None
     settings: dict[str, Any] = field(default_factory=dict)  # config.json keys that decide the part
     declared: bool = True  # False: no declaration, transformers' own path (gated as always)
+    pooled: str | None = None  # with no declaration: how get_image_features hands features on (attach rebuilds it)
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -113,7 +114,9 @@ class ModelSection:
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> "ModelSection":
         part = data.get("part") or ("vision" if data.get("vision_tower") else "connector")  # records before the section was typed
-        return cls(str(data["model_type"]), str(part), data.get("folder"), dict(data.get("settings") or {}), bool(data.get("declared", True)))
+        return cls(
+            str(data["model_type"]), str(part), data.get("folder"), dict(data.get("settings") or {}), bool(data.get("declared", True)), data.get("pooled")
+        )
 
 
 @dataclass

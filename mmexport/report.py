@@ -42,6 +42,19 @@ def models_table(rows: list[dict]) -> Table:
     return table
 
 
+def coverage_table(rows: list[dict]) -> Table:
+    """`mmexport list --models --all`: every image-text-to-text type and whether its vision side exports."""
+    counts = {s: sum(r["status"] == s for r in rows) for s in ("declared", "automatic", "refused", "untried")}
+    title = f"Image-text-to-text model types ({len(rows)}): " + ", ".join(f"{n} {s}" for s, n in counts.items())
+    table = Table(title=title, title_justify="left")
+    for column, ratio in (("model_type", 1), ("status", 1), ("cause", 4)):
+        table.add_column(column, overflow="fold", ratio=ratio)
+    for row in rows:
+        table.add_row(row["model_type"], row["status"], row["cause"] or "")
+    table.caption = "declared: a family in mmexport; automatic: transformers' own get_image_features, exported and gated on a tiny folder"
+    return table
+
+
 def shape_text(shape: list) -> str:
     return "[" + ", ".join(map(str, shape)) + "]"
 

@@ -150,7 +150,7 @@ def _job(artifact: Path, ref: Subject, options: QuantizeOptions, tolerance: Tole
     fit, search, held = parts
     gate_cases = ref.cases_from(held) if held else ref.cases()
     search_cases = ref.cases_from(search) if search else gate_cases
-    inputs = "held-out calibration samples" if held else "random inputs at the parity shapes"
+    inputs = "held-out calibration samples" if held else ref.gate_inputs
     reference: Runner = ref.runner()
     step("running the fp32 reference")
     for case in search_cases + gate_cases:  # once, so the PyTorch module can go before the search

@@ -11,7 +11,7 @@ from rich.markup import escape
 
 from .. import api, connectors
 from ..bench.backends import BACKENDS
-from ..report import connectors_table, models_table
+from ..report import connectors_table, coverage_table, models_table
 from . import app as ui
 from .app import app, out
 from .options import ConnectorOpt, JsonOpt, ModelOpt, PresetOpt, VisionTowerOpt, WeightsOpt
@@ -19,9 +19,17 @@ from .options import ConnectorOpt, JsonOpt, ModelOpt, PresetOpt, VisionTowerOpt,
 
 @app.command("list")
 def list_connectors(
-    as_json: bool = JsonOpt, models: bool = typer.Option(False, "--models", help="Hugging Face model types and what works for each (--model DIR).")
+    as_json: bool = JsonOpt,
+    models: bool = typer.Option(False, "--models", help="Hugging Face model types and what works for each (--model DIR)."),
+    every: bool = typer.Option(False, "--all", help="With --models: every image-text-to-text type of the installed transformers, with its status."),
 ) -> None:
     """List connectors, the systems that use them, their presets and I/O shapes (or, with --models, the model types read from folders)."""
+    if every:
+        from ..hf.catalog import coverage
+
+        rows = coverage()
+        print(json.dumps(rows, indent=2)) if as_json else ui.show_table(coverage_table(rows))
+        return
     if models:
         from ..hf.catalog import catalog
 

@@ -11,7 +11,7 @@ from typing import Callable
 import torch
 
 from ..artifacts import Staging
-from ..errors import ParityError, UsageError
+from ..errors import MmexportError, ParityError, UsageError
 from ..parity import DerivedRunner, OrtRunner, ParityReport, run_gate
 from ..record import ArtifactRecord, file_sha256, record_path
 from ..specs import Limits, Tolerance
@@ -67,7 +67,7 @@ def export(
         tolerance = ref.tolerance.override(limits)
         if check:
             step("checking parity in ONNX Runtime")
-            report = run_gate(_candidate(ref, staging.path(), device), ref.runner(), cases, tolerance)
+            report = run_gate(_candidate(ref, staging.path(), device), ref.runner(), cases, tolerance, ref.gate_inputs)
         record = _record(ref, output, staging.path(), opset, external, tolerance, report)
         record.write(staging.path(record_path(output).name))
         if report is not None and not report.passed:
@@ -80,7 +80,15 @@ def export(
 def _export(ref: Subject, path: Path, opset: int) -> bool:
     """The graph takes what the derivation makes of the example (the example itself where nothing is derived)."""
     example = {k: torch.from_numpy(v) for k, v in ref.derivation({k: t.numpy() for k, t in ref.example().items()}).items()}
-    return export_module(ref.exported, list(ref.derivation.inputs), ref.outputs, example, path, opset, ref.name)
+    try:
+        return export_module(ref.exported, list(ref.derivation.inputs), ref.outputs, example, path, opset, ref.name)
+    except MmexportError as exc:
+        section = getattr(ref, "model", None)
+        if section is None or section.declared:
+            raise
+        raise type(exc)(
+            f"model_type '{section.model_type}' has no declaration, and transformers' own path does not export: {exc}; declare its family (README)"
+        ) from exc
 
 
 def _candidate(ref: Subject, path: Path, device: str) -> DerivedRunner:

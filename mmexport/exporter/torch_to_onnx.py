@@ -63,9 +63,10 @@ def _name_axes(program: Any, specs: list[TensorSpec]) -> None:
 def _quiet_exporter():
     """The exporter talks a lot (warnings, logging, prints); keep the CLI's output clean."""
     loggers = [logging.getLogger(n) for n in ("torch.onnx", "torch.export", "torch._export", "onnxscript")]
+    loggers += [logging.getLogger(n) for n in ("torch._guards", "torch._dynamo", "torch.fx.experimental.symbolic_shapes")]
     levels = [lg.level for lg in loggers]
-    for lg in loggers:
-        lg.setLevel(logging.ERROR)
+    for lg in loggers:  # a failed export's guard dumps: the one line the user gets says the cause
+        lg.setLevel(logging.ERROR if lg.name.startswith(("torch.onnx", "torch.export", "torch._export", "onnxscript")) else logging.CRITICAL)
     sink = io.StringIO()
     try:
         with warnings.catch_warnings(), contextlib.redirect_stdout(sink), contextlib.redirect_stderr(sink):

@@ -6,6 +6,7 @@ connector artifact takes the connector module's place. Another model's artifact 
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import inspect
 from dataclasses import dataclass
@@ -68,6 +69,8 @@ def pooled(family: Any, record: ArtifactRecord, outputs: list[torch.Tensor], fee
     first = outputs[0]
     if family.pooled == "stack":
         return list(first.unbind(0)), None
+    if family.pooled == "cat":  # images of different token counts, with nothing that says the counts: one item
+        return (first,), [(level,) for level in outputs[1:]] or None
     if family.pooled == "split":
         sizes = record.derivation.split({k: v.detach().cpu().numpy() if isinstance(v, torch.Tensor) else v for k, v in feeds.items() if v is not None})
         return tuple(first.split(sizes)), [tuple(level.split(sizes)) for level in outputs[1:]] or None
@@ -147,6 +150,8 @@ def attach(model: Any, artifact: str | Path, device: str = "cpu") -> Any:
     artifact = Path(artifact)
     record = read(artifact)
     found = from_config(model.config)
+    if record.model is not None and record.model.pooled:  # no declaration: the record says how features are handed on
+        found = dataclasses.replace(found, family=dataclasses.replace(found.family, pooled=record.model.pooled))
     part = record.model.part if record.model else "connector"
     _check(model, record, found, part, artifact)
     runtime = load(artifact, device)

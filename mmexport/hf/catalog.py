@@ -1,7 +1,12 @@
-"""`mmexport list --models`: what works for each model type, generated from the family registry."""
+"""`mmexport list --models`: what works for each model type, generated from the family registry;
+with `--all`, every image-text-to-text type of the installed transformers: declared, verified
+through transformers' own path, or refused with its cause (coverage.json, which
+scripts/coverage.py writes from tiny folders of each type)."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 from .. import precisions
@@ -30,4 +35,33 @@ def catalog() -> list[dict[str, Any]]:
         found = family(model_type)
         assert found is not None  # listed by the registry
         rows.append(entry(model_type, found))
+    return rows
+
+
+COVERAGE = Path(__file__).with_name("coverage.json")
+
+
+def _verified() -> tuple[str | None, dict[str, dict[str, Any]]]:
+    if not COVERAGE.is_file():
+        return None, {}
+    data = json.loads(COVERAGE.read_text())
+    return data.get("transformers"), {row["model_type"]: row for row in data["rows"]}
+
+
+def coverage() -> list[dict[str, Any]]:
+    """One row per type: status declared / automatic / refused / untried, and the cause where not verified."""
+    from .automatic import image_text_types
+
+    version, verified = _verified()
+    rows = []
+    for model_type in sorted(set(image_text_types()) | set(model_types())):
+        if family(model_type) is not None:
+            rows.append({"model_type": model_type, "status": "declared", "cause": None})
+            continue
+        row = verified.get(model_type)
+        if row is None or row["status"] == "declared":  # a type new since the table, or a declaration this build lacks
+            cause = f"not in the coverage table (made with transformers {version}); try: mmexport onnx --model DIR --vision-tower"
+            rows.append({"model_type": model_type, "status": "untried", "cause": cause})
+            continue
+        rows.append({"model_type": model_type, "status": row["status"], "cause": row.get("cause")})
     return rows

@@ -15,8 +15,8 @@ import torch
 
 from ..errors import UsageError
 from ..runtime import Runtime, load
-from . import family
 from .attach import image_output, pooled
+from .automatic import recorded
 
 STILL_READ = ("image_grid_thw", "qformer_input_ids", "qformer_attention_mask")  # by the forward, beside the features
 
@@ -33,9 +33,7 @@ def encoder_outputs(artifact: str | Path, device: str = "cpu", **processor_outpu
     record = runtime.record
     if record.model is None or record.model.part != "vision":
         raise UsageError(f"{path.name} is not a vision-side artifact of a model folder; export one with `mmexport onnx --model DIR --vision-tower`")
-    found = family(record.model.model_type)
-    if found is None:
-        raise UsageError(f"{path.name} was exported from a '{record.model.model_type}' model, which this mmexport does not read")
+    found = recorded(record.model, tuple(s.name for s in runtime.inputs), path.name)
     present = {s.name: processor_outputs[s.name] for s in runtime.inputs if processor_outputs.get(s.name) is not None}
     arrays = {name: np.asarray(_host(value)).astype(runtime.dtypes[name]) for name, value in present.items()}
     out = runtime(**arrays)

@@ -13,7 +13,9 @@ from torch import nn
 from .layouts import ImageLayout, Pixels
 
 Build = Callable[[nn.Module], nn.Module]  # the loaded transformers model -> a module
-Pooled = Literal["tensor", "stack", "split"]  # how get_image_features hands features on: a tensor, a list of rows, a list per image
+Pooled = Literal[
+    "tensor", "stack", "split", "cat"
+]  # how get_image_features hands features on: a tensor, a list of rows, a list per image (split by the derivation, or as one)
 
 
 def image_embeds(hf: Any) -> tuple[str, ...]:

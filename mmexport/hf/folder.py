@@ -30,15 +30,21 @@ def _plain(value: Any) -> Any:
 
 
 def unsupported(model_type: str) -> UsageError:
-    return UsageError(f"model_type '{model_type}' is not supported; mmexport reads: {', '.join(model_types())} (mmexport list --models)")
+    return UsageError(
+        f"model_type '{model_type}' is unknown to the installed transformers and has no declaration; "
+        f"mmexport declares {', '.join(model_types())} (mmexport list --models --all)"
+    )
 
 
-def from_config(hf_config: Any) -> Detected:
-    """From a loaded transformers config (a model's `.config`)."""
+def from_config(hf_config: Any, folder: str | Path | None = None) -> Detected:
+    """From a loaded transformers config (a model's `.config`); a type with no declaration gets
+    transformers' own path (automatic.py), or one line saying why it cannot."""
     model_type = getattr(hf_config, "model_type", None) or "?"
     found = family(model_type)
     if found is None:
-        raise unsupported(model_type)
+        from .automatic import family_for
+
+        found = family_for(hf_config, str(folder) if folder else None)
     return Detected(found, model_type, hf_config)
 
 
@@ -51,8 +57,6 @@ def detect(folder: str | Path) -> Detected:
         model_type = json.loads(path.read_text()).get("model_type")
     except (ValueError, AttributeError) as exc:
         raise UsageError(f"{path} is not a JSON object: {exc}") from exc
-    if family(str(model_type)) is None:
-        raise unsupported(str(model_type))
     try:
         from transformers import AutoConfig
     except ImportError as exc:
@@ -60,5 +64,7 @@ def detect(folder: str | Path) -> Detected:
     try:
         hf_config = AutoConfig.from_pretrained(str(folder), local_files_only=True)
     except (OSError, ValueError, TypeError) as exc:
+        if family(str(model_type)) is None:
+            raise unsupported(str(model_type)) from exc
         raise UsageError(f"transformers cannot read {path}: {str(exc).splitlines()[0]}") from exc
-    return from_config(hf_config)
+    return from_config(hf_config, folder)

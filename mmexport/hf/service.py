@@ -17,7 +17,7 @@ import numpy as np
 from ..calibration.images import image_processor
 from ..errors import InputError, UsageError
 from ..runtime import Runtime
-from . import family
+from .automatic import recorded
 
 MAX_PIXELS = 64_000_000  # a decoded image past this is refused before it takes the memory
 MIN_SIDE = 8  # below this an image is a few pixels upscaled: nothing for a tower to read
@@ -76,9 +76,7 @@ class ImageEncoder:
         self.runtime = runtime
         if record.model is None or record.model.part != "vision":
             raise UsageError(f"{record.artifact} is not a vision-side artifact; export one with `mmexport onnx --model DIR --vision-tower`")
-        found = family(record.model.model_type)
-        if found is None:
-            raise UsageError(f"{record.artifact} was exported from a '{record.model.model_type}' model, which this mmexport does not read")
+        found = recorded(record.model, tuple(s.name for s in runtime.inputs), record.artifact)
         self.family = found
         extra = [s.name for s in runtime.inputs if s.name not in found.images.names]
         if extra:

@@ -60,6 +60,12 @@ def load(folder: str | Path) -> Loaded:
     paths = [module_path(model, name) for name in found.family.parts]
     load_parts(model, paths, folder)
     float32(model, paths)
+    if not found.family.declared:  # transformers' own path: how it hands features on, seen once
+        from .automatic import pooled_as, refusal
+
+        with refusal(found.model_type):
+            pooled = pooled_as(image_owner(model), found.family.images.samples(found.hf_config)[-1])
+        found = dataclasses.replace(found, family=dataclasses.replace(found.family, pooled=pooled))
     return Loaded(folder, found, model, paths)
 
 
@@ -173,9 +179,16 @@ class FolderPart(Subject):
         self.config = Part(found.model_type, part)
         self.inputs, self.outputs, self.derivation = inputs, outputs, derivation
         self.tolerance, self.attention = Tolerance(), True
+        if part == "connector":
+            self.gate_inputs = "the connector's inputs as transformers' forward feeds it"
+        elif found.family.declared:
+            self.gate_inputs = "valid inputs in the processor's layout (images of several sizes)"
+        else:
+            self.gate_inputs = "the image processor's outputs for 1, 2 and 3 photos"
         prints = fingerprint(loaded.model, part_paths(loaded.model, found.family, part))
         self.source = WeightsRecord("checkpoint", None, str(loaded.folder.resolve()), "transformers", fingerprint=prints)
-        self.model = ModelSection(found.model_type, part, str(loaded.folder.resolve()), found.settings, declared=found.family.declared)
+        pooled = None if found.family.declared else found.family.pooled
+        self.model = ModelSection(found.model_type, part, str(loaded.folder.resolve()), found.settings, declared=found.family.declared, pooled=pooled)
         self.warnings = [] if found.family.declared else [f"no declaration for model_type '{found.model_type}': transformers' own path, gated"]
         self.notes = list(found.family.notes)
         self._builders: tuple[Callable[[], nn.Module], Callable[[], nn.Module | None]] | None = None

@@ -32,6 +32,7 @@ class Subject(ABC):
     attention: bool  # softmax over activation products: looser low-precision gates
     warnings: list[str]
     model: ModelSection | None = None  # the record's section for a model folder's part
+    gate_inputs: str = "random inputs at the parity shapes"  # what the fp32 gate feeds, in words
 
     _module: nn.Module | None = None
     _export: nn.Module | None = None
