@@ -52,13 +52,15 @@ def make(
     step: Step = lambda message: None,
     model: str | Path | None = None,
     vision_tower: bool = False,
+    video: bool = False,
     **export_args: Any,
 ) -> Made:
     """Export, then the variant (`precision` other than fp32), then the engine (`engine`
     holds build_engine's keyword arguments): the one-shot forms of `onnx` and `trt`.
     `model` (a Hugging Face folder) replaces `connector`, preset and weights; with `vision_tower`
-    the graph starts from pixel_values (the whole vision side)."""
-    made = Made(export(connector, step=step, subject=subject_for(connector, model, export_args, vision_tower), **export_args))
+    the graph starts from pixel_values (the whole vision side); with `video` too, from the video
+    processor's tensors."""
+    made = Made(export(connector, step=step, subject=subject_for(connector, model, export_args, vision_tower, video), **export_args))
     if precision != "fp32":
         made.variant = quantize(made.exported.path, precision, options, weights=export_args.get("weights"), step=step)
     if engine is not None:
@@ -66,20 +68,22 @@ def make(
     return made
 
 
-def subject_for(connector: str | None, model: str | Path | None, args: dict[str, Any], vision_tower: bool = False) -> Subject | None:
+def subject_for(connector: str | None, model: str | Path | None, args: dict[str, Any], vision_tower: bool = False, video: bool = False) -> Subject | None:
     """The subject of a --model export (None: the connector's, resolved by export)."""
     if (connector is None) == (model is None):
         raise UsageError("give --connector or --model (a Hugging Face folder), one of them")
     if vision_tower and model is None:
         raise UsageError("--vision-tower exports a model folder's vision side; give --model DIR")
+    if video and not vision_tower:
+        raise UsageError("--video exports a model folder's video side: give --model DIR --vision-tower --video")
     if model is None:
         return None
     for option in ("preset", "weights", "layer"):
         if args.get(option) is not None:
             raise UsageError(f"--model reads dims and weights from the folder; drop --{option}")
-    from .hf.subject import connector_part, vision_part
+    from .hf.subject import connector_part, side_part
 
-    return vision_part(model) if vision_tower else connector_part(model)
+    return side_part(model, "video" if video else "vision") if vision_tower else connector_part(model)
 
 
 __all__ = [

@@ -70,7 +70,7 @@ class Artifacts:
 
         if (case, part) not in self.made:
             out = self.factory.mktemp(f"{case.replace('-', '')}-{part}") / f"{part}.onnx"
-            mmexport.make(model=self.models(case)[0], vision_tower=part == "vision", output=out)
+            mmexport.make(model=self.models(case)[0], vision_tower=part != "connector", video=part == "video", output=out)
             self.made[case, part] = out
         return self.made[case, part]
 

@@ -34,6 +34,7 @@ from .options import (
     ShapeOpt,
     SmoothOpt,
     TargetOpt,
+    VideoOpt,
     VisionTowerOpt,
     WeightsOpt,
 )
@@ -45,6 +46,7 @@ def onnx_command(
     connector: Optional[str] = ConnectorOpt,
     model: Optional[Path] = ModelOpt,
     vision_tower: bool = VisionTowerOpt,
+    video: bool = VideoOpt,
     preset: Optional[str] = PresetOpt,
     weights: Optional[Path] = WeightsOpt,
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Output .onnx path; default CONNECTOR-PRESET.onnx."),
@@ -75,6 +77,7 @@ def onnx_command(
             step=status.update,
             model=model,
             vision_tower=vision_tower,
+            video=video,
             preset=preset,
             weights=weights,
             output=output,
@@ -129,6 +132,7 @@ def trt_command(
     connector: Optional[str] = typer.Option(None, "--connector", "-c", help="One shot: export (and quantize) this connector first."),
     model: Optional[Path] = typer.Option(None, "--model", "-m", help="One shot from a Hugging Face model folder."),
     vision_tower: bool = VisionTowerOpt,
+    video: bool = VideoOpt,
     preset: Optional[str] = PresetOpt,
     weights: Optional[Path] = WeightsOpt,
     precision: str = typer.Option("fp16", "--precision", help="With --connector: " + ", ".join(PRECISION_CHOICES) + "."),
@@ -174,7 +178,16 @@ def trt_command(
             base = output.with_suffix(".onnx") if output else None
             options = opt.quantize_options(calib, method)
             result = api.make(
-                connector, opt.precision(precision), options, engine=build, model=model, vision_tower=vision_tower, preset=preset, weights=weights, output=base
+                connector,
+                opt.precision(precision),
+                options,
+                engine=build,
+                model=model,
+                vision_tower=vision_tower,
+                video=video,
+                preset=preset,
+                weights=weights,
+                output=base,
             ).engine
     assert result is not None
     if as_json:

@@ -14,6 +14,9 @@ ConnectorOpt = typer.Option(None, "--connector", "-c", help="Connector name (see
 ModelOpt = typer.Option(None, "--model", "-m", help="A Hugging Face model folder: its connector (or with --vision-tower its vision side), dims and weights.")
 
 VisionTowerOpt = typer.Option(False, "--vision-tower", help="With --model: the whole vision side, from pixel_values to the LLM's embeddings.")
+VideoOpt = typer.Option(
+    False, "--video", help="With --model --vision-tower: the video side, from the video processor's tensors (pixel_values_videos, video_grid_thw)."
+)
 
 PresetOpt = typer.Option(None, "--preset", "-p", help="Released-model dims; default: the connector's first preset (dims then come from --weights).")
 

@@ -17,6 +17,11 @@ from .taps import axis_taps
 
 MAX_PATCHES = 16384
 MAX_IMAGES = 64
+IMAGES = {"pixels": "pixel_values", "grid": "image_grid_thw"}  # what the processor calls them; videos: params["names"]
+
+
+def names(params: dict[str, Any]) -> dict[str, str]:
+    return params.get("names", IMAGES)
 
 
 def axes(params: dict[str, Any]) -> dict[str, Axis]:
@@ -37,7 +42,8 @@ def axes(params: dict[str, Any]) -> dict[str, Axis]:
 def inputs(params: dict[str, Any]) -> list[TensorSpec]:
     """What the processor returns: flattened patches and the grid of each image."""
     named = axes(params)
-    return [TensorSpec("pixel_values", (named["patches"], params["patch_dim"])), TensorSpec("image_grid_thw", (named["images"], 3), "int64")]
+    called = names(params)
+    return [TensorSpec(called["pixels"], (named["patches"], params["patch_dim"])), TensorSpec(called["grid"], (named["images"], 3), "int64")]
 
 
 def specs(params: dict[str, Any]) -> list[TensorSpec]:
@@ -45,7 +51,7 @@ def specs(params: dict[str, Any]) -> list[TensorSpec]:
     named = axes(params)
     patches = named["patches"]
     graph = [
-        TensorSpec("pixel_values", (patches, params["patch_dim"])),
+        TensorSpec(names(params)["pixels"], (patches, params["patch_dim"])),
         TensorSpec("position_ids", (patches, 2), "int64"),
         TensorSpec("frame_index", (named["frames"], named["frame_patches"]), "int64"),
         TensorSpec("frame_valid", (named["frames"], named["frame_patches"]), "bool"),
@@ -65,18 +71,19 @@ def specs(params: dict[str, Any]) -> list[TensorSpec]:
     return graph
 
 
-def check_grid(grid: np.ndarray, patches: int, merge: int) -> None:
+def check_grid(grid: np.ndarray, patches: int, merge: int, called: dict[str, str] = IMAGES) -> None:
     """One clear error for a grid the tower cannot take, before anything runs."""
+    name, pixels = called["grid"], called["pixels"]
     if grid.ndim != 2 or grid.shape[1] != 3:
-        raise InputError(f"image_grid_thw must be [images, 3] (frames, rows, columns), got shape {list(grid.shape)}")
+        raise InputError(f"{name} must be [{'videos' if 'video' in name else 'images'}, 3] (frames, rows, columns), got shape {list(grid.shape)}")
     if (grid <= 0).any():
-        raise InputError(f"image_grid_thw has a row that is not positive: {grid[(grid <= 0).any(1)][0].tolist()}")
+        raise InputError(f"{name} has a row that is not positive: {grid[(grid <= 0).any(1)][0].tolist()}")
     if ((grid[:, 1:] % merge) != 0).any():
         bad = grid[((grid[:, 1:] % merge) != 0).any(1)][0].tolist()
-        raise InputError(f"image_grid_thw row {bad}: rows and columns must be multiples of the merge size {merge} (patches are merged {merge}x{merge})")
+        raise InputError(f"{name} row {bad}: rows and columns must be multiples of the merge size {merge} (patches are merged {merge}x{merge})")
     expected = int(grid.prod(1).sum())
     if expected != patches:
-        raise InputError(f"pixel_values has {patches} patches but image_grid_thw describes {expected}; pass the processor's tensors together")
+        raise InputError(f"{pixels} has {patches} patches but {name} describes {expected}; pass the processor's tensors together")
 
 
 def patch_coordinates(grid: np.ndarray, merge: int) -> dict[str, np.ndarray]:
@@ -117,12 +124,15 @@ def position_taps(grid: np.ndarray, at: dict[str, np.ndarray], taps: dict[str, A
 
 
 def derive(feeds: dict[str, np.ndarray], params: dict[str, Any]) -> dict[str, np.ndarray]:
-    merge = params["merge"]
-    grid = np.asarray(feeds["image_grid_thw"]).astype(np.int64)
-    pixels = feeds["pixel_values"]
-    check_grid(grid, int(pixels.shape[0]), merge)
+    merge, called = params["merge"], names(params)
+    grid = np.asarray(feeds[called["grid"]]).astype(np.int64)
+    pixels = feeds[called["pixels"]]
+    check_grid(grid, int(pixels.shape[0]), merge, called)
+    if params.get("frames_as_images"):  # GLM-4V's video path: each frame its own [1, rows, columns]
+        frames = np.repeat(grid[:, 1:], grid[:, 0], axis=0)
+        grid = np.concatenate([np.ones((len(frames), 1), np.int64), frames], axis=1)
     at = patch_coordinates(grid, merge)
-    out: dict[str, np.ndarray] = {"pixel_values": pixels, "position_ids": np.stack([at["row"], at["col"]], -1).astype(np.int64)}
+    out: dict[str, np.ndarray] = {called["pixels"]: pixels, "position_ids": np.stack([at["row"], at["col"]], -1).astype(np.int64)}
     out["frame_index"], out["frame_valid"], out["frame_inverse"] = groups(at["frame"])
     window = params.get("window", 0)
     if window:
@@ -135,4 +145,4 @@ def derive(feeds: dict[str, np.ndarray], params: dict[str, Any]) -> dict[str, np
 
 def split(feeds: dict[str, np.ndarray], params: dict[str, Any]) -> list[int]:
     """Merged tokens of each image (how transformers splits the output per image)."""
-    return [int(n) for n in np.asarray(feeds["image_grid_thw"]).prod(1) // (params["merge"] ** 2)]
+    return [int(n) for n in np.asarray(feeds[names(params)["grid"]]).prod(1) // (params["merge"] ** 2)]

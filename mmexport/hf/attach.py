@@ -1,5 +1,5 @@
 """`mmexport.attach(model, artifact)`: a loaded transformers VLM whose connector, or whole vision
-side, runs through an mmexport artifact (ONNX Runtime or TensorRT, via the runtime API).
+side (images, and with a second call a video artifact, videos), runs through an mmexport artifact (ONNX Runtime or TensorRT, via the runtime API).
 `model(...)` and `model.generate(...)` work unchanged. A vision-side artifact answers the
 model's get_image_features (which forward and generate() call), so the tower no longer runs; a
 connector artifact takes the connector module's place. Another model's artifact is refused."""
@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import inspect
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -81,27 +82,53 @@ def image_output(**fields: Any) -> Any:
     return _output_type()(**fields)
 
 
-def attach_vision(model: nn.Module, runtime: Runtime, found: Detected) -> ArtifactModule:
+def attach_vision(model: nn.Module, runtime: Runtime, found: Detected, part: str = "vision") -> ArtifactModule:
     artifact = ArtifactModule(runtime)
-    image_owner(model).add_module("mmexport_vision_side", artifact)  # visible in model.modules(), as the connector's stand-in is
-    if found.family.attach_vision is not None:
+    image_owner(model).add_module(f"mmexport_{part}_side", artifact)  # visible in model.modules(), as the connector's stand-in is
+    if found.family.attach_vision is not None and part == "vision":
         found.family.attach_vision(model, artifact)
         return artifact
-    # Every module that has get_image_features answers with the artifact: outer wrappers (and
-    # ShieldGemma 2's classifier around Gemma 3) call the inner one, generate() the base model's.
-    for owner in [m for m in model.modules() if callable(getattr(m, "get_image_features", None))]:
-        object.__setattr__(owner, "get_image_features", _answer(owner.get_image_features, artifact, found))
+    # Every module that has get_image_features (get_video_features) answers with the artifact: outer
+    # wrappers (and ShieldGemma 2's classifier around Gemma 3) call the inner one, generate() the base model's.
+    method = "get_video_features" if part == "video" else "get_image_features"
+    for owner in [m for m in model.modules() if callable(getattr(m, method, None))]:
+        object.__setattr__(owner, method, _answer(getattr(owner, method), artifact, found))
+        if part == "vision" and callable(getattr(owner, "get_video_features", None)):
+            _warn_on_video(owner)
     return artifact
 
 
 def _answer(original: Callable, artifact: ArtifactModule, found: Detected) -> Callable:
     @functools.wraps(original)  # generate() reads its signature to route the processor's tensors
-    def get_image_features(*args: Any, **kwargs: Any) -> Any:
+    def get_features(*args: Any, **kwargs: Any) -> Any:
         feeds = {k: v for k, v in bind(original, args, kwargs).items() if k in artifact.dtypes}
         features, deepstack = pooled(found.family, artifact.runtime.record, artifact(**feeds), feeds)
         return image_output(pooler_output=features, deepstack_features=deepstack)
 
-    return get_image_features
+    get_features.mmexport_artifact = artifact  # type: ignore[attr-defined]
+    return get_features
+
+
+def _warn_on_video(owner: nn.Module) -> None:
+    """With only an image artifact attached, a video still runs on the PyTorch tower: say so, once."""
+    original = owner.get_video_features
+    if getattr(original, "mmexport_artifact", None) is not None or getattr(original, "mmexport_warns", False):
+        return  # a video artifact answers already, or the warning is in place
+    said: list[bool] = []
+
+    @functools.wraps(original)
+    def get_video_features(*args: Any, **kwargs: Any) -> Any:
+        if not said:
+            said.append(True)
+            warnings.warn(
+                "a video ran on the PyTorch tower: only an image artifact is attached; attach a video artifact "
+                "(mmexport onnx --model DIR --vision-tower --video) to run videos through mmexport",
+                stacklevel=2,
+            )
+        return original(*args, **kwargs)
+
+    get_video_features.mmexport_warns = True  # type: ignore[attr-defined]
+    object.__setattr__(owner, "get_video_features", get_video_features)
 
 
 class ConnectorStandIn(nn.Module):
@@ -141,7 +168,7 @@ def _check(model: nn.Module, record: ArtifactRecord, found: Detected, part: str,
     from ..connectors.loading import same_weights
 
     if recorded and not same_weights(fingerprint(model, part_paths(model, found.family, part)), recorded):
-        what = "vision side" if part == "vision" else "connector"
+        what = "connector" if part == "connector" else "vision side"
         raise UsageError(f"{artifact.name} was exported from other weights than this model's {what}; export it from this model's folder")
 
 
@@ -155,8 +182,8 @@ def attach(model: Any, artifact: str | Path, device: str = "cpu") -> Any:
     part = record.model.part if record.model else "connector"
     _check(model, record, found, part, artifact)
     runtime = load(artifact, device)
-    if part == "vision":
-        attach_vision(model, runtime, found)
+    if part in ("vision", "video"):
+        attach_vision(model, runtime, found, part)
     else:
         attach_connector(model, runtime, found)
     return model

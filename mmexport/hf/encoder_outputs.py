@@ -18,7 +18,7 @@ from ..runtime import Runtime, load
 from .attach import image_output, pooled
 from .automatic import recorded
 
-STILL_READ = ("image_grid_thw", "qformer_input_ids", "qformer_attention_mask")  # by the forward, beside the features
+STILL_READ = ("image_grid_thw", "video_grid_thw", "qformer_input_ids", "qformer_attention_mask")  # by the forward, beside the features
 
 
 @functools.lru_cache(maxsize=4)
@@ -31,7 +31,7 @@ def encoder_outputs(artifact: str | Path, device: str = "cpu", **processor_outpu
     path = Path(artifact)
     runtime = _runtime(str(path.resolve()), path.stat().st_mtime if path.exists() else 0.0, device)
     record = runtime.record
-    if record.model is None or record.model.part != "vision":
+    if record.model is None or record.model.part not in ("vision", "video"):
         raise UsageError(f"{path.name} is not a vision-side artifact of a model folder; export one with `mmexport onnx --model DIR --vision-tower`")
     found = recorded(record.model, tuple(s.name for s in runtime.inputs), path.name)
     present = {s.name: processor_outputs[s.name] for s in runtime.inputs if processor_outputs.get(s.name) is not None}
@@ -41,10 +41,11 @@ def encoder_outputs(artifact: str | Path, device: str = "cpu", **processor_outpu
     if found.features_as != "mm_encoder_outputs":  # Llama 3.2 Vision: the states its cross-attention reads
         return {found.features_as: tensors[0]}
     features, deepstack = pooled(found, record, tensors, arrays)
-    given: dict[str, Any] = {"mm_encoder_outputs": {"image": image_output(pooler_output=features, deepstack_features=deepstack)}}
+    modality = "video" if record.model.part == "video" else "image"
+    given: dict[str, Any] = {"mm_encoder_outputs": {modality: image_output(pooler_output=features, deepstack_features=deepstack)}}
     # BLIP-2's forward takes pixel_values positionally (InstructBLIP the instruction too); M-RoPE
     # (Qwen, GLM) still reads the grid
-    given["pixel_values"] = None
+    given["pixel_values_videos" if modality == "video" else "pixel_values"] = None
     for name in STILL_READ:
         if name in processor_outputs:
             given[name] = torch.as_tensor(_host(processor_outputs[name]))

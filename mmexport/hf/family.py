@@ -26,6 +26,7 @@ def image_embeds(hf: Any) -> tuple[str, ...]:
 class Family:
     model_types: tuple[str, ...]
     images: ImageLayout = field(default_factory=Pixels)  # the processor's tensors (hf/layouts.py)
+    video: ImageLayout | None = None  # the video processor's tensors, where get_video_features runs the same tower (--video)
     parts: tuple[str, ...] = ("vision_tower", "multi_modal_projector")  # what the vision side reads (module names)
     connector: tuple[str, ...] | None = ("multi_modal_projector",)  # the connector-only graph's module(s); None: vision side only
     vision: Build | None = None  # an exportable vision side, where get_image_features itself is not
@@ -42,3 +43,10 @@ class Family:
     features_as: str = "mm_encoder_outputs"  # the forward's argument that takes precomputed features (Llama 3.2 Vision: cross_attention_states)
     notes: tuple[str, ...] = ()
     declared: bool = True  # False: no declaration, transformers' own path (mmexport.hf.automatic)
+
+    def layout(self, part: str) -> ImageLayout:
+        """The tensors a part takes: the video processor's for "video", the image processor's otherwise."""
+        if part == "video":
+            assert self.video is not None
+            return self.video
+        return self.images

@@ -220,19 +220,32 @@ def tokens_per_crop(hf: Any) -> int:
     return int(patches // hf.scale_factor**2)
 
 
+VIDEO_NAMES = {"pixels": "pixel_values_videos", "grid": "video_grid_thw"}
+MAX_VIDEO_PATCHES = 32768  # a 64-frame 448x448 clip at temporal patch 2 (Qwen2.5-VL: 32 x 1024)
+VIDEO_FRAMES = 16  # a bench request's clip
+
+
 @dataclass(frozen=True)
 class Patches:
     """Qwen2-VL family and GLM-4V: pixel_values [patches, C*T*P*P] of every image, packed, and
-    image_grid_thw [images, 3]; `window` (Qwen2.5-VL) and `taps` (a resampled position table)."""
+    image_grid_thw [images, 3]; `window` (Qwen2.5-VL) and `taps` (a resampled position table).
+    `video`: the same tower on pixel_values_videos and video_grid_thw (frames x rows x columns),
+    each temporal patch attending alone; `frames_as_images`: GLM-4V's video path, a grid row per frame."""
 
     window: bool = False
     taps: str | None = None  # "bilinear" (Qwen3-VL, align_corners) or "bicubic" (GLM-4V)
-    names: ClassVar[tuple[str, ...]] = ("pixel_values", "image_grid_thw")
+    video: bool = False
+    frames_as_images: bool = False
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        called = VIDEO_NAMES if self.video else {"pixels": "pixel_values", "grid": "image_grid_thw"}
+        return (called["pixels"], called["grid"])
 
     @property
     def derives(self) -> str:
         parts = (
-            ["rotary positions", "per-image attention groups"]
+            ["rotary positions", f"per-{'frame' if self.video else 'image'} attention groups"]
             + (["windows"] if self.window else [])
             + ([f"{self.taps} position-table taps"] if self.taps else [])
         )
@@ -247,19 +260,23 @@ class Patches:
         if self.taps:
             side = int(vision.num_position_embeddings**0.5) if self.taps == "bilinear" else vision.image_size // vision.patch_size
             params["taps"] = {"side": side, "mode": self.taps, "align_corners": self.taps == "bilinear"}
+        if self.video:
+            params |= {"names": dict(VIDEO_NAMES), "max_patches": MAX_VIDEO_PATCHES} | ({"frames_as_images": True} if self.frames_as_images else {})
         return params
 
     def inputs(self, hf: Any) -> list[TensorSpec]:
         return DERIVATIONS.get("qwen").inputs(self.params(hf))
 
+    def _packed(self, hf: Any, grids: list[tuple[int, int, int]], seed: int) -> Sample:
+        grid = torch.tensor(grids)
+        pixels, grid_name = self.names
+        return {pixels: _pixels((int(grid.prod(1).sum()), self.params(hf)["patch_dim"]), seed), grid_name: grid}
+
     def samples(self, hf: Any) -> list[Sample]:
         m = hf.vision_config.spatial_merge_size
-        cases = []
-        for i, shapes in enumerate(([(4, 6)], [(2, 2), (5, 3)], [(3, 7), (2, 4), (1, 1)])):  # in merged tokens; edges cut windows
-            grid = torch.tensor([[1, h * m, w * m] for h, w in shapes])
-            patches = int(grid.prod(1).sum())
-            cases.append({"pixel_values": _pixels((patches, self.params(hf)["patch_dim"]), 30 + i), "image_grid_thw": grid})
-        return cases
+        cases = ([(4, 6)], [(2, 2), (5, 3)], [(3, 7), (2, 4), (1, 1)])  # in merged tokens; edges cut windows
+        frames = ((2,), (1, 3), (2, 1, 4)) if self.video else ((1,), (1, 1), (1, 1, 1))  # temporal patches per clip
+        return [self._packed(hf, [(t, h * m, w * m) for t, (h, w) in zip(f, shapes)], 30 + i) for i, (f, shapes) in enumerate(zip(frames, cases))]
 
     def derivation(self, hf: Any) -> Derivation:
         return Derived.of("qwen", self.params(hf))
@@ -271,19 +288,22 @@ class Patches:
         return {name: np.concatenate([i[name] for i in items]) for name in self.names}
 
     def request(self, hf: Any, images: int, seed: int = 0) -> Sample:
-        """`images` images of typical sizes (448x448 first, then mixed), as the processor grids them."""
+        """`images` images (or clips of VIDEO_FRAMES frames) of typical sizes (448x448 first, then mixed), as the processor grids them."""
         vision = hf.vision_config
-        unit = vision.patch_size * vision.spatial_merge_size
-        grid = torch.tensor([[1, h // unit * vision.spatial_merge_size, w // unit * vision.spatial_merge_size] for h, w in typical_sizes(images, seed)])
-        return {"pixel_values": _pixels((int(grid.prod(1).sum()), self.params(hf)["patch_dim"]), 1000 + seed), "image_grid_thw": grid}
+        unit, m = vision.patch_size * vision.spatial_merge_size, vision.spatial_merge_size
+        t = max(1, VIDEO_FRAMES // vision.temporal_patch_size) if self.video else 1
+        return self._packed(hf, [(t, h // unit * m, w // unit * m) for h, w in typical_sizes(images, seed)], 1000 + seed)
 
     def per_item(self, output: np.ndarray, items: list[Feeds], derivation: Derivation) -> list[np.ndarray]:
         return _by_tokens(output, items, derivation)
 
     def describe(self, hf: Any, feeds: Feeds) -> str:
-        patch = hf.vision_config.patch_size
-        grid = np.asarray(feeds["image_grid_thw"])
-        shown = ", ".join(f"{h * patch}x{w * patch}" + (f"x{t} frames" if t > 1 else "") for t, h, w in grid.tolist())
+        vision = hf.vision_config
+        grid = np.asarray(feeds[self.names[1]])
+        if self.video:
+            shown = ", ".join(f"{t * vision.temporal_patch_size}x{h * vision.patch_size}x{w * vision.patch_size}" for t, h, w in grid.tolist())
+            return f"{len(grid)} clip(s) of frames x H x W {shown} ({int(grid.prod(1).sum())} patches)"
+        shown = ", ".join(f"{h * vision.patch_size}x{w * vision.patch_size}" + (f"x{t} frames" if t > 1 else "") for t, h, w in grid.tolist())
         return f"{len(grid)} image(s) {shown} ({int(grid.prod(1).sum())} patches)"
 
 

@@ -43,6 +43,7 @@ class QwenStyle:
     downsample: bool = False  # GLM-4V: post-norm, a 2x2 convolution, then the merger
     tower: str = "visual"  # where the tower sits in the model
     projector: str | None = None  # a projection the model applies after the tower's merger (HyperCLOVA X)
+    frames_as_images: bool = False  # GLM-4V's video path: the tower reads each frame as its own grid row
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -212,4 +213,5 @@ def qwen_family(model_types: tuple[str, ...], style: QwenStyle, **fields: Any) -
 
     declared: dict[str, Any] = dict(parts=(style.tower, *((style.projector,) if style.projector else ())), connector=("merger",), pooled="split")
     declared |= dict(outputs=_deepstack_outputs if style.deepstack else image_embeds)
-    return Family(model_types, images=Patches(window=style.windows, taps=style.taps), vision=style, **(declared | fields))
+    video = Patches(window=style.windows, taps=style.taps, video=True, frames_as_images=style.frames_as_images)
+    return Family(model_types, images=Patches(window=style.windows, taps=style.taps), video=video, vision=style, **(declared | fields))

@@ -74,6 +74,8 @@ class ImageEncoder:
     def __init__(self, runtime: Runtime, folder: str | Path):
         record = runtime.record
         self.runtime = runtime
+        if record.model is not None and record.model.part == "video":
+            raise UsageError(f"{record.artifact} is a video side; the encoder service takes images (serve its tensors with `mmexport serve` without --model)")
         if record.model is None or record.model.part != "vision":
             raise UsageError(f"{record.artifact} is not a vision-side artifact; export one with `mmexport onnx --model DIR --vision-tower`")
         found = recorded(record.model, tuple(s.name for s in runtime.inputs), record.artifact)

@@ -89,15 +89,15 @@ class Parts(nn.Module):
 
 
 class ImageFeatures(Parts):
-    """transformers' own get_image_features, fed the processor's tensors by name; its pooler
-    output (a tensor, or a list per image) as the graph's output(s), plus Qwen3-VL's deepstack."""
+    """transformers' own get_image_features (or get_video_features), fed the processor's tensors by
+    name; its pooler output (a tensor, or a list per image) as the graph's output(s), plus Qwen3-VL's deepstack."""
 
-    def __init__(self, model: nn.Module, paths: list[str], names: list[str], pooled: str):
+    def __init__(self, model: nn.Module, paths: list[str], names: list[str], pooled: str, method: str = "get_image_features"):
         super().__init__(model, paths)
-        self.names, self.pooled = names, pooled
+        self.names, self.pooled, self.method = names, pooled, method
 
     def forward(self, *inputs: torch.Tensor) -> Any:
-        out = image_owner(self.model).get_image_features(**dict(zip(self.names, inputs)), return_dict=True)
+        out = getattr(image_owner(self.model), self.method)(**dict(zip(self.names, inputs)), return_dict=True)
         pooled = out.pooler_output
         if self.pooled != "tensor":
             pooled = torch.stack(list(pooled)) if self.pooled == "stack" else torch.cat(list(pooled))
@@ -126,6 +126,8 @@ def _axis_sizes(inputs: list[TensorSpec], samples: list[Sample]) -> dict[str, li
 def measured_outputs(names: tuple[str, ...], produced: list[tuple[torch.Tensor, ...]], inputs: list[TensorSpec], samples: list[Sample]) -> list[TensorSpec]:
     """Output specs from the outputs of the sample cases: a size that follows an input axis is
     that axis; one that changes otherwise is a dynamic 'tokens' axis; one that stays is fixed."""
+    if len(produced[0]) != len(names):  # a config the declaration does not expect (deepstack taps on one layer, say)
+        raise UsageError(f"transformers' path gives {len(produced[0])} output(s) for this config, where the family expects {', '.join(names)}")
     by_sizes = {tuple(sizes): name for name, sizes in _axis_sizes(inputs, samples).items()}
     axes = {a.name: a for spec in inputs for a in spec.axes.values()}
     specs = []
@@ -165,7 +167,8 @@ def fingerprint(model: nn.Module, paths: list[str]) -> list[float]:
 
 
 def part_paths(model: nn.Module, family: Family, part: str) -> list[str]:
-    return [module_path(model, str(name)) for name in (family.parts if part == "vision" else family.connector or ())]
+    """The modules an artifact of `part` covers: the vision parts (images or video), or the connector."""
+    return [module_path(model, str(name)) for name in (family.connector or () if part == "connector" else family.parts)]
 
 
 class FolderPart(Subject):
@@ -174,13 +177,15 @@ class FolderPart(Subject):
     def __init__(self, loaded: Loaded, part: str, inputs: list[TensorSpec], outputs: list[TensorSpec], samples: list[Sample], derivation: Derivation):
         found = loaded.found
         self.loaded, self.part, self.samples = loaded, part, samples
-        self.name = found.model_type if part == "connector" else f"{found.model_type}-vision"
+        self.name = found.model_type if part == "connector" else f"{found.model_type}-{part}"
         self.preset = loaded.folder.resolve().name
         self.config = Part(found.model_type, part)
         self.inputs, self.outputs, self.derivation = inputs, outputs, derivation
         self.tolerance, self.attention = Tolerance(), True
         if part == "connector":
             self.gate_inputs = "the connector's inputs as transformers' forward feeds it"
+        elif part == "video":
+            self.gate_inputs = "valid inputs in the video processor's layout (clips of several lengths and sizes)"
         elif found.family.declared:
             self.gate_inputs = "valid inputs in the processor's layout (images of several sizes)"
         else:
@@ -199,7 +204,7 @@ class FolderPart(Subject):
 
     def build(self) -> tuple[nn.Module, nn.Module | None]:
         if self._builders is None:  # released: read the folder again
-            again = (vision_part if self.part == "vision" else connector_part)(self.loaded.folder)
+            again = connector_part(self.loaded.folder) if self.part == "connector" else side_part(self.loaded.folder, self.part)
             self.loaded, self._builders = again.loaded, again._builders
         assert self._builders is not None
         reference, export = self._builders
@@ -221,14 +226,14 @@ class FolderPart(Subject):
 
     def request(self, images: int, seed: int = 0) -> Feeds:
         family, hf = self.loaded.family, self.loaded.hf
-        if self.part == "vision":
-            return as_numpy(family.images.request(hf, images, seed))
+        if self.part != "connector":
+            return as_numpy(family.layout(self.part).request(hf, images, seed))
         sample = self.samples[seed % len(self.samples)]  # the connector: transformers' own inputs, repeated along the rows
         dynamic = {s.name for s in self.inputs if s.dims and not isinstance(s.dims[0], int)}
         return {k: (v[:1].repeat(images, *([1] * (v.dim() - 1))) if k in dynamic else v).numpy() for k, v in sample.items()}
 
     def synthetic(self, count: int, family: str) -> tuple[list[Feeds], str]:
-        if self.part == "vision":
+        if self.part != "connector":
             return super().synthetic(count, family)
         samples = []  # the connector: features of the family at the shapes transformers feeds it
         for i in range(count):
@@ -237,6 +242,8 @@ class FolderPart(Subject):
         return samples, f"synthetic:{family}/{self.name}/{count}"
 
     def from_images(self, source: Path, count: int) -> list[Feeds]:
+        if self.part == "video":
+            raise UsageError("--calib for a video side takes a .npz of the video processor's tensors (pixel_values_videos, video_grid_thw)")
         if self.part != "vision":
             return super().from_images(source, count)
         from ..calibration.images import processed
@@ -249,35 +256,55 @@ class FolderPart(Subject):
         return samples
 
     def describe_sizes(self, feeds: Feeds) -> str:
-        if self.part == "vision":
-            return self.loaded.family.images.describe(self.loaded.hf, feeds)
+        if self.part != "connector":
+            return self.loaded.family.layout(self.part).describe(self.loaded.hf, feeds)
         return super().describe_sizes(feeds)
 
     def weights_record(self) -> WeightsRecord:
         return self.source
 
 
-def _forms(loaded: Loaded, names: list[str]) -> tuple[Callable[[], nn.Module], Callable[[], nn.Module | None]]:
+def _forms(loaded: Loaded, names: list[str], part: str = "vision") -> tuple[Callable[[], nn.Module], Callable[[], nn.Module | None]]:
     family, model = loaded.family, loaded.model
+    method = "get_video_features" if part == "video" else "get_image_features"
 
     def reference() -> nn.Module:
         if family.reference is not None:  # transformers' path where there is no get_image_features
             return Built(model, loaded.paths, family.reference(model))
-        return ImageFeatures(model, loaded.paths, names, family.pooled)
+        return ImageFeatures(model, loaded.paths, names, family.pooled, method)
 
     return reference, (lambda: family.vision(model) if family.vision else None)
 
 
-def vision_part(folder: str | Path) -> FolderPart:
-    """pixel_values (and whatever else the processor returns) -> what the LLM receives."""
+def _output_names(family: Family, hf: Any, part: str) -> tuple[str, ...]:
+    names = family.outputs(hf)
+    return tuple("video_embeds" if n == "image_embeds" else n for n in names) if part == "video" else names
+
+
+def side_part(folder: str | Path, part: str = "vision") -> FolderPart:
+    """What the processor returns (pixel_values and the rest; for "video", the video processor's
+    pixel_values_videos and the rest) -> what the LLM receives."""
     loaded = load(folder)
     family, hf = loaded.family, loaded.hf
-    inputs = family.images.inputs(hf)
+    if part == "video" and (family.video is None or not callable(getattr(image_owner(loaded.model), "get_video_features", None))):
+        raise UsageError(f"model_type '{loaded.found.model_type}' has no declared video side (mmexport list --models); export its images without --video")
+    layout = family.layout(part)
+    inputs = layout.inputs(hf)
     names = [s.name for s in inputs]
-    reference, export = _forms(loaded, names)
-    samples = family.images.samples(hf)
-    outputs = measured_outputs(family.outputs(hf), _run(reference(), names, samples), inputs, samples)
-    return FolderPart(loaded, "vision", inputs, outputs, samples, family.images.derivation(hf)).with_forms(reference, export)
+    reference, export = _forms(loaded, names, part)
+    samples = layout.samples(hf)
+    outputs = measured_outputs(_output_names(family, hf, part), _run(reference(), names, samples), inputs, samples)
+    return FolderPart(loaded, part, inputs, outputs, samples, layout.derivation(hf)).with_forms(reference, export)
+
+
+def vision_part(folder: str | Path) -> FolderPart:
+    """pixel_values (and whatever else the processor returns) -> what the LLM receives."""
+    return side_part(folder, "vision")
+
+
+def video_part(folder: str | Path) -> FolderPart:
+    """pixel_values_videos and video_grid_thw -> what the LLM receives for each clip."""
+    return side_part(folder, "video")
 
 
 def _captured(module: nn.Module, call: nn.Module, names: list[str], samples: list[Sample]) -> tuple[list[str], list[Sample]]:
@@ -375,7 +402,7 @@ def from_record(artifact: Path, record: ArtifactRecord) -> FolderPart:
     folder = Path(record.model.folder or "")
     if not (folder / "config.json").is_file():
         raise UsageError(f"{artifact.name} was exported from the model folder {folder}, which is not there; it is needed to check it")
-    subject = vision_part(folder) if record.model.part == "vision" else connector_part(folder)
+    subject = connector_part(folder) if record.model.part == "connector" else side_part(folder, record.model.part)
     if record.weights.fingerprint and not same_weights(subject.weights_record().fingerprint or [], record.weights.fingerprint):
         raise UsageError(f"the weights in {folder} differ from those {artifact.name} was exported from; re-export it")
     return subject

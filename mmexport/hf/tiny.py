@@ -241,7 +241,7 @@ def _plan_layers(d, l0):
         keys = {int(x) % l0: repr(y) for x, y in plc.items() if str(x).lstrip("-").isdigit()}
         columns.append([keys.get(i) for i in range(l0)])
     if not columns:
-        return list(range(min(N_LAYERS, l0)))
+        return _with_room_for_taps(d, l0, [])
     # greedy cover of every (column, value) pair, earliest layers first
     need = {(c, col[i]) for c, col in enumerate(columns) for i in range(l0)}
     sel = []
@@ -254,8 +254,16 @@ def _plan_layers(d, l0):
         need -= gain
         if len(sel) >= MAX_LAYERS:
             break
+    return _with_room_for_taps(d, l0, sel)
+
+
+def _with_room_for_taps(d, l0, sel):
+    """At least N_LAYERS layers, and one more than a deepstack list's distinct taps (mapped
+    proportionally, they stay distinct: merged, transformers would hand on fewer features)."""
+    taps = [len(set(v)) for k, v in d.items() if "deepstack" in k and isinstance(v, (list, tuple)) and v and all(_is_int(x) for x in v)]
+    wanted = min(l0, max([N_LAYERS, *(t + 1 for t in taps)]))
     for i in range(l0):
-        if len(sel) >= N_LAYERS:
+        if len(sel) >= wanted:
             break
         if i not in sel:
             sel.append(i)

@@ -189,7 +189,7 @@ def test_encoder_outputs_in_transformers_forward(tiny_models, artifacts, case):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("case", ["gemma3", "smolvlm", "qwen3_vl", "glm4v", "mistral3"])
+@pytest.mark.parametrize("case", ["gemma3", "smolvlm", "qwen3_vl", "glm4v", "mistral3", "qwen3_5", "gemma4", "paddleocr_vl", "lfm2_vl"])
 def test_fp16_vision_side_builds_an_engine(cli, artifacts, tmp_path, case):
     """The fp16 vision side passes check and TensorRT-RTX builds it for sm89 (no GPU needed)."""
     assert cli("quantize", artifacts(case, "vision"), "--precision", "fp16", "-o", tmp_path / "v.fp16.onnx").code == 0

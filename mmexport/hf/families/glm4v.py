@@ -5,5 +5,6 @@ GLMGA keep this vision side (`Glm4vMoeVisionModel(Glm4vVisionModel): pass`)."""
 from ..native import QwenStyle, qwen_family
 
 FAMILY = qwen_family(
-    ("glm4v", "glm46v", "glm4v_moe", "glmga"), QwenStyle(taps="bicubic", table="embeddings.position_embedding", post_conv_norm=True, downsample=True)
+    ("glm4v", "glm46v", "glm4v_moe", "glmga"),
+    QwenStyle(taps="bicubic", table="embeddings.position_embedding", post_conv_norm=True, downsample=True, frames_as_images=True),
 )

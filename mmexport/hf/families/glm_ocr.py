@@ -4,4 +4,4 @@ post-norm, 2x2 convolution downsample and merger."""
 
 from ..native import QwenStyle, qwen_family
 
-FAMILY = qwen_family(("glm_ocr",), QwenStyle(downsample=True))
+FAMILY = qwen_family(("glm_ocr",), QwenStyle(downsample=True, frames_as_images=True))

@@ -1,0 +1,157 @@
+"""Video sides (--video): the same towers on the video processor's tensors. For each style of
+tower that takes video, two clips of different frame counts and sizes in one call match
+transformers' get_video_features (deepstack included) and each clip alone gives its rows; the
+clips are real photos panning across frames, cut into patches as Qwen2-VL's processor cuts them
+(checked against its image processor here); attached with an image artifact, a prompt with an
+image and a clip keeps its logits and greedy tokens while the tower is made to raise; an image
+artifact alone says once that videos run on PyTorch; encoder_outputs carries videos too."""
+
+from __future__ import annotations
+
+import copy
+import json
+
+import numpy as np
+import pytest
+import torch
+from support.checks import assert_close
+from support.cli import assert_one_line
+from support.families import TINY, config, processor
+from support.tiers import tiered, uses
+from support.video import clips, patchify
+
+import mmexport
+from mmexport.hf import family
+from mmexport.hf.subject import image_owner
+
+
+def _one_per_style() -> list[str]:
+    seen: dict = {}
+    for case, tiny in TINY.items():
+        found = family(tiny.model_type)
+        if found.video is not None and tiny.processor is not None:
+            seen.setdefault((found.video, found.vision), case)
+    return list(seen.values())
+
+
+VIDEO = _one_per_style()
+SHAPES = [(4, 2, 3), (6, 3, 2)]  # (frames, rows, columns of merged tokens): two clips, two lengths, two sizes
+
+
+def expected(model, inputs):
+    with torch.no_grad():
+        out = image_owner(model).get_video_features(**inputs, return_dict=True)
+    deepstack = [torch.cat(list(level)) for level in (getattr(out, "deepstack_features", None) or [])]
+    return torch.cat(list(out.pooler_output)), deepstack
+
+
+def test_clip_patches_are_the_processors():
+    """A two-frame clip of one photo is what Qwen2-VL's image processor makes of that photo (it
+    repeats an image temporal_patch_size times): the same patches, the same grid."""
+    made, hf = processor("qwen2_vl"), config("qwen2_vl")
+    unit = hf.vision_config.patch_size * hf.vision_config.spatial_merge_size
+    from mmexport.samples import photo
+
+    picture = photo("coffee").resize((3 * unit, 2 * unit))
+    theirs = made(images=[picture], return_tensors="pt")
+    frames = np.stack([np.asarray(picture)] * 2)
+    ours, grid = patchify(frames, made, hf.vision_config.temporal_patch_size, hf.vision_config.patch_size, hf.vision_config.spatial_merge_size)
+    assert grid == theirs["image_grid_thw"][0].tolist()
+    assert torch.allclose(ours, theirs["pixel_values"], atol=1e-5)
+
+
+@pytest.mark.parametrize("case", tiered(VIDEO, fast={"qwen2_5_vl"}))
+def test_video_side_matches_get_video_features(tiny_models, artifacts, case):
+    _, model = tiny_models(case)
+    runtime = mmexport.load(artifacts(case, "video"))
+    assert runtime.record.model.part == "video" and runtime.outputs[0].name == "video_embeds"
+    inputs = clips(model.config, processor(case), SHAPES, seed=1)
+    together = runtime(**{k: v.numpy() for k, v in inputs.items()})
+    features, deepstack = expected(model, inputs)
+    assert_close(together["video_embeds"], features)
+    for spec, level in zip(runtime.outputs[1:], deepstack):
+        assert_close(together[spec.name], level)
+    rows = 0
+    for i, shape in enumerate(SHAPES):  # each clip alone: its rows of the call
+        alone = runtime(**{k: v.numpy() for k, v in clips(model.config, processor(case), [shape], seed=1 + i).items()})["video_embeds"]
+        assert np.abs(together["video_embeds"][rows : rows + len(alone)] - alone).max() <= 1e-5 * np.abs(alone).max()
+        rows += len(alone)
+    assert rows == len(together["video_embeds"])
+
+
+def _prompt(model, image_tokens: int, video_grid: list[int] | None, frames_apart: bool = False) -> dict[str, torch.Tensor]:
+    """One prompt: text, an image between vision start and end, text, a clip likewise (Qwen3-VL's
+    processor writes each temporal patch apart, after its timestamp); M-RoPE's token types."""
+    c = model.config
+    vocab = c.get_text_config().vocab_size
+    start, end = c.vision_start_token_id, next(t for t in (getattr(c, "vision_end_token_id", None), 6) if t is not None and t < vocab)
+    text = torch.randint(1, 90, (6,), generator=torch.Generator().manual_seed(3))
+
+    def bracket(token: int, count: int) -> list[torch.Tensor]:
+        return [torch.tensor([start]), torch.full((count,), token), torch.tensor([end])]
+
+    parts = [text[:2], *(bracket(c.image_token_id, image_tokens) if image_tokens else []), text[2:4]]
+    if video_grid:
+        t, h, w = video_grid
+        per_frame = h * w // c.vision_config.spatial_merge_size**2
+        for frame in range(t) if frames_apart else [0]:
+            parts += ([torch.tensor([7 + frame])] if frames_apart else []) + bracket(c.video_token_id, per_frame if frames_apart else t * per_frame)
+    ids = torch.cat([*parts, text[4:]])[None]
+    types = (ids == c.image_token_id).long() + 2 * (ids == c.video_token_id).long()
+    return {"input_ids": ids, "attention_mask": torch.ones_like(ids), "mm_token_type_ids": types}
+
+
+@pytest.mark.parametrize("case", tiered(["qwen2_5_vl", "qwen3_vl"], fast={"qwen2_5_vl"}))
+def test_attached_image_and_video_sides(tiny_models, artifacts, case):
+    from support.families import image_inputs
+
+    _, model = tiny_models(case)
+    merge = model.config.vision_config.spatial_merge_size**2
+    images, video = image_inputs(case, 1), clips(model.config, processor(case), SHAPES[:1], seed=2)
+    prompt = _prompt(model, int(images["image_grid_thw"].prod()) // merge, video["video_grid_thw"][0].tolist(), frames_apart=case == "qwen3_vl")
+    inputs = images | video | prompt
+    attached = mmexport.attach(copy.deepcopy(model), artifacts(case, "vision"))
+    with pytest.warns(UserWarning, match="a video ran on the PyTorch tower"):
+        with torch.no_grad():
+            assert_close(attached(**inputs).logits.numpy(), model(**inputs).logits)
+    mmexport.attach(attached, artifacts(case, "video"))
+    image_owner(attached).visual.forward = _refuse
+    with torch.no_grad():
+        expected_logits, actual = model(**inputs).logits, attached(**inputs).logits
+    assert_close(actual.numpy(), expected_logits)
+    tokens = [m.generate(**inputs, max_new_tokens=4, do_sample=False) for m in (model, attached)]
+    assert torch.equal(tokens[0], tokens[1])
+    assert image_owner(attached).mmexport_video_side.calls >= 2 and image_owner(attached).mmexport_vision_side.calls >= 2
+
+
+def _refuse(*args, **kwargs):
+    raise AssertionError("the tower ran after attach")
+
+
+@uses("qwen2_5_vl")
+def test_encoder_outputs_carry_a_clip(tiny_models, artifacts):
+    _, model = tiny_models("qwen2_5_vl")
+    video = clips(model.config, processor("qwen2_5_vl"), SHAPES[1:], seed=3)
+    text = _prompt(model, 0, video["video_grid_thw"][0].tolist())
+    given = mmexport.encoder_outputs(artifacts("qwen2_5_vl", "video"), **video)
+    assert "video" in given["mm_encoder_outputs"] and given["pixel_values_videos"] is None
+    with torch.no_grad():
+        assert_close(model(**text, **given).logits.numpy(), model(**text, **video).logits)
+
+
+@uses("llava")
+def test_video_needs_a_family_with_a_video_side(cli, tiny_models, tmp_path):
+    folder, _ = tiny_models("llava")
+    assert_one_line(cli("onnx", "--model", folder, "--vision-tower", "--video", "-o", tmp_path / "v.onnx"), 2, "no declared video side")
+    assert_one_line(cli("onnx", "--model", folder, "--video", "-o", tmp_path / "v.onnx"), 2, "--vision-tower --video")
+
+
+@pytest.mark.slow
+@uses("qwen2_5_vl")
+def test_fp16_video_side_builds_an_engine(cli, artifacts, tmp_path):
+    """The fp16 video side passes check; TensorRT-RTX builds it for sm89 with profiles up to 32768 patches."""
+    assert cli("quantize", artifacts("qwen2_5_vl", "video"), "--precision", "fp16", "-o", tmp_path / "v.fp16.onnx").code == 0
+    assert cli("check", tmp_path / "v.fp16.onnx").code == 0
+    built = cli("trt", tmp_path / "v.fp16.onnx", "--flavor", "tensorrt-rtx", "--arch", "sm89", "-o", tmp_path / "v.engine", "--json")
+    assert built.code == 0, built
+    assert json.loads(built.stdout)["engine"]["profiles"][0]["pixel_values_videos"]["max"][0] == 32768

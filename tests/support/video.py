@@ -1,0 +1,45 @@
+"""Video inputs for the tests without torchvision (transformers' video processors need it, and
+the registries only have CUDA builds of it): clips of real photos panning across frames, resized,
+rescaled, normalised and cut into patches exactly as Qwen2-VL's processor cuts an image (the
+image processor's own layout, checked against it in test_video.py), with frames grouped by
+temporal_patch_size. Where torchvision imports, the folder's real video processor is used."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from mmexport.samples import photo
+
+
+def _frames(count: int, height: int, width: int, seed: int) -> np.ndarray:
+    """[count, H, W, 3] uint8: a window panning across a photo, one step per frame."""
+    picture = np.asarray(photo(("astronaut", "coffee", "chelsea", "rocket")[seed % 4]).resize((width * 2, height * 2)))
+    return np.stack([picture[i * 3 : i * 3 + height, i * 5 : i * 5 + width] for i in range(count)])
+
+
+def patchify(frames: np.ndarray, processor, temporal: int, patch: int, merge: int) -> tuple[torch.Tensor, list[int]]:
+    """Frames [F, H, W, 3] uint8 (H, W multiples of patch*merge) -> [patches, C*T*P*P] and (t, h, w),
+    in Qwen2-VL's order: merge-size blocks row-major, each patch channel, time, row, column."""
+    mean, std = np.asarray(processor.image_mean, np.float32), np.asarray(processor.image_std, np.float32)
+    x = (frames.astype(np.float32) * processor.rescale_factor - mean) / std
+    if len(x) % temporal:
+        x = np.concatenate([x, np.repeat(x[-1:], temporal - len(x) % temporal, 0)])  # the last frame repeated, as the processor pads
+    t, h, w = len(x) // temporal, x.shape[1] // patch, x.shape[2] // patch
+    x = x.transpose(0, 3, 1, 2).reshape(t, temporal, 3, h // merge, merge, patch, w // merge, merge, patch)
+    x = x.transpose(0, 3, 6, 4, 7, 2, 1, 5, 8).reshape(t * h * w, 3 * temporal * patch * patch)
+    return torch.from_numpy(np.ascontiguousarray(x)), [t, h, w]
+
+
+def clips(config, processor, shapes: list[tuple[int, int, int]], seed: int = 0) -> dict[str, torch.Tensor]:
+    """pixel_values_videos and video_grid_thw for clips of (frames, rows, columns) merged tokens."""
+    vision = config.vision_config
+    unit = vision.patch_size * vision.spatial_merge_size
+    parts, grids = [], []
+    for i, (frames, rows, cols) in enumerate(shapes):
+        pixels, grid = patchify(
+            _frames(frames, rows * unit, cols * unit, seed + i), processor, vision.temporal_patch_size, vision.patch_size, vision.spatial_merge_size
+        )
+        parts.append(pixels)
+        grids.append(grid)
+    return {"pixel_values_videos": torch.cat(parts), "video_grid_thw": torch.tensor(grids)}
