@@ -95,7 +95,7 @@ def embeddings(url: str, images: Sequence[Any], model: str | None = None) -> Any
             "image_embeds": torch.from_numpy(np.concatenate([a["embeddings"] for a in answers])),
             "image_grid_thw": torch.from_numpy(np.stack([a["grid"] for a in answers])),
         }
-    rows = [torch.from_numpy(np.ascontiguousarray(a["embeddings"])) for a in answers]
+    rows = [torch.from_numpy(np.array(a["embeddings"])) for a in answers]
     return torch.stack(rows) if len({r.shape for r in rows}) == 1 else rows
 
 

@@ -27,11 +27,12 @@ class Registry(Generic[T]):
         modules: dict[str, str] | None = None,
         names_of: Callable[[T], Iterable[str]] | None = None,
         entry_points: str | None = None,
+        env: str | None = None,
     ):
         self.kind, self.package, self.attribute = kind, package, attribute
         self._modules = modules
         self._names_of = names_of
-        self._entry_points = entry_points
+        self._entry_points, self._env = entry_points, env
         self._found: dict[str, T] | None = None
         self._added: dict[str, T] = {}
 
@@ -51,16 +52,19 @@ class Registry(Generic[T]):
         return list(self._names_of(obj))
 
     def _from_entry_points(self) -> dict[str, T]:
-        """Declarations other packages ship: `[project.entry-points."GROUP"] name = "pkg.module:OBJ"`."""
-        if self._entry_points is None:
-            return {}
-        from importlib.metadata import entry_points
+        """Declarations other packages ship (`[project.entry-points."GROUP"] name = "pkg.module:OBJ"`),
+        or a script names in the environment (ENV="pkg.module:OBJ,..."; a server process reads it too)."""
+        import os
+        from importlib.metadata import EntryPoint, entry_points
 
+        points = list(entry_points(group=self._entry_points)) if self._entry_points else []
+        named = os.environ.get(self._env, "") if self._env else ""
+        points += [EntryPoint(value.strip(), value.strip(), self._env or "") for value in named.split(",") if value.strip()]
         found: dict[str, T] = {}
-        for point in entry_points(group=self._entry_points):
+        for point in points:
             try:
                 obj = point.load()
-            except Exception as exc:  # a broken plug-in must not take the others down; it is named when asked for
+            except Exception as exc:  # a broken plug-in is named, in one line
                 raise UsageError(f"the {self.kind} plug-in '{point.name}' ({point.value}) does not load: {exc}") from exc
             found |= {name: obj for name in self._declared(obj)}
         return found

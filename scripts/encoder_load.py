@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import os
 import signal
-import sys
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -19,13 +18,11 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-from conftest import start_encoder_service  # noqa: E402  (the test suite's helpers)
-from hf_models import photos, save_model  # noqa: E402
-from test_encoder_service import bad_images, png  # noqa: E402
-
-import mmexport  # noqa: E402
-from mmexport.client import EncoderError, request  # noqa: E402
+import mmexport
+from mmexport.client import EncoderError, request
+from mmexport.hf.tiny import save_tiny
+from mmexport.samples import bad_images, photos, png
+from mmexport.serving.launch import start_service
 
 
 def main() -> None:
@@ -35,10 +32,10 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=10)
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="mmexport-encoder-load-"))
-    save_model(args.model_type, work / "model")
+    save_tiny(args.model_type, work / "model")  # a tiny random model of the type, as mmexport's coverage table makes them
     mmexport.make(model=work / "model", vision_tower=True, output=work / "v.onnx")
     pictures = [png(p.resize((w, h))) for p, (h, w) in zip(photos(6), ((448, 448), (336, 560), (560, 336), (224, 224), (448, 224), (224, 448)))]
-    proc, url = start_encoder_service(work / "v.onnx", work / "model")
+    proc, url = start_service(work / "v.onnx", work / "model")
     try:
         alone = [request(url, [p])[0]["embeddings"] for p in pictures]
 

@@ -1,6 +1,7 @@
 """Hugging Face model folders. A family is a short declaration (family.py) in its own module of
 `families/`; the registry is built from those declarations (their `model_types`), from other
-packages' `mmexport.families` entry points, and from `register_family` calls. What families share
+packages' `mmexport.families` entry points, from modules named in MMEXPORT_FAMILIES
+("pkg.module:FAMILY,..."), and from `register_family` calls. What families share
 is in subject.py, model.py and attach.py."""
 
 from __future__ import annotations
@@ -9,7 +10,12 @@ from ..registry import Registry
 from .family import Family
 
 REGISTRY: Registry[Family] = Registry(
-    "model type", f"{__name__}.families", "FAMILY", names_of=lambda declared: declared.model_types, entry_points="mmexport.families"
+    "model type",
+    f"{__name__}.families",
+    "FAMILY",
+    names_of=lambda declared: declared.model_types,
+    entry_points="mmexport.families",
+    env="MMEXPORT_FAMILIES",
 )
 
 

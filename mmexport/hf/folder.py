@@ -57,6 +57,7 @@ def detect(folder: str | Path) -> Detected:
         model_type = json.loads(path.read_text()).get("model_type")
     except (ValueError, AttributeError) as exc:
         raise UsageError(f"{path} is not a JSON object: {exc}") from exc
+    declared = family(str(model_type))  # first: a plug-in family registers its model classes with transformers as it loads
     try:
         from transformers import AutoConfig
     except ImportError as exc:
@@ -64,7 +65,7 @@ def detect(folder: str | Path) -> Detected:
     try:
         hf_config = AutoConfig.from_pretrained(str(folder), local_files_only=True)
     except (OSError, ValueError, TypeError) as exc:
-        if family(str(model_type)) is None:
+        if declared is None:
             raise unsupported(str(model_type)) from exc
         raise UsageError(f"transformers cannot read {path}: {str(exc).splitlines()[0]}") from exc
     return from_config(hf_config, folder)
