@@ -6,6 +6,9 @@ get_image_features, the tower never runs). Writes mmexport/hf/coverage.json (wha
 `mmexport list --models --all` reads) and docs/coverage.md.
 
     python scripts/coverage.py [MODEL_TYPE ...] [--jobs 2] [--timeout 600]
+
+Each type runs in its own process (one thread each); the table is written after every type, so an
+interrupted run keeps what it verified (and a run naming types updates only those rows).
 """
 
 from __future__ import annotations
@@ -37,8 +40,8 @@ def attached_matches(model: Any, folder: Path, artifact: Path) -> float:
     import mmexport
     from mmexport.hf.automatic import _process, accepted
     from mmexport.hf.folder import from_config
-    from mmexport.hf.model import is_module
-    from mmexport.hf.subject import image_owner, part_paths
+    from mmexport.hf.model import image_owner, is_module
+    from mmexport.hf.subject import part_paths
 
     owner = image_owner(model)
     inputs = _process(str(folder), accepted(owner, str(folder)), 2, seed=7)
@@ -136,16 +139,20 @@ def write_outputs(rows: list[dict[str, Any]]) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("types", nargs="*")
+    parser.add_argument("--jobs", type=int, default=1)
     parser.add_argument("--timeout", type=int, default=600)
     args = parser.parse_args()
+    from concurrent.futures import ThreadPoolExecutor
+
     from mmexport.hf.automatic import image_text_types
 
     types = args.types or image_text_types()
     known = {r["model_type"]: r for r in json.loads(DATA.read_text())["rows"]} if DATA.is_file() and args.types else {}
-    for model_type in types:
-        known[model_type] = _run(model_type, args.timeout)
-        print(f"{model_type:28s} {known[model_type]['status']:9s} {known[model_type].get('cause') or ''}", flush=True)
-    write_outputs([known[t] for t in sorted(known)])
+    with ThreadPoolExecutor(args.jobs) as pool:
+        for row in pool.map(lambda t: _run(t, args.timeout), types):
+            known[row["model_type"]] = row
+            print(f"{row['model_type']:28s} {row['status']:9s} {row.get('cause') or ''}", flush=True)
+            write_outputs([known[t] for t in sorted(known)])
 
 
 if __name__ == "__main__":

@@ -22,7 +22,8 @@ from ..errors import UsageError
 from ..record import ArtifactRecord, read
 from ..runtime import Runtime, load
 from .folder import Detected, from_config
-from .subject import fingerprint, image_owner, part_paths
+from .model import image_owner
+from .subject import fingerprint, part_paths
 
 
 class ArtifactModule(nn.Module):

@@ -48,7 +48,7 @@ def image_text_types() -> list[str]:
 def vision_parts(model: nn.Module) -> tuple[str, ...]:
     """The dotted paths of the modules (and loose parameters) of the model owning get_image_features,
     other than its language model, text embeddings and audio side."""
-    from .subject import image_owner
+    from .model import image_owner
 
     owner = image_owner(model)
     prefix = next(name for name, m in model.named_modules() if m is owner)
@@ -168,8 +168,7 @@ def _outputs(hf: Any) -> tuple[str, ...]:
 
 def family_for(hf_config: Any, folder: str | None) -> Family:
     """A family for an undeclared image-text-to-text type, or one line saying why there is none."""
-    from .model import skeleton
-    from .subject import image_owner
+    from .model import image_owner, skeleton
 
     model_type = hf_config.model_type
     if model_type not in image_text_types():

@@ -29,6 +29,12 @@ def skeleton(hf_config: Any) -> nn.Module:
     return model.eval()
 
 
+def image_owner(model: nn.Module) -> nn.Module:
+    """The innermost model with a get_image_features (the one transformers' forward calls)."""
+    owners = [m for m in model.modules() if callable(getattr(m, "get_image_features", None))]
+    return owners[-1] if owners else model
+
+
 def module_path(model: nn.Module, suffix: str) -> str:
     """The dotted path of the one submodule (or parameter) whose name is `suffix` or ends with '.suffix'."""
     names = [n for n, _ in model.named_modules()] + [n for n, _ in model.named_parameters()]

@@ -24,7 +24,7 @@ from ..specs import Axis, TensorSpec, Tolerance
 from ..subjects.base import Subject, as_numpy
 from .family import Family
 from .folder import Detected, detect
-from .model import float32, is_module, load_parts, module_path, skeleton
+from .model import float32, image_owner, is_module, load_parts, module_path, skeleton
 
 Sample = dict[str, torch.Tensor]
 
@@ -67,12 +67,6 @@ def load(folder: str | Path) -> Loaded:
             pooled = pooled_as(image_owner(model), found.family.images.samples(found.hf_config)[-1])
         found = dataclasses.replace(found, family=dataclasses.replace(found.family, pooled=pooled))
     return Loaded(folder, found, model, paths)
-
-
-def image_owner(model: nn.Module) -> nn.Module:
-    """The innermost model with a get_image_features (the one transformers' forward calls)."""
-    owners = [m for m in model.modules() if callable(getattr(m, "get_image_features", None))]
-    return owners[-1] if owners else model
 
 
 class Parts(nn.Module):

@@ -20,7 +20,7 @@ from support.tiers import tiered
 
 import mmexport
 from mmexport.hf import family, model_types
-from mmexport.hf.subject import image_owner
+from mmexport.hf.model import image_owner
 
 CASES = list(TINY)
 FAST = {c for c, tiny in TINY.items() if tiny.fast}

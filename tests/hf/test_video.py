@@ -22,7 +22,7 @@ from support.video import clips, patchify
 
 import mmexport
 from mmexport.hf import family
-from mmexport.hf.subject import image_owner
+from mmexport.hf.model import image_owner
 
 
 def _one_per_style() -> list[str]:
