@@ -67,7 +67,7 @@ def export(
         tolerance = ref.tolerance.override(limits)
         if check:
             step("checking parity in ONNX Runtime")
-            report = run_gate(_candidate(ref, staging.path(), device), ref.runner(), cases, tolerance, ref.gate_inputs)
+            report = _gate(ref, staging.path(), device, cases, tolerance)
         record = _record(ref, output, staging.path(), opset, external, tolerance, report)
         record.write(staging.path(record_path(output).name))
         if report is not None and not report.passed:
@@ -88,6 +88,21 @@ def _export(ref: Subject, path: Path, opset: int) -> bool:
             raise
         raise type(exc)(
             f"model_type '{section.model_type}' has no declaration, and transformers' own path does not export: {exc}; declare its family (README)"
+        ) from exc
+
+
+def _gate(ref: Subject, path: Path, device: str, cases: list, tolerance: Tolerance) -> ParityReport:
+    try:
+        return run_gate(_candidate(ref, path, device), ref.runner(), cases, tolerance, ref.gate_inputs)
+    except MmexportError:
+        raise
+    except Exception as exc:  # ONNX Runtime's own errors: a graph transformers' path gave, which it cannot run
+        section = getattr(ref, "model", None)
+        if section is None or section.declared:
+            raise
+        cause = (str(exc).splitlines() or [type(exc).__name__])[0][:240]
+        raise MmexportError(
+            f"model_type '{section.model_type}' has no declaration, and the graph of transformers' own path does not run in ONNX Runtime ({cause}); declare its family (README)"
         ) from exc
 
 

@@ -66,6 +66,50 @@ def qwen25_vision(folder: Path) -> None:
     write_shards(folder, [{k: state[k] for k in keys[i::2]} for i in range(2)])
 
 
+def vision_release(folder: Path, config: Any, processor: Any, parts: tuple[str, ...]) -> None:
+    """A folder shaped as released for any declared type: config.json as given, the processor, and
+    only the vision parts' tensors (transformers' own initialisation, bf16, two shards). The model
+    is built on the meta device; only `parts` get memory."""
+    from .model import materialize, module_path, skeleton
+
+    model = skeleton(config)
+    paths = [module_path(model, part) for part in parts]
+    materialize(model, paths)
+    torch.manual_seed(0)
+    with torch.no_grad():
+        for path in paths:
+            for name, parameter in model.get_submodule(path).named_parameters():
+                scale = 0.02 if parameter.dim() > 1 else 0.0
+                parameter.copy_(torch.randn_like(parameter) * scale + (1.0 if "norm" in name and name.endswith("weight") else 0.0))
+    folder.mkdir(parents=True, exist_ok=True)
+    config.save_pretrained(folder)
+    processor.save_pretrained(folder)
+    state = {f"{path}.{k}": v.to(torch.bfloat16).contiguous() for path in paths for k, v in model.get_submodule(path).state_dict().items()}
+    keys = sorted(state)
+    write_shards(folder, [{k: state[k] for k in keys[i::2]} for i in range(2)])
+
+
+def qwen35_vision(folder: Path) -> None:
+    """Qwen3.5's vision side from transformers' default Qwen3_5VisionConfig (27 blocks, width 1152,
+    16 heads, patch 16, a 48x48 position table, merger to 3584), with the Qwen3-VL processor settings."""
+    from transformers import Qwen2VLImageProcessor, Qwen3_5Config
+
+    processor = Qwen2VLImageProcessor(patch_size=16, size={"shortest_edge": 64 * 64, "longest_edge": 32 * 32 * 16384})
+    vision_release(folder, Qwen3_5Config(), processor, ("visual",))
+
+
+def gemma4_vision(folder: Path) -> None:
+    """Gemma 4's vision tower from transformers' default Gemma4VisionConfig (16 layers, width 768,
+    12 heads, patch 16, 3x3 pooling) and its embedder into the default text width, 280 soft tokens."""
+    from transformers import Gemma4Config, Gemma4ImageProcessor, Gemma4VisionConfig
+
+    config = Gemma4Config(vision_config=Gemma4VisionConfig().to_dict(), audio_config=None)
+    vision_release(folder, config, Gemma4ImageProcessor(max_soft_tokens=280), ("vision_tower", "embed_vision"))
+
+
+RELEASES = {"qwen2_5_vl": qwen25_vision, "qwen3_5": qwen35_vision, "gemma4": gemma4_vision, "llava": llava15_vision}
+
+
 def write_shards(folder: Path, shards: list[dict[str, torch.Tensor]]) -> None:
     """Safetensors shards and their index, named as releases name them."""
     from safetensors.torch import save_file

@@ -206,6 +206,13 @@ def _gemma4(t):  # a 12.7 M-parameter model; Gemma 4's vocabulary (its per-layer
     return t.Gemma4Config(vision_config=vision, text_config=text, audio_config=None)
 
 
+def shrunk(model_type: str, **given: Any) -> Tiny:
+    """A family whose tiny model is mmexport.hf.tiny's generic shrink of transformers' own config class."""
+    from mmexport.hf.tiny import tiny_config, tiny_processor
+
+    return Tiny(model_type, lambda t: tiny_config(model_type), lambda t: tiny_processor(model_type, tiny_config(model_type)), **given)
+
+
 def _naflex_tiles(config, images: int, seed: int) -> dict[str, torch.Tensor]:
     """What Lfm2VlImageProcessor returns (it needs torchvision): one tile per image, of its own
     (rows, columns) of patches in multiples of the downsample factor, padded to the most patches."""
@@ -394,6 +401,7 @@ TINY: dict[str, Tiny] = {
         "paddleocr_vl", _paddleocr_vl, lambda t: t.PaddleOCRVLImageProcessor(size=QWEN_SIZE), prompt="native", token_types="mm_token_type_ids"
     ),
     "lfm2_vl": Tiny("lfm2_vl", _lfm2_vl, prompt="together", tensors=_naflex_tiles),
+    "glm5_next": shrunk("glm5_next", prompt="native", token_types="mm_token_type_ids"),
     "gemma4": Tiny("gemma4", _gemma4, lambda t: t.Gemma4ImageProcessorPil(max_soft_tokens=70), prompt="together", token_types="mm_token_type_ids"),
     "qwen3_5": Tiny("qwen3_5", _qwen3_5, _qwen3_processor, prompt="native", token_types="mm_token_type_ids"),
     "qwen3_5_moe": Tiny(
