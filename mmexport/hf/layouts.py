@@ -436,8 +436,9 @@ class Sized:
         return {"pixel_values": pixels, "image_sizes": sizes}
 
     def samples(self, hf: Any) -> list[Sample]:
+        top = max(1, self.params(hf)["max_side"] // (hf.vision_config.patch_size * hf.spatial_merge_size))  # merged tokens per side the tower takes
         cases = ([(2, 3)], [(3, 2), (1, 4)], [(4, 4), (2, 1), (1, 2)])
-        return [self._padded(hf, shapes, 40 + 3 * i) for i, shapes in enumerate(cases)]
+        return [self._padded(hf, [(min(h, top), min(w, top)) for h, w in shapes], 40 + 3 * i) for i, shapes in enumerate(cases)]
 
     def derivation(self, hf: Any) -> Derivation:
         return Derived.of("pixtral", self.params(hf))

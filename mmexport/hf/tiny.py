@@ -616,7 +616,12 @@ def _rope_per_layer_type(d):
     return {t: {"rope_type": "default", "rope_theta": 10000.0, "mrope_section": sec} for t in set(d["layer_types"])}
 
 
+def _mllama_output_dim(vision):  # the tower concatenates its last state and each tapped layer's
+    return vision["hidden_size"] * (len(vision["intermediate_layers_indices"]) + 1)
+
+
 OVERRIDES: dict[str, dict[str, Any]] = {
+    "mllama": {"vision_config.vision_output_dim": _mllama_output_dim},
     # the Aria projector only knows 1225 / 4900 patches and the processor only 490 / 980 px images
     "aria": {"vision_config.patch_size": 14, "vision_config.image_size": 490},
     # vocabulary_map defaults to None; the VQ-code -> BPE-token mapping is built from it
