@@ -24,7 +24,10 @@ def image_processor(model_folder: str | Path) -> Any:
 
         return AutoImageProcessor.from_pretrained(str(model_folder), local_files_only=True)
     except (OSError, ValueError) as exc:
-        raise UsageError(f"no image processor in {model_folder} (preprocessor_config.json): {str(exc).splitlines()[0]}") from exc
+        if not (Path(model_folder) / "preprocessor_config.json").is_file():
+            raise UsageError(f"needs an image processor: {model_folder} has no preprocessor_config.json") from exc
+        first = str(exc).splitlines()[0].split(". ")[0]  # transformers' first sentence; the rest is about the hub
+        raise UsageError(f"needs an image processor: {model_folder}/preprocessor_config.json does not load ({first})") from exc
 
 
 def processed(model_folder: str | Path, specs: list[TensorSpec], source: Path, count: int) -> list[dict[str, np.ndarray]]:

@@ -677,12 +677,13 @@ def _image_processor_class(model_type, config):
     M = ipa.IMAGE_PROCESSOR_MAPPING_NAMES
 
     def pick(names):
-        """Non-torchvision class for a mapping entry: its "pil" class, else the torchvision name + "Pil"."""
+        """Non-torchvision class for a mapping entry: its "pil" class, else the torchvision name + "Pil";
+        the torchvision class itself only where torchvision imports (a GPU machine, or a coverage run)."""
         if not names:
             return None
         if isinstance(names, str):
             names = {"torchvision": names}
-        cands = [names.get("pil")] + ([names["torchvision"] + "Pil"] if names.get("torchvision") else [])
+        cands = [names.get("pil")] + ([names["torchvision"] + "Pil", names["torchvision"]] if names.get("torchvision") else [])
         for name in filter(None, cands):
             cls = ipa.get_image_processor_class_from_name(name)
             if cls is not None:

@@ -50,7 +50,13 @@ def test_hub_layout_folder_loads_as_transformers_loads_it(cli, tiny_models, tmp_
 
 def test_unknown_model_type_is_one_line(cli, tmp_path):
     (tmp_path / "config.json").write_text(json.dumps({"model_type": "fuyu"}))
-    assert_one_line(cli("onnx", "--model", tmp_path, "-o", tmp_path / "x.onnx"), 2, "model_type 'fuyu' is not supported", "llava", "qwen2_vl")
+    assert_one_line(
+        cli("onnx", "--model", tmp_path, "-o", tmp_path / "x.onnx"),
+        2,
+        "model_type 'fuyu' has no declaration",
+        "no preprocessor_config.json",
+        "declare its family",
+    )
     assert_one_line(cli("onnx", "--model", tmp_path / "absent", "-o", tmp_path / "x.onnx"), 2, "no config.json")
     assert_one_line(cli("onnx", "--model", tmp_path, "-c", "mlp"), 2, "one of them")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["config.json"]

@@ -25,7 +25,7 @@ OPT = dict(model_type="opt", hidden_size=32, num_hidden_layers=2, ffn_dim=64, nu
 PINPOINTS = [[28, 28], [28, 56], [56, 28]]
 QWEN_TEXT = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2, vocab_size=160)
 QWEN_TEXT |= {"rope_scaling": {"type": "mrope", "mrope_section": [2, 1, 1]}}
-QWEN_TOKENS = dict(image_token_id=151, video_token_id=152, vision_start_token_id=150)
+QWEN_TOKENS = dict(image_token_id=151, video_token_id=152, vision_start_token_id=150, vision_end_token_id=153)
 QWEN3_TEXT = dict(vocab_size=160, hidden_size=48, intermediate_size=96, num_hidden_layers=3, num_attention_heads=4, num_key_value_heads=2, head_dim=12)
 QWEN3_TEXT |= {"rope_parameters": {"rope_type": "default", "rope_theta": 5e6, "mrope_section": [2, 2, 2], "mrope_interleaved": True}}
 QWEN3_VISION = dict(depth=3, hidden_size=32, intermediate_size=64, num_heads=2, out_hidden_size=48, num_position_embeddings=64, patch_size=16)
@@ -81,7 +81,7 @@ def _qwen2_5_vl(t):  # window 56 px: 2x2 merged tokens; block 1 attends over the
 
 def _qwen3_vl_moe(t):  # the same vision side before a mixture-of-experts LLM
     text = QWEN3_TEXT | dict(num_experts=2, num_experts_per_tok=1, moe_intermediate_size=32, decoder_sparse_step=1)
-    return t.Qwen3VLMoeConfig(vision_config=QWEN3_VISION, text_config=text, **QWEN_TOKENS, vision_end_token_id=153)
+    return t.Qwen3VLMoeConfig(vision_config=QWEN3_VISION, text_config=text, **QWEN_TOKENS)
 
 
 def _glm4v(t, cls: str = "Glm4vConfig", **text):
@@ -89,7 +89,7 @@ def _glm4v(t, cls: str = "Glm4vConfig", **text):
 
 
 def _qwen3_5(t, cls: str = "Qwen3_5Config", **text):
-    return getattr(t, cls)(vision_config=QWEN3_5_VISION, text_config=QWEN3_5_TEXT | text, **QWEN_TOKENS, vision_end_token_id=153)
+    return getattr(t, cls)(vision_config=QWEN3_5_VISION, text_config=QWEN3_5_TEXT | text, **QWEN_TOKENS)
 
 
 def _qwen3_processor(t, cls: str = "Qwen2VLImageProcessor"):
@@ -99,7 +99,7 @@ def _qwen3_processor(t, cls: str = "Qwen2VLImageProcessor"):
 def _cohere_compass(t):
     text = dict(QWEN3_TEXT, num_hidden_layers=2, layer_types=["full_attention"] * 2)
     text["rope_parameters"] = {"full_attention": QWEN3_TEXT["rope_parameters"]}  # per layer type
-    return t.CohereCompassConfig(vision_config=QWEN3_VISION, text_config=text, **QWEN_TOKENS, vision_end_token_id=153)
+    return t.CohereCompassConfig(vision_config=QWEN3_VISION, text_config=text, **QWEN_TOKENS)
 
 
 def _llama4(t):
@@ -185,7 +185,7 @@ def _paddleocr_vl(t):
     vision = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2, image_size=56, patch_size=14, spatial_merge_size=2)
     text = dict(vocab_size=160, hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2, num_key_value_heads=1, head_dim=16)
     text["rope_parameters"] = {"rope_type": "default", "rope_theta": 1e4, "mrope_section": [2, 3, 3]}
-    return t.PaddleOCRVLConfig(vision_config=vision, text_config=text, **QWEN_TOKENS, vision_end_token_id=153)
+    return t.PaddleOCRVLConfig(vision_config=vision, text_config=text, **QWEN_TOKENS)
 
 
 def _lfm2_vl(t):
@@ -365,7 +365,7 @@ TINY: dict[str, Tiny] = {
     ),
     "qwen3_vl": Tiny(
         "qwen3_vl",
-        lambda t: t.Qwen3VLConfig(vision_config=QWEN3_VISION, text_config=QWEN3_TEXT, **QWEN_TOKENS, vision_end_token_id=153),
+        lambda t: t.Qwen3VLConfig(vision_config=QWEN3_VISION, text_config=QWEN3_TEXT, **QWEN_TOKENS),
         lambda t: t.Qwen2VLImageProcessor(patch_size=16, size={"shortest_edge": 32 * 32 * 4, "longest_edge": 32 * 32 * 48}),
         prompt="native",
         token_types="mm_token_type_ids",
@@ -418,7 +418,7 @@ TINY: dict[str, Tiny] = {
     ),
     "cosmos3_omni": Tiny(
         "cosmos3_omni",
-        lambda t: t.Cosmos3OmniConfig(vision_config=QWEN3_VISION, text_config=QWEN3_TEXT, **QWEN_TOKENS, vision_end_token_id=153),
+        lambda t: t.Cosmos3OmniConfig(vision_config=QWEN3_VISION, text_config=QWEN3_TEXT, **QWEN_TOKENS),
         _qwen3_processor,
         prompt="native",
         token_types="mm_token_type_ids",
@@ -493,7 +493,7 @@ def image_inputs(case: str, images: int = 2, seed: int = 1) -> dict[str, torch.T
         return {"pixel_values": torch.randn(images * TILES, 3, size, size, generator=torch.Generator().manual_seed(seed))}
     given = {"images": pictures, "samples": [[p] for p in pictures], "nested": [pictures]}[tiny.call]
     out = made(images=given, return_tensors="pt")
-    keep = set(family(tiny.model_type).images.names)  # what the family's layout declares it takes
+    keep = set(family(tiny.model_type).images.names) | _feature_arguments(tiny)  # what the graph and transformers take
     inputs = {k: v for k, v in out.items() if k in keep and isinstance(v, torch.Tensor)}
     if case == "instructblip":  # instructions of different lengths, right-padded
         ids = torch.randint(1, 64, (images, 5), generator=torch.Generator().manual_seed(seed))
@@ -501,6 +501,18 @@ def image_inputs(case: str, images: int = 2, seed: int = 1) -> dict[str, torch.T
         mask[-1, 3:] = 0
         inputs |= {"qformer_input_ids": ids, "qformer_attention_mask": mask}
     return inputs
+
+
+def _feature_arguments(tiny: Tiny) -> set[str]:
+    """The tensors transformers' get_image_features reads beside the pixels (LLaVA-NeXT's image_sizes)."""
+    import inspect
+
+    import transformers
+    from transformers.models.auto.modeling_auto import MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING_NAMES as NAMES
+
+    loader = NAMES.get(tiny.model_type, tiny.loader) if tiny.loader == "AutoModelForImageTextToText" else tiny.loader
+    features = getattr(getattr(transformers, loader, None), "get_image_features", None)
+    return set(inspect.signature(features).parameters) if features is not None else set()
 
 
 def image_features(model, case: str, inputs: dict[str, torch.Tensor]) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
