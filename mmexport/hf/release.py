@@ -42,17 +42,19 @@ def llava15_vision(folder: Path) -> None:
     write_shards(folder, [tower, {k: v.to(torch.bfloat16) for k, v in projector.items()}])
 
 
-def qwen25_vision(folder: Path) -> None:
+def qwen25_vision(folder: Path, depth: int = 32) -> None:
     """Qwen2.5-VL-7B's vision side at release size (32 blocks, width 1280, 16 heads, window 112,
     full attention in blocks 7/15/23/31, merger to 3584: ~670M parameters) with random weights,
     in bf16, in a folder whose config.json is the released one's shape, with the released
-    processor settings. Only the tower's tensors are written: mmexport never reads the LLM's."""
+    processor settings. Only the tower's tensors are written: mmexport never reads the LLM's.
+    A smaller `depth` keeps every eighth block and the last in full attention (quicker profiles)."""
 
     from transformers import Qwen2_5_VLConfig, Qwen2VLImageProcessor
     from transformers.models.qwen2_5_vl.modeling_qwen2_5_vl import Qwen2_5_VisionTransformerPretrainedModel
 
-    vision: dict[str, Any] = dict(depth=32, hidden_size=1280, intermediate_size=3420, num_heads=16, out_hidden_size=3584, window_size=112)
-    vision |= dict(fullatt_block_indexes=[7, 15, 23, 31], patch_size=14, spatial_merge_size=2, temporal_patch_size=2, hidden_act="silu")
+    full = sorted({i for i in (7, 15, 23, 31) if i < depth} | {depth - 1})
+    vision: dict[str, Any] = dict(depth=depth, hidden_size=1280, intermediate_size=3420, num_heads=16, out_hidden_size=3584, window_size=112)
+    vision |= dict(fullatt_block_indexes=full, patch_size=14, spatial_merge_size=2, temporal_patch_size=2, hidden_act="silu")
     text = dict(hidden_size=3584, intermediate_size=18944, num_hidden_layers=28, num_attention_heads=28, num_key_value_heads=4, vocab_size=152064)
     config = Qwen2_5_VLConfig(vision_config=vision, text_config=text | {"rope_scaling": {"type": "mrope", "mrope_section": [16, 24, 24]}})
     folder.mkdir(parents=True, exist_ok=True)
