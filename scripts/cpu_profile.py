@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-FUSED = ("MatMulIntegerToFloat", "QLinearMatMul", "DynamicQuantizeMatMul", "MatMulInteger", "QLinearConv", "ConvInteger")
+FUSED = ("MatMulIntegerToFloat", "QGemm", "QLinearMatMul", "DynamicQuantizeMatMul", "MatMulInteger", "QLinearConv", "ConvInteger")
 
 
 def graph_feeds(artifact: Path, folder: Path, size: int) -> dict[str, np.ndarray]:

@@ -5,7 +5,15 @@ MatMul/Gemm/Conv (per-tensor scale, zero point 0) and a DequantizeLinear on its 
 result to the calibration range (measured: cosine 0.99974 -> 0.9989 on LLaVA-1.5's MLP).
 
 Written here rather than with ONNX Runtime's quantize_static, which adds output Q/DQ pairs
-when it sees fit and int32 bias dequantization that TensorRT's parser rejects."""
+when it sees fit and int32 bias dequantization that TensorRT's parser rejects.
+
+For ONNX Runtime's CPU provider (--target cpu) int8 MatMul/Gemm layers quantize their activations
+per call instead (the pattern ONNX Runtime's quantize_dynamic writes, which its optimizer fuses
+into DynamicQuantizeMatMul / MatMulIntegerToFloat, u8 x s8 with VNNI or AMX): static Q/DQ there
+becomes QGemm, measured 2.9x slower than the fp32 Gemm on a Qwen2.5-VL tower, the dynamic form
+3.9x faster (scripts/cpu_profile.py). Built here, not by quantize_dynamic: the search makes its
+candidates in memory from cached weights, and quantize_dynamic writes files and runs shape
+inference on each."""
 
 from __future__ import annotations
 
@@ -34,6 +42,8 @@ class QuantFormat:
     # Runtime's CPU provider the weights use 7 bits, as its documentation advises (reduce_range).
     cpu_weight_max: float | None = None
     weight_max: float | None = None  # None: max_value
+    cpu_dynamic: bool = False  # on ONNX Runtime's CPU provider, MatMul/Gemm activations quantized per call
+    dynamic: bool = False
 
     def zero_point(self, name: str) -> onnx.TensorProto:
         return numpy_helper.from_array(self.cast(np.zeros((), dtype=np.float32)), name)
@@ -44,12 +54,30 @@ class QuantFormat:
         return self.weight_max or self.max_value
 
     def on(self, target: str) -> "QuantFormat":
-        """The format for a target: 7-bit int8 weights for ONNX Runtime on CPUs."""
-        return replace(self, weight_max=self.cpu_weight_max) if target == "cpu" and self.cpu_weight_max else self
+        """The format for a target: for ONNX Runtime on CPUs, 7-bit int8 weights and MatMul/Gemm
+        activations quantized per call."""
+        if target != "cpu":
+            return self
+        return replace(self, weight_max=self.cpu_weight_max or self.weight_max, dynamic=self.cpu_dynamic)
+
+    def is_dynamic(self, node: onnx.NodeProto) -> bool:
+        """Whether this node's activation is quantized per call (no calibrated range)."""
+        return self.dynamic and node.op_type in ("MatMul", "Gemm") and _plain_gemm(node)
 
 
-INT8 = QuantFormat("int8", onnx.TensorProto.INT8, 127.0, 127, lambda x: np.clip(np.round(x), -127, 127).astype(np.int8), cpu_weight_max=63.0)
+INT8 = QuantFormat(
+    "int8", onnx.TensorProto.INT8, 127.0, 127, lambda x: np.clip(np.round(x), -127, 127).astype(np.int8), cpu_weight_max=63.0, cpu_dynamic=True
+)
 FP8_E4M3 = QuantFormat("fp8", onnx.TensorProto.FLOAT8E4M3FN, 448.0, 127, lambda x: np.clip(x, -448.0, 448.0).astype(ml_dtypes.float8_e4m3fn))
+
+
+def _attribute(node: onnx.NodeProto, name: str, default: float) -> float:
+    return next((onnx.helper.get_attribute_value(a) for a in node.attribute if a.name == name), default)
+
+
+def _plain_gemm(node: onnx.NodeProto) -> bool:
+    """A MatMul, or a Gemm that is one (alpha 1, beta 1, A not transposed): x @ W (+ C)."""
+    return node.op_type == "MatMul" or (_attribute(node, "alpha", 1.0) == 1.0 and _attribute(node, "beta", 1.0) == 1.0 and not _attribute(node, "transA", 0))
 
 
 def weight_axis(node: onnx.NodeProto) -> int:
@@ -103,7 +131,10 @@ def insert(
     new_nodes: list[tuple[str, onnx.NodeProto]] = []  # (insert before this node, node)
     activations: dict[str, str] = {}
     dequantized: dict[tuple[str, int], str] = {}  # a weight shared by two nodes is stored once
-    for node in targets:
+    dynamic = [n for n in targets if fmt.is_dynamic(n)]
+    if dynamic:
+        _dynamic_matmuls(graph, dynamic, weights, fmt, new_nodes, cache)
+    for node in (n for n in targets if not fmt.is_dynamic(n)):
         x, w, axis = node.input[0], node.input[1], weight_axis(node)
         if x not in activations:
             activations[x] = _activation_pair(graph, x, activation_amax[x], fmt, node.name, new_nodes)
@@ -111,8 +142,54 @@ def insert(
             dequantized[(w, axis)] = _weight_dequant(graph, weights[w], axis, fmt, node.name, new_nodes, cache)
         node.input[0], node.input[1] = activations[x], dequantized[(w, axis)]
     _place(graph, new_nodes)
+    if dynamic:  # replaced by their integer form
+        replaced = {n.name for n in dynamic}
+        kept = [n for n in graph.node if n.name not in replaced]
+        del graph.node[:]
+        graph.node.extend(kept)
     _drop_unused_initializers(graph)
     return out
+
+
+def _dynamic_matmuls(graph: onnx.GraphProto, nodes: list[onnx.NodeProto], weights: dict, fmt: QuantFormat, new_nodes: list, cache: dict | None) -> None:
+    """x @ W (+ C) -> DynamicQuantizeLinear(x) -> MatMulInteger(x_u8, W_s8) -> Cast -> Mul(x_scale * W_scale) (-> Add C),
+    the form ONNX Runtime fuses into one integer kernel. Inputs shared by q/k/v are quantized once."""
+    quantized: dict[str, list[str]] = {}
+    for node in nodes:
+        x, base = node.input[0], _safe(node.name)
+        if x not in quantized:
+            quantized[x] = [f"{_safe(x)}_u8", f"{_safe(x)}_u8_scale", f"{_safe(x)}_u8_zero"]
+            new_nodes.append((node.name, helper.make_node("DynamicQuantizeLinear", [x], quantized[x], name=f"{_safe(x)}_DynamicQuantizeLinear")))
+        stored, scale, zero = _dynamic_weight(graph, weights[node.input[1]], bool(_attribute(node, "transB", 0)), fmt, cache)
+        x_u8, x_scale, x_zero = quantized[x]
+        product = f"{base}_int32" if len(node.input) > 2 else None
+        out = node.output[0]
+        steps = [
+            helper.make_node("Mul", [x_scale, scale], [f"{base}_scales"], name=f"{base}_scales"),
+            helper.make_node("MatMulInteger", [x_u8, stored, x_zero, zero], [f"{base}_integer"], name=f"{base}_MatMulInteger"),
+            helper.make_node("Cast", [f"{base}_integer"], [f"{base}_float"], name=f"{base}_Cast", to=onnx.TensorProto.FLOAT),
+            helper.make_node("Mul", [f"{base}_float", f"{base}_scales"], [product or out], name=f"{base}_rescale"),
+        ]
+        if product:  # Gemm's bias
+            steps.append(helper.make_node("Add", [product, node.input[2]], [out], name=f"{base}_bias"))
+        new_nodes.extend((node.name, step) for step in steps)
+
+
+def _dynamic_weight(graph: onnx.GraphProto, weight: onnx.TensorProto, transposed: bool, fmt: QuantFormat, cache: dict | None) -> list[str]:
+    """The weight as [K, N] int8 with one scale per output column (stored once however many nodes use it)."""
+    base = f"{_safe(weight.name)}_{'t' if transposed else 'n'}"
+    key = (weight.name, "dynamic", transposed, fmt.weight_limit)
+    tensors = cache.get(key) if cache is not None else None
+    if tensors is None:
+        array = numpy_helper.to_array(weight).astype(np.float32)
+        stored, scale = _quantized_weight(array.T if transposed else array, 1, fmt)
+        zero = np.zeros(scale.shape, dtype=np.int8)
+        tensors = [numpy_helper.from_array(v, f"{base}_{n}") for v, n in ((stored, "quantized"), (scale, "scale"), (zero, "zero"))]
+        if cache is not None:
+            cache[key] = tensors
+    names = {t.name for t in graph.initializer}
+    graph.initializer.extend(t for t in tensors if t.name not in names)
+    return [t.name for t in tensors]
 
 
 def _activation_pair(graph: onnx.GraphProto, x: str, amax: float, fmt: QuantFormat, before: str, new_nodes: list) -> str:

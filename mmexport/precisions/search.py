@@ -74,6 +74,8 @@ class Candidate:
 
 
 class Search:
+    ranged = True  # some quantized layer uses a calibrated activation range (clipping methods apply)
+
     def __init__(self, job: VariantJob, fmt: qdq.QuantFormat, methods: list[str], alphas: list[float], alternatives: str = "--precision fp16"):
         self.job, self.fmt, self.methods, self.alphas, self.alternatives = job, fmt, methods, alphas, alternatives
         source = job.load_source()  # read again for each candidate, not kept: a tower is ~1 GB
@@ -81,6 +83,7 @@ class Search:
         self._smoothed: dict[float, tuple[onnx.ModelProto, dict[str, float]]] = {}
         self._weights: dict[float, dict] = {}  # quantized weights per smoothing strength (the same for every candidate there)
         self.nodes = weighted_nodes(source)
+        self.ranged = any(not fmt.is_dynamic(n) for n in self.nodes)  # False: every activation takes its range per call
         self.macs = {n.name: weight_macs(source, n) for n in self.nodes}
         axes = {n.input[0]: (1 if n.op_type == "Conv" else -1) for n in self.nodes}
         job.step(f"measuring activation ranges on {len(job.fit)} samples")
@@ -171,6 +174,9 @@ class Search:
         for method in others:  # clipping methods at the best strength only
             if best.gate is not None and best.gate.passed:
                 return best
+            if not self.ranged:
+                self.skip_others(method, None, "every quantized layer takes its activation's range per call (--target cpu): no range to clip")
+                continue
             self.skip_others(method, best.base.alpha, f"clipping ranges are tried at the best smoothing strength only (alpha {best.base.alpha or 'off'})")
             found = self.candidate(best.base, method, {})
             self.accept(found)
@@ -197,7 +203,7 @@ class Search:
         assert best is not None
         return best
 
-    def skip_others(self, method: str, chosen: float, why: str) -> None:
+    def skip_others(self, method: str, chosen: float | None, why: str) -> None:
         for alpha in self.alphas:
             if alpha != chosen:
                 self.skipped(alpha, method, why)
@@ -274,10 +280,15 @@ class Search:
             "quantized_layers": len(self.nodes) - len(chosen.kept),
             "quantized_mac_share": round(low / total, 4),
             "kept": chosen.kept,
-            "placement": "Q/DQ on the activation and weight inputs of weighted MatMul/Gemm/Conv only",
+            "placement": self.placement(),
             "kept_fp32": summary(self.fp32_nodes) if self.fp32_nodes else None,
             "search": self.tried,
         }
+
+    def placement(self) -> str:
+        if not self.fmt.dynamic:
+            return "Q/DQ on the activation and weight inputs of weighted MatMul/Gemm/Conv only"
+        return "MatMul/Gemm: int8 weights, activations quantized per call (ONNX Runtime's integer kernels); Conv: Q/DQ on its activation and weight"
 
     def made(self, chosen: Candidate, report: ParityReport) -> Made:
         details = self.details(chosen) | {"chosen": "the first candidate that passed on the search samples and then the gate"}

@@ -87,18 +87,40 @@ def test_range_methods_read_the_histogram_as_documented():
         ranges.choose_amax(hist, "max", 127)
 
 
-@pytest.mark.parametrize("target", ["tensorrt", "cpu"])
-def test_qdq_sits_on_weighted_inputs_with_per_channel_weights(tmp_path, target):
+def test_qdq_sits_on_weighted_inputs_with_per_channel_weights(tmp_path):
     model = mlp()
     nodes = weighted_nodes(model)
-    qdq.insert(model, nodes, {n.input[0]: 4.0 for n in nodes}, qdq.INT8.on(target))
+    qdq.insert(model, nodes, {n.input[0]: 4.0 for n in nodes}, qdq.INT8.on("tensorrt"))
     onnx.save(model, tmp_path / "q.onnx")
     assert_qdq_only_on_weighted_inputs(tmp_path / "q.onnx")
     weights = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
     stored = weights["w1_quantized"]
     assert stored.dtype == np.int8 and weights["w1_scale"].shape == (HIDDEN,)  # one scale per output channel
-    assert np.abs(stored).max() == (63 if target == "cpu" else 127)  # 7-bit weights for CPUs without VNNI
+    assert np.abs(stored).max() == 127
     assert all(np.all(v == 0) for k, v in weights.items() if k.endswith("_zero"))  # symmetric: zero points 0
+    sample = outlier_features(1, seed=3, scale=1.0)[0]
+    assert np.abs(OrtRunner(tmp_path / "q.onnx").run(sample)["y"] - run(mlp(), sample, tmp_path)).max() < 0.05
+
+
+def test_cpu_target_quantizes_matmul_activations_per_call_in_the_form_onnxruntime_fuses(tmp_path):
+    """--target cpu: each MatMul becomes DynamicQuantizeLinear -> MatMulInteger -> Cast -> Mul, which
+    ONNX Runtime's optimizer turns into its integer kernels (no float MatMul left, no static Q/DQ)."""
+    import onnxruntime as ort
+
+    model = mlp()
+    nodes = weighted_nodes(model)
+    qdq.insert(model, nodes, {n.input[0]: 4.0 for n in nodes}, qdq.INT8.on("cpu"))
+    onnx.save(model, tmp_path / "q.onnx")
+    ops = [n.op_type for n in model.graph.node]
+    assert ops.count("MatMulInteger") == len(nodes) and "MatMul" not in ops and "QuantizeLinear" not in ops
+    weights = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
+    stored = next(v for k, v in weights.items() if k.startswith("w1") and k.endswith("_quantized"))
+    assert stored.dtype == np.int8 and np.abs(stored).max() == 63  # 7-bit weights for CPUs without VNNI
+    options = ort.SessionOptions()
+    options.optimized_model_filepath = str(tmp_path / "optimized.onnx")
+    ort.InferenceSession(str(tmp_path / "q.onnx"), options, providers=["CPUExecutionProvider"])
+    fused = [n.op_type for n in onnx.load(str(tmp_path / "optimized.onnx")).graph.node]
+    assert "MatMulInteger" not in fused and {"DynamicQuantizeMatMul", "MatMulIntegerToFloat"} & set(fused), fused
     sample = outlier_features(1, seed=3, scale=1.0)[0]
     assert np.abs(OrtRunner(tmp_path / "q.onnx").run(sample)["y"] - run(mlp(), sample, tmp_path)).max() < 0.05
 
