@@ -226,6 +226,26 @@ class FolderPart(Subject):
         dynamic = {s.name for s in self.inputs if s.dims and not isinstance(s.dims[0], int)}
         return {k: (v[:1].repeat(images, *([1] * (v.dim() - 1))) if k in dynamic else v).numpy() for k, v in sample.items()}
 
+    def bench_inputs(self, batch: int, tokens: int | None) -> tuple[Feeds, int | None]:
+        """An image side is timed on what users send: `batch` 448x448 photos through the folder's
+        processor (its cosine against eager then means something for int8); random pixels where
+        the folder has no image processor or it does not give every input."""
+        feeds, used = super().bench_inputs(batch, tokens)
+        if self.part != "vision":
+            return feeds, used
+        from ..calibration.images import image_processor
+        from ..samples import photos
+
+        try:
+            made = image_processor(self.loaded.folder)(images=photos(batch, sizes=((448, 448),)), return_tensors="np")
+            given = {s.name: np.ascontiguousarray(made[s.name], dtype=s.dtype) for s in self.inputs if s.name in made}
+            for spec in self.inputs:
+                if spec.name in given:
+                    spec.check_shape(given[spec.name].shape, "photos")
+        except (UsageError, ValueError, TypeError, KeyError):  # a processor that wants other calls, or sizes the graph does not take
+            return feeds, used
+        return (given, used) if all(s.name in given or s.optional for s in self.inputs) else (feeds, used)
+
     def synthetic(self, count: int, family: str) -> tuple[list[Feeds], str]:
         if self.part != "connector":
             return super().synthetic(count, family)

@@ -65,9 +65,7 @@ class QuantFormat:
         return self.dynamic and node.op_type in ("MatMul", "Gemm") and _plain_gemm(node)
 
 
-INT8 = QuantFormat(
-    "int8", onnx.TensorProto.INT8, 127.0, 127, lambda x: np.clip(np.round(x), -127, 127).astype(np.int8), cpu_weight_max=63.0, cpu_dynamic=True
-)
+INT8 = QuantFormat("int8", onnx.TensorProto.INT8, 127.0, 127, lambda x: np.clip(np.round(x), -127, 127).astype(np.int8), cpu_weight_max=63.0, cpu_dynamic=True)
 FP8_E4M3 = QuantFormat("fp8", onnx.TensorProto.FLOAT8E4M3FN, 448.0, 127, lambda x: np.clip(x, -448.0, 448.0).astype(ml_dtypes.float8_e4m3fn))
 
 

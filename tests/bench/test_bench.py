@@ -145,15 +145,22 @@ def test_batch_sets_crops_or_tiles_where_there_is_no_batch_axis(tiny):
 
 @uses("qwen2_5_vl")
 def test_bench_an_artifact_of_a_vision_side(cli, artifacts, tmp_path):
-    """`mmexport bench ARTIFACT.onnx` times the artifact as it is and says the image sizes and
-    patches it timed (a vision side has no --tokens: its sizes follow the images)."""
+    """`mmexport bench ARTIFACT.onnx` times the artifact as it is, on 448x448 photos through the
+    folder's processor, and says the image sizes and patches it timed (a vision side has no
+    --tokens: its sizes follow the images)."""
+    from support.families import processor
+
+    from mmexport.samples import photos
+
     result = cli("bench", artifacts("qwen2_5_vl", "vision"), "--backends", "torch,ort", "--batch", "1,2", "--iters", "2", "--json", tmp_path / "b.json")
     assert result.code == 0, result
     rows = json.loads((tmp_path / "b.json").read_text())["results"]
     assert {r["backend"] for r in rows} == {"torch", "ort"} and all(r["cosine"] > 0.99999 for r in rows)
     assert all(r["tokens"] is None for r in rows)
-    assert {r["sizes"] for r in rows if r["batch"] == 1} == {"1 image(s) 448x448 (1024 patches)"}
-    assert "448x448" in result.stdout.replace("\n", "") and "patches)" in result.stdout
+    _, rows_, cols = processor("qwen2_5_vl")(images=photos(1, sizes=((448, 448),)), return_tensors="np")["image_grid_thw"][0]
+    said = f"1 image(s) {rows_ * 14}x{cols * 14} ({rows_ * cols} patches)"  # what the tiny processor makes of the photo
+    assert {r["sizes"] for r in rows if r["batch"] == 1} == {said}
+    assert said.split(" (")[0].split()[-1] in result.stdout.replace("\n", "") and "patches)" in result.stdout
 
 
 def test_a_variant_slower_than_its_fp32_graph_is_flagged():
