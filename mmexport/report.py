@@ -6,7 +6,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from .connectors import Connector, TensorSpec
-from .parity import ParityReport
+from .parity import ParityReport, ParityRow
 
 
 def connectors_table(connectors: list[Connector]) -> Table:
@@ -82,12 +82,18 @@ def parity_table(report: ParityReport) -> Table:
             ", ".join(f"{k}={v}" for k, v in row.shape.items()),
             row.output,
             f"{row.max_abs:.3g}",
-            f"{row.max_rel:.3g}",
+            f"{row.max_rel:.3g}" + _float64_text(row),
             f"{row.cosine:.8f}",
             f"{row.token_cosine_p1:.6f}",
             "[green]ok[/]" if row.passed else "[red]FAIL[/]",
         )
     return table
+
+
+def _float64_text(row: ParityRow) -> str:
+    if row.float64_max_rel is None:
+        return ""
+    return f" (vs float64 {row.float64_max_rel:.3g}; the original's fp32 {row.reference_float64_max_rel:.3g})"
 
 
 def human_size(size: float) -> str:

@@ -170,6 +170,9 @@ class Tolerance:
     max_rel: float | None = 1e-4  # None: reported, not gated
     min_cosine: float = 0.99999
     min_token_cosine: float | None = None  # None: reported, not gated
+    # where the original's own fp32 rounding exceeds max_rel, judge against its float64 run
+    # (parity/report.py); an explicit --max-rel is held as given
+    float64_floor: bool = True
 
     def passes(self, max_rel: float, cosine: float, token_cosine: float = 1.0) -> bool:
         return (
@@ -186,6 +189,7 @@ class Tolerance:
             self.max_rel if limits.max_rel is None else limits.max_rel,
             self.min_cosine if limits.min_cosine is None else limits.min_cosine,
             self.min_token_cosine if limits.min_token_cosine is None else limits.min_token_cosine,
+            self.float64_floor and limits.max_rel is None,
         )
 
     def describe(self) -> str:
@@ -196,11 +200,11 @@ class Tolerance:
         return " and ".join(parts)
 
     def to_json(self) -> dict[str, Any]:
-        return {"max_rel": self.max_rel, "min_cosine": self.min_cosine, "min_token_cosine": self.min_token_cosine}
+        return {"max_rel": self.max_rel, "min_cosine": self.min_cosine, "min_token_cosine": self.min_token_cosine, "float64_floor": self.float64_floor}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> "Tolerance":
-        return cls(data.get("max_rel"), float(data["min_cosine"]), data.get("min_token_cosine"))
+        return cls(data.get("max_rel"), float(data["min_cosine"]), data.get("min_token_cosine"), bool(data.get("float64_floor", True)))
 
 
 @dataclass(frozen=True)

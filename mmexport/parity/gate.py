@@ -51,6 +51,22 @@ def run_gate(
         missing = [name for name in reference.output_names if name not in actual]
         if missing:
             raise MmexportError(f"{candidate.description} returned no output '{missing[0]}'")
-        for name in reference.output_names:
-            report.rows.append(ParityRow.of(case.sizes, name, compare(actual[name], case.expected[name]), tolerance))
+        rows = [ParityRow.of(case.sizes, name, compare(actual[name], case.expected[name]), tolerance) for name in reference.output_names]
+        _judge_by_float64(reference, case, actual, rows, tolerance)
+        report.rows.extend(rows)
     return report
+
+
+def _judge_by_float64(reference: Runner, case: Case, actual: dict[str, np.ndarray], rows: list[ParityRow], tolerance: Tolerance) -> None:
+    """Rows that miss only max_rel are judged against the original run in float64, where it can
+    run so: a large random model's fp32 rounding alone can exceed 1e-4 (see ParityRow.judge_by_float64)."""
+    missed = [row for row in rows if tolerance.float64_floor and row.misses_only_max_rel(tolerance)]
+    run_float64 = getattr(reference, "run_float64", None)
+    if not missed or run_float64 is None or case.expected is None:
+        return
+    truth = run_float64(case.feeds)
+    if truth is None:
+        return
+    for row in missed:
+        own = compare(case.expected[row.output], truth[row.output]).max_rel
+        row.judge_by_float64(compare(actual[row.output], truth[row.output]).max_rel, own, tolerance)

@@ -112,6 +112,24 @@ class TorchRunner:
         outputs = outputs if isinstance(outputs, (tuple, list)) else (outputs,)
         return {name: _numpy(value) for name, value in zip(self.output_names, outputs)}
 
+    def run_float64(self, feeds: Feeds) -> dict[str, np.ndarray] | None:
+        """The same module in float64 (the truth its fp32 run rounds); None where it cannot run so
+        (a module not wholly fp32, or code that pins a float32 dtype). The module is fp32 again after."""
+        tensors = list(self.module.parameters()) + list(self.module.buffers())
+        if any(t.is_floating_point() and t.dtype != torch.float32 for t in tensors):
+            return None
+        inputs = [_tensor(feeds[name]).to(self.device) for name in self.input_names]
+        try:
+            self.module.double()
+            with torch.inference_mode():
+                outputs = self.module(*[t.double() if t.is_floating_point() else t for t in inputs])
+        except (RuntimeError, TypeError):
+            return None
+        finally:
+            self.module.float()
+        outputs = outputs if isinstance(outputs, (tuple, list)) else (outputs,)
+        return {name: value.detach().cpu().double().numpy() for name, value in zip(self.output_names, outputs)}
+
 
 def _tensor(array: Any) -> torch.Tensor:
     array = np.asarray(array)

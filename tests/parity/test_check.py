@@ -67,7 +67,7 @@ def test_check_passes_after_the_variant_is_copied_elsewhere(cli, exported, tmp_p
     assert record["heldout"]["file"] == "u.int8.heldout.npz" and record["heldout"]["sha256"].startswith("sha256:")
     # loosening the cosine keeps the variant's own (ungated) max rel: it does not tighten it to fp32's 1e-4
     code, report = check_json(cli, elsewhere / "u.int8.onnx", "--min-cosine", "0.99")
-    assert code == 0 and report["tolerance"] == {"max_rel": None, "min_cosine": 0.99, "min_token_cosine": 0.99}
+    assert code == 0 and report["tolerance"] == {"max_rel": None, "min_cosine": 0.99, "min_token_cosine": 0.99, "float64_floor": True}
     # a tampered held-out file is refused, not silently used
     np.savez(elsewhere / "u.int8.heldout.npz", x=np.zeros(1))
     assert_one_line(cli("check", elsewhere / "u.int8.onnx"), 2, "sha256 differs")
