@@ -116,7 +116,8 @@ class Source:
     load where the checkpoint stores it in another layout (a rotary permutation, say)."""
 
     key: str
-    converter: Any = None  # a transformers WeightConverter with one source per target
+    converter: Any = None  # a transformers WeightConverter with one source
+    target: str | None = None  # which of its targets this is, where it splits one into several (a fused qkv)
 
     def read(self, checkpoint: Checkpoint, config: Any) -> torch.Tensor:
         tensor = checkpoint.tensor(self.key)
@@ -125,8 +126,20 @@ class Source:
         found = {self.converter.source_patterns[0]: [tensor]}
         for operation in self.converter.operations:  # transformers' own operations, in its order
             found = operation.convert(found, self.converter.source_patterns, self.converter.target_patterns, config=config)
-        (value,) = found.values()
+        value = found[self.target] if self.target is not None else next(iter(found.values()))
         return value[0] if isinstance(value, list) else value
+
+
+def _split_targets(renamed: str, key: str, converter: Any) -> dict[str, Source]:
+    """The model keys one checkpoint tensor becomes: transformers names the first target, the
+    others by its pattern replaced (Kimi-K2.5's wqkv -> q_proj, k_proj, v_proj)."""
+    first = converter.target_patterns[0]
+    if len(converter.target_patterns) == 1:
+        return {renamed: Source(key, converter)}
+    head, found, tail = renamed.rpartition(first)
+    if not found:
+        raise WeightsError(f"'{key}' is split on load into keys this reader cannot name ({', '.join(converter.target_patterns)})")
+    return {head + target + tail: Source(key, converter, target) for target in converter.target_patterns}
 
 
 def checkpoint_keys(model: nn.Module, checkpoint: Checkpoint, wanted: set[str]) -> dict[str, Source]:
@@ -142,9 +155,12 @@ def checkpoint_keys(model: nn.Module, checkpoint: Checkpoint, wanted: set[str]) 
         if renamed not in wanted:
             continue
         converter = next((c for c in converters if converted in c.source_patterns), None) if converted is not None else None
-        if converter is not None and len(converter.source_patterns) != 1:  # several tensors merged into one (MoE experts)
+        if converter is None:
+            found[renamed] = Source(key)
+            continue
+        if len(converter.source_patterns) != 1:  # several tensors merged into one (MoE experts)
             raise WeightsError(f"{checkpoint.path}: '{key}' is merged with other tensors on load ({converted}); not supported for a vision part")
-        found[renamed] = Source(key, converter)
+        found.update(_split_targets(renamed, key, converter))
     return found
 
 
@@ -169,7 +185,9 @@ def load_parts(model: nn.Module, paths: list[str], folder: Path) -> None:
 
 def float32(model: nn.Module, paths: list[str]) -> None:
     """The parts in fp32 (folders are bf16): the reference and the exported graph compute in fp32.
-    Complex buffers (Llama 4's rotary table) stay complex."""
+    Complex buffers (Llama 4's rotary table) stay complex. The configs say fp32 too: some models
+    cast their inputs to the config's dtype (Nemotron-H Omni's pixel_values)."""
+    _configs_float32(model.config)
     for path in paths:
         if not is_module(model, path):  # a bare parameter (BLIP-2's query tokens)
             parent, _, name = path.rpartition(".")
@@ -185,6 +203,15 @@ def float32(model: nn.Module, paths: list[str]) -> None:
             for name, buffer in list(module.named_buffers(recurse=False)):
                 if buffer is not None and buffer.is_floating_point() and buffer.dtype != torch.float32:
                     module._buffers[name] = buffer.float()
+
+
+def _configs_float32(config: Any) -> None:
+    from transformers import PretrainedConfig
+
+    config.dtype = torch.float32
+    for value in vars(config).values():
+        if isinstance(value, PretrainedConfig):
+            _configs_float32(value)
 
 
 def weights_name(path: str) -> str:
