@@ -65,6 +65,30 @@ def _refuse(path: str) -> Any:
     return forward
 
 
+def _no_processor_cause() -> str:
+    import importlib.util
+
+    if importlib.util.find_spec("torchvision") is None:
+        return "its image processor needs torchvision (not installed where this table was made)"
+    return "no image processor that mmexport.hf.tiny can make (none named for it in transformers, nor for its parent types)"
+
+
+def _model_fails(model: Any, folder: Path) -> str | None:
+    """Why transformers' own get_image_features fails on the tiny folder's processor outputs, if it does."""
+    import torch
+
+    from mmexport.hf.automatic import _process, accepted
+    from mmexport.hf.model import image_owner
+
+    try:
+        owner = image_owner(model)
+        with torch.no_grad():
+            owner.get_image_features(**_process(str(folder), accepted(owner, str(folder)), 2, seed=7))
+    except Exception as exc:
+        return _one_line(exc)
+    return None
+
+
 def verify(model_type: str) -> dict[str, Any]:
     """One type, in its own process: built, exported, gated, attached."""
     import torch
@@ -85,7 +109,7 @@ def verify(model_type: str) -> dict[str, Any]:
         except Exception as exc:  # the shrinker's limits, not mmexport's: the type is untried
             return row | {"status": "untried", "cause": f"no tiny model made by mmexport.hf.tiny: {_one_line(exc)}"}
         if model is None:
-            return row | {"status": "untried", "cause": "its image processor needs torchvision (not installed where this table was made)"}
+            return row | {"status": "untried", "cause": _no_processor_cause()}
         try:
             made = mmexport.export(None, subject=vision_part(folder), output=Path(tmp) / "v.onnx")
             assert made.parity is not None
@@ -93,6 +117,9 @@ def verify(model_type: str) -> dict[str, Any]:
             if row["status"] == "automatic":  # a declared family's attach is the suite's (test_families)
                 row["attach_max_rel"] = attached_matches(model, folder, made.path)
         except MmexportError as exc:
+            broken = _model_fails(model, folder)
+            if broken:  # the shrinker's limits again: the tiny folder's own model cannot take its inputs
+                return row | {"status": "untried", "cause": f"the tiny folder's own model fails on its processor's outputs: {broken}"}
             return row | {"status": "refused", "cause": _one_line(exc)}
         except Exception as exc:  # a defect to look at, reported as such
             return row | {"status": "refused", "cause": f"{type(exc).__name__}: {_one_line(exc)}"}

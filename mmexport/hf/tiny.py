@@ -71,7 +71,7 @@ WIDTH_RE = re.compile(
     r"^output_dim$|^projection_dim$|_output_dim$|^out_hidden_size$|proj_dim$|_input_dim$|"
     r"^image_token_embed_dim$|^text_hidden_size$|^codebook_dim$|"
     r"^latent_channels$|^output_channels$|^conv_output_size$|^vision_output_dim$|"
-    r"^merged_hidden_size$|^adapter_input_size$)"
+    r"^merged_hidden_size$|^adapter_input_size$|_proj_dims$)"
 )
 WIDTH_EXCLUDE_RE = re.compile(r"(patch|action|state|head_dim|^max_|position|_size_per_layer$|kernel|mel|feat)")
 EXPERT_RE = re.compile(r"^(num_experts|n_routed_experts|num_local_experts|moe_num_experts)$")
@@ -620,7 +620,18 @@ def _mllama_output_dim(vision):  # the tower concatenates its last state and eac
     return vision["hidden_size"] * (len(vision["intermediate_layers_indices"]) + 1)
 
 
+def _merged_width(d):  # the projector takes merge_size**2 patches side by side
+    return d["vision_config"]["hidden_size"] * d["vision_config"]["merge_size"] ** 2
+
+
+def _shuffled_width(vision):  # the adapter's first layer takes the pixel-shuffled patches
+    return int(vision["hidden_size"] / vision["pixel_shuffle_ratio"] ** 2)
+
+
 OVERRIDES: dict[str, dict[str, Any]] = {
+    "muse_glimmer": {"out_hidden_size": _merged_width},
+    "muse_spark": {"out_hidden_size": _merged_width},
+    "llama4": {"vision_config.intermediate_size": _shuffled_width},
     "mllama": {"vision_config.vision_output_dim": _mllama_output_dim},
     # the Aria projector only knows 1225 / 4900 patches and the processor only 490 / 980 px images
     "aria": {"vision_config.patch_size": 14, "vision_config.image_size": 490},
@@ -769,7 +780,7 @@ def _tiny_kwargs(proc, side, patch, merge, tps, pinpoints=None):
         side = (patch or 16) * GRID * (merge or 1)
     unit = ((patch or 16) * (merge or 1)) ** 2
     kw = {}
-    for k in ("size", "crop_size", "max_image_size", "resample_size", "image_size", "tile_size", "image_seq_size"):
+    for k in ("size", "crop_size", "max_image_size", "resample_size", "image_size", "tile_size", "image_seq_size", "pad_size"):
         v = getattr(proc, k, None)
         if v is not None:
             nv = _resize_size(v, side, unit)
@@ -826,7 +837,7 @@ def tiny_processor(model_type: str, config):
     patch = _find_attr(cfgs, ["patch_size"], None)
     side = _find_attr(cfgs, ["image_size", "img_size", "vision_image_size", "resolution"], None)
     merge = _find_attr(cfgs, ["spatial_merge_size", "merge_size", "adapter_merge_size"], None)
-    tps = _find_attr(cfgs, ["temporal_patch_size"], None if patch is None else 1)
+    tps = _find_attr(cfgs, ["temporal_patch_size", "patch_temporal"], None if patch is None else 1)
     base = cls()
     kw = _tiny_kwargs(base, side, patch, merge, tps, getattr(config, "image_grid_pinpoints", None))
     # secondary towers: "<x>_size" of the processor follows "<x>_vision_config" (e.g. high_res_size)

@@ -288,6 +288,14 @@ TINY: dict[str, Tiny] = {
         lambda t: t.LlavaNextImageProcessor(size={"shortest_edge": 28}, crop_size=SQUARE, image_grid_pinpoints=PINPOINTS),
         prompt="together",
     ),
+    "llava_next_video": Tiny(
+        "llava_next_video",
+        lambda t: t.LlavaNextVideoConfig(
+            vision_config=CLIP, text_config=LLAMA, image_token_id=IMAGE_TOKEN, video_token_id=IMAGE_TOKEN + 1, image_grid_pinpoints=PINPOINTS
+        ),
+        lambda t: t.LlavaNextImageProcessor(size={"shortest_edge": 28}, crop_size=SQUARE, image_grid_pinpoints=PINPOINTS),
+        prompt="together",
+    ),
     "vipllava": Tiny(
         "vipllava", lambda t: t.VipLlavaConfig(vision_config=CLIP, text_config=LLAMA, image_token_index=IMAGE_TOKEN, vision_feature_layer=[-2, -1, 0, 2]), _clip
     ),

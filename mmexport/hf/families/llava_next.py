@@ -1,4 +1,4 @@
-"""LLaVA-NeXT and LLaVA-OneVision: one row per tile; their anyres packing (unpadding,
+"""LLaVA-NeXT, LLaVA-OneVision and LLaVA-NeXT-Video (images): one row per tile; their anyres packing (unpadding,
 image_newline) runs inside get_image_features, in transformers, after the graph."""
 
 from ..family import Family
@@ -6,7 +6,7 @@ from ..layers import feature_layers
 from ..layouts import Pixels
 
 FAMILY = Family(
-    ("llava_next", "llava_onevision"),
+    ("llava_next", "llava_onevision", "llava_next_video"),
     images=Pixels(axis="tiles"),
     vision=feature_layers,
     reference=feature_layers,  # per tile: get_image_features itself packs the tiles of each image
