@@ -52,7 +52,7 @@ def specs(params: dict[str, Any]) -> list[TensorSpec]:
     patches = named["patches"]
     graph = [
         TensorSpec(names(params)["pixels"], (patches, params["patch_dim"])),
-        TensorSpec("position_ids", (patches, 2), "int64"),
+        TensorSpec("position_ids", (patches, 3 if params.get("temporal_positions") else 2), "int64"),
         TensorSpec("frame_index", (named["frames"], named["frame_patches"]), "int64"),
         TensorSpec("frame_valid", (named["frames"], named["frame_patches"]), "bool"),
         TensorSpec("frame_inverse", (patches,), "int64"),
@@ -123,6 +123,14 @@ def position_taps(grid: np.ndarray, at: dict[str, np.ndarray], taps: dict[str, A
     return index.astype(np.int64), weight.astype(np.float32)
 
 
+def _positions(grid: np.ndarray, at: dict[str, np.ndarray], params: dict[str, Any]) -> np.ndarray:
+    """(row, column) per patch; with `temporal_positions` (MiniMax-M3-VL's 3D rotary) its frame within the clip first."""
+    if not params.get("temporal_positions"):
+        return np.stack([at["row"], at["col"]], -1).astype(np.int64)
+    first_frame = (np.cumsum(grid[:, 0]) - grid[:, 0])[at["image"]]
+    return np.stack([at["frame"] - first_frame, at["row"], at["col"]], -1).astype(np.int64)
+
+
 def derive(feeds: dict[str, np.ndarray], params: dict[str, Any]) -> dict[str, np.ndarray]:
     merge, called = params["merge"], names(params)
     grid = np.asarray(feeds[called["grid"]]).astype(np.int64)
@@ -132,8 +140,8 @@ def derive(feeds: dict[str, np.ndarray], params: dict[str, Any]) -> dict[str, np
         frames = np.repeat(grid[:, 1:], grid[:, 0], axis=0)
         grid = np.concatenate([np.ones((len(frames), 1), np.int64), frames], axis=1)
     at = patch_coordinates(grid, merge)
-    out: dict[str, np.ndarray] = {called["pixels"]: pixels, "position_ids": np.stack([at["row"], at["col"]], -1).astype(np.int64)}
-    out["frame_index"], out["frame_valid"], out["frame_inverse"] = groups(at["frame"])
+    out: dict[str, np.ndarray] = {called["pixels"]: pixels, "position_ids": _positions(grid, at, params)}
+    out["frame_index"], out["frame_valid"], out["frame_inverse"] = groups(at["image" if params.get("clip_attention") else "frame"])
     window = params.get("window", 0)
     if window:
         size = window * window * merge * merge

@@ -236,6 +236,8 @@ class Patches:
     taps: str | None = None  # "bilinear" (Qwen3-VL, align_corners) or "bicubic" (GLM-4V)
     video: bool = False
     frames_as_images: bool = False
+    temporal_positions: bool = False  # MiniMax-M3-VL: (frame, row, column) for a 3D rotary
+    clip_attention: bool = False  # MiniMax-M3-VL: a clip's frames attend to each other
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -245,7 +247,7 @@ class Patches:
     @property
     def derives(self) -> str:
         parts = (
-            ["rotary positions", f"per-{'frame' if self.video else 'image'} attention groups"]
+            ["rotary positions", f"per-{'frame' if self.video and not self.clip_attention else 'image'} attention groups"]
             + (["windows"] if self.window else [])
             + ([f"{self.taps} position-table taps"] if self.taps else [])
         )
@@ -262,7 +264,7 @@ class Patches:
             params["taps"] = {"side": side, "mode": self.taps, "align_corners": self.taps == "bilinear"}
         if self.video:
             params |= {"names": dict(VIDEO_NAMES), "max_patches": MAX_VIDEO_PATCHES} | ({"frames_as_images": True} if self.frames_as_images else {})
-        return params
+        return params | {name: True for name in ("temporal_positions", "clip_attention") if getattr(self, name)}
 
     def inputs(self, hf: Any) -> list[TensorSpec]:
         return DERIVATIONS.get("qwen").inputs(self.params(hf))

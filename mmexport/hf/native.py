@@ -176,6 +176,34 @@ class NaViTSide(nn.Module):
         return projector.linear_2(projector.act(projector.linear_1(x)))
 
 
+class OwnTowerSide(nn.Module):
+    """MiniMax-M3-VL: transformers' own vision tower over the packed patches (block-major, as the
+    processor packs them), fed the positions and attention groups derived beside the graph as its
+    precomputed arguments, then its projector (whose merge is a reshape of that order)."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.tower = model.get_submodule(module_path(model, "vision_tower"))
+        self.projector = model.get_submodule(module_path(model, "multi_modal_projector"))
+
+    def forward(self, pixel_values, position_ids, frame_index, frame_valid, frame_inverse):
+        unused = torch.zeros(2, dtype=torch.int32)  # grid_thw and cu_seqlens: positions and groups replace them
+        with within_groups(self.tower.config):
+            states = self.tower(
+                pixel_values,
+                grid_thw=unused,
+                position_ids=position_ids,
+                cu_seqlens=unused,
+                max_seqlen=1,
+                mmexport_groups=(frame_index, frame_valid, frame_inverse),
+            ).last_hidden_state
+        return self.projector(states.reshape(-1, states.shape[-1]))
+
+
+def own_tower_side(model: nn.Module) -> nn.Module:
+    return OwnTowerSide(model).eval()
+
+
 def navit_side(model: nn.Module) -> nn.Module:
     return NaViTSide(model).eval()
 

@@ -7,7 +7,7 @@ released folders are) with their processor, and reloaded in fp32 as a user would
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -409,6 +409,8 @@ TINY: dict[str, Tiny] = {
         "paddleocr_vl", _paddleocr_vl, lambda t: t.PaddleOCRVLImageProcessor(size=QWEN_SIZE), prompt="native", token_types="mm_token_type_ids"
     ),
     "lfm2_vl": Tiny("lfm2_vl", _lfm2_vl, prompt="together", tensors=_naflex_tiles),
+    # its own image processor needs torchvision; Qwen2-VL's packs patches the same way (block-major, C*T*P*P)
+    "minimax_m3_vl": replace(shrunk("minimax_m3_vl", prompt="native"), processor=lambda t: t.Qwen2VLImageProcessor(size=QWEN_SIZE)),
     "glm5_next": shrunk("glm5_next", prompt="native", token_types="mm_token_type_ids"),
     "gemma4": Tiny("gemma4", _gemma4, lambda t: t.Gemma4ImageProcessorPil(max_soft_tokens=70), prompt="together", token_types="mm_token_type_ids"),
     "qwen3_5": Tiny("qwen3_5", _qwen3_5, _qwen3_processor, prompt="native", token_types="mm_token_type_ids"),
