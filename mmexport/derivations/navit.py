@@ -1,6 +1,6 @@
-"""PaddleOCR-VL (NaViT-packed SigLIP): patches of every image packed in raster order, each image's
+"""PaddleOCR-VL and Kimi-K2.5 (NaViT-packed SigLIP / MoonViT): patches of every image packed in raster order, each image's
 grid in `image_grid_thw`. Derived here: each patch's (row, column) for the 2D rotary, one attention
-group per image, the bilinear taps that resample the learned position table to each grid, and the
+group per image, the bilinear (Kimi: bicubic) taps that resample the learned position table to each grid, and the
 2x2 neighbourhoods the projector concatenates (merging happens after the encoder, not inside)."""
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from . import pixtral, qwen
 from .base import groups
 
 MAX_PATCHES = qwen.MAX_PATCHES
+TAPS = {"bilinear": 4, "bicubic": 16}  # position-table taps per patch
 
 
 def axes(params: dict[str, Any]) -> dict[str, Axis]:
@@ -38,8 +39,8 @@ def specs(params: dict[str, Any]) -> list[TensorSpec]:
         TensorSpec("frame_index", (named["frames"], named["frame_patches"]), "int64"),
         TensorSpec("frame_valid", (named["frames"], named["frame_patches"]), "bool"),
         TensorSpec("frame_inverse", (patches,), "int64"),
-        TensorSpec("pos_index", (patches, 4), "int64"),
-        TensorSpec("pos_weight", (patches, 4)),
+        TensorSpec("pos_index", (patches, TAPS[params["taps"]["mode"]]), "int64"),
+        TensorSpec("pos_weight", (patches, TAPS[params["taps"]["mode"]])),
         TensorSpec("merge_index", (named["tokens"], params["merge"] ** 2), "int64"),
     ]
 

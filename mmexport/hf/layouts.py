@@ -332,7 +332,7 @@ class PackedPatches(Patches):
         return DERIVATIONS.get("navit").inputs(self.params(hf))
 
     def samples(self, hf: Any) -> list[Sample]:
-        m = hf.vision_config.spatial_merge_size
+        m = self.params(hf)["merge"]
         cases = []
         for i, shapes in enumerate(([(4, 6)], [(2, 2), (5, 3)], [(3, 7), (2, 4), (1, 1)])):
             grid = torch.tensor([[1, h * m, w * m] for h, w in shapes])
@@ -346,10 +346,25 @@ class PackedPatches(Patches):
         return DERIVATIONS.get("navit").axes(self.params(hf))["patches"]
 
     def request(self, hf: Any, images: int, seed: int = 0) -> Sample:
-        vision = hf.vision_config
-        unit, m = vision.patch_size * vision.spatial_merge_size, vision.spatial_merge_size
+        params = self.params(hf)
+        unit, m = params["patch"] * params["merge"], params["merge"]
         grid = torch.tensor([[1, h // unit * m, w // unit * m] for h, w in typical_sizes(images, seed)])
         return {"pixel_values": _pixels(self._shape(hf, int(grid.prod(1).sum())), 1000 + seed), "image_grid_thw": grid}
+
+
+@dataclass(frozen=True)
+class MoonViTPatches(PackedPatches):
+    """Kimi-K2.5 (MoonViT): PaddleOCR-VL's packing, its square position table resampled bicubically
+    (half-pixel), the merge kernel in `merge_kernel_size`."""
+
+    @property
+    def derives(self) -> str:
+        return "rotary positions, per-image attention groups, bicubic position-table taps, 2x2 merge neighbourhoods"
+
+    def params(self, hf: Any) -> dict[str, Any]:
+        vision = hf.vision_config
+        taps = {"side": vision.pos_emb_height, "mode": "bicubic", "align_corners": False}
+        return {"merge": vision.merge_kernel_size[0], "patch": vision.patch_size, "channels": 3, "taps": taps}
 
 
 @dataclass(frozen=True)

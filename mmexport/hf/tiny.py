@@ -659,6 +659,18 @@ OVERRIDES: dict[str, dict[str, Any]] = {
 }
 
 
+TIES = (("head_dim", "qk_rope_head_dim"),)  # fields a default config keeps equal (DeepSeek-V3: the rotary's width)
+
+
+def _keep_ties(new, old):
+    for a, b in TIES:
+        if _is_int(old.get(a)) and old.get(a) == old.get(b) and _is_int(new.get(b)):
+            new[a] = new[b]
+    for k, v in new.items():
+        if _is_cfg_dict(v) and _is_cfg_dict(old.get(k)):
+            _keep_ties(v, old[k])
+
+
 def _set_path(d, path, value):
     parts = path.split(".")
     for p in parts[:-1]:
@@ -675,6 +687,7 @@ def tiny_config(model_type: str):
             d0[key] = sub_cls().to_dict()
     d = _shrink(d0, [])
     _fix_token_counts(d, d0)
+    _keep_ties(d, d0)
     for path, value in OVERRIDES.get(model_type, {}).items():
         _set_path(d, path, value)
     d.pop("transformers_version", None)

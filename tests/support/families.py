@@ -408,6 +408,8 @@ TINY: dict[str, Tiny] = {
     "paddleocr_vl": Tiny(
         "paddleocr_vl", _paddleocr_vl, lambda t: t.PaddleOCRVLImageProcessor(size=QWEN_SIZE), prompt="native", token_types="mm_token_type_ids"
     ),
+    # its own image processor needs torchvision; PaddleOCR-VL's packs patches the same way (raster order, [patches, 3, P, P])
+    "kimi_k25": replace(shrunk("kimi_k25", prompt="together"), processor=lambda t: t.PaddleOCRVLImageProcessor(size=QWEN_SIZE)),
     "lfm2_vl": Tiny("lfm2_vl", _lfm2_vl, prompt="together", tensors=_naflex_tiles),
     # its own image processor needs torchvision; Qwen2-VL's packs patches the same way (block-major, C*T*P*P)
     "minimax_m3_vl": replace(shrunk("minimax_m3_vl", prompt="native"), processor=lambda t: t.Qwen2VLImageProcessor(size=QWEN_SIZE)),
