@@ -222,6 +222,7 @@ def tokens_per_crop(hf: Any) -> int:
 
 VIDEO_NAMES = {"pixels": "pixel_values_videos", "grid": "video_grid_thw"}
 MAX_VIDEO_PATCHES = 32768  # a 64-frame 448x448 clip at temporal patch 2 (Qwen2.5-VL: 32 x 1024)
+MAX_VIDEO_FRAMES = 1024  # temporal patches (attention groups) per call: a long clip of small frames
 VIDEO_FRAMES = 16  # a bench request's clip
 
 
@@ -263,7 +264,9 @@ class Patches:
             side = int(vision.num_position_embeddings**0.5) if self.taps == "bilinear" else vision.image_size // vision.patch_size
             params["taps"] = {"side": side, "mode": self.taps, "align_corners": self.taps == "bilinear"}
         if self.video:
-            params |= {"names": dict(VIDEO_NAMES), "max_patches": MAX_VIDEO_PATCHES} | ({"frames_as_images": True} if self.frames_as_images else {})
+            params |= {"names": dict(VIDEO_NAMES), "max_patches": MAX_VIDEO_PATCHES, "max_images": MAX_VIDEO_FRAMES} | (
+                {"frames_as_images": True} if self.frames_as_images else {}
+            )
         return params | {name: True for name in ("temporal_positions", "clip_attention") if getattr(self, name)}
 
     def inputs(self, hf: Any) -> list[TensorSpec]:

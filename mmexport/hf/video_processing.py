@@ -18,12 +18,13 @@ from ..errors import InputError, UsageError
 
 FrameProcessor = Callable[[np.ndarray], dict[str, np.ndarray]]
 PIL_PACKED = ("Qwen2VLVideoProcessor",)  # video processors whose packing the PIL path reproduces
+QWEN2_VIDEO_TYPES = ("qwen2_vl", "qwen2_5_vl")  # model types whose auto video processor is Qwen2VLVideoProcessor
 
 
 def video_processor(folder: str | Path) -> tuple[FrameProcessor, list[str]]:
     """The processor, and notes on how it departs from the folder's own."""
     config = _config(Path(folder))
-    named = config.get("video_processor_type") or config.get("processor_class") or "?"
+    named = config.get("video_processor_type") or _mapped(Path(folder))
     try:
         from transformers import AutoVideoProcessor
 
@@ -40,6 +41,17 @@ def video_processor(folder: str | Path) -> tuple[FrameProcessor, list[str]]:
         f"the folder's video processor is {named}, which needs torchvision; this service resizes frames with PIL, whose pixels differ slightly (up to ~0.015)"
     )
     return _pil_qwen(config), [note]
+
+
+def _mapped(folder: Path) -> str:
+    """The video processor transformers' auto class names for the folder's model type, where the
+    folder was saved with its image processor only (transformers blanks those names when
+    torchvision is missing, so the Qwen2-VL ones are listed here)."""
+    try:
+        model_type = json.loads((folder / "config.json").read_text())["model_type"]
+    except (OSError, ValueError, KeyError):
+        return "?"
+    return "Qwen2VLVideoProcessor" if model_type in QWEN2_VIDEO_TYPES else f"the video processor of {model_type}"
 
 
 def _config(folder: Path) -> dict[str, Any]:

@@ -19,6 +19,13 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def _part(artifact: Path) -> str | None:
+    from ..record import read
+
+    model = read(artifact).model
+    return model.part if model is not None else None
+
+
 def start_service(artifact: Path, folder: Path | None = None, name: str = "vision", timeout: float = 300) -> tuple[subprocess.Popen, str]:
     """`mmexport serve ARTIFACT [--model FOLDER]` on loopback ports; returns the process (its own
     session: stop it with os.killpg) and the HTTP address, once every endpoint is ready."""
@@ -28,7 +35,8 @@ def start_service(artifact: Path, folder: Path | None = None, name: str = "visio
     args = ["mmexport", "serve", str(artifact), "--name", name, "--http-port", str(http), "--grpc-port", str(grpc), "--metrics-port", str(metrics)]
     args += ["--model", str(folder)] if folder is not None else []
     proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
-    models = [name] + ([f"{name}_images", "images"] if folder is not None else [])
+    kind = "video" if folder is not None and _part(artifact) == "video" else "image"
+    models = [name] + ([f"{name}_{kind}s", f"{kind}s"] if folder is not None else [])
     client = httpclient.InferenceServerClient(f"127.0.0.1:{http}")
     deadline = time.time() + timeout
     try:

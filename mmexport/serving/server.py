@@ -59,14 +59,16 @@ def _infer_function(runtime: Runtime, batched: bool) -> Callable:
     return infer_each
 
 
-def _images_function(encoder: Any) -> Callable:
-    """The encoder service's batch: every image of every request in one artifact call; outputs
-    padded to the batch's most tokens, with each image's token count, grid, size and error."""
+def _encoder_function(encoder: Any) -> Callable:
+    """The encoder service's batch: every item (image or clip) of every request in one artifact
+    call; outputs padded to the batch's most tokens, with each item's token count, grid, size
+    (images) and error."""
     from pytriton.decorators import batch
 
-    @batch
-    def infer(image):
-        answers = encoder([bytes(row[0]) for row in image])
+    kind = encoder.kind
+
+    def infer(**inputs):
+        answers = encoder([bytes(row[0]) for row in inputs[kind]])
         width = encoder_width(encoder)
         tokens = max([len(a.embeddings) for a in answers if a.embeddings is not None] or [1])
         embeds = np.zeros((len(answers), tokens, width), np.float32)
@@ -80,9 +82,10 @@ def _images_function(encoder: Any) -> Callable:
                 sizes[k] = answer.size
         errors = np.array([[a.error.encode()] for a in answers], dtype=np.object_)
         producer = np.array([[encoder.producer.encode()]] * len(answers), dtype=np.object_)
-        return {"image_embeds": embeds, "image_tokens": counts, "image_grid_thw": grids, "image_sizes": sizes, "error": errors, "producer": producer}
+        out = {f"{kind}_embeds": embeds, f"{kind}_tokens": counts, f"{kind}_grid_thw": grids, "error": errors, "producer": producer}
+        return out | ({"image_sizes": sizes} if kind == "image" else {})
 
-    return infer
+    return batch(infer)
 
 
 def encoder_width(encoder: Any) -> int:
@@ -90,21 +93,22 @@ def encoder_width(encoder: Any) -> int:
     return sum(int(s.dims[-1]) for s in encoder.runtime.outputs)
 
 
-def _bind_images(triton: Any, name: str, encoder: Any, max_batch: int) -> None:
+def _bind_encoder(triton: Any, name: str, encoder: Any, max_batch: int) -> None:
     from pytriton.model_config import DynamicBatcher, ModelConfig, Tensor
 
+    kind = encoder.kind
     outputs = [
-        Tensor(name="image_embeds", dtype=np.float32, shape=(-1, encoder_width(encoder))),
-        Tensor(name="image_tokens", dtype=np.int64, shape=(1,)),
-        Tensor(name="image_grid_thw", dtype=np.int64, shape=(3,)),
-        Tensor(name="image_sizes", dtype=np.int64, shape=(2,)),
+        Tensor(name=f"{kind}_embeds", dtype=np.float32, shape=(-1, encoder_width(encoder))),
+        Tensor(name=f"{kind}_tokens", dtype=np.int64, shape=(1,)),
+        Tensor(name=f"{kind}_grid_thw", dtype=np.int64, shape=(3,)),
+        *([Tensor(name="image_sizes", dtype=np.int64, shape=(2,))] if kind == "image" else []),
         Tensor(name="error", dtype=bytes, shape=(1,)),
         Tensor(name="producer", dtype=bytes, shape=(1,)),
     ]
     triton.bind(
         model_name=name,
-        infer_func=_images_function(encoder),
-        inputs=[Tensor(name="image", dtype=bytes, shape=(1,))],
+        infer_func=_encoder_function(encoder),
+        inputs=[Tensor(name=kind, dtype=bytes, shape=(1,))],
         outputs=outputs,
         config=ModelConfig(max_batch_size=max_batch, batcher=DynamicBatcher(max_queue_delay_microseconds=2000)),
         strict=True,
@@ -124,7 +128,8 @@ def serve(
     model_folder: str | Path | None = None,
 ) -> None:
     """Blocks until interrupted (Ctrl-C / SIGTERM). With `model_folder` (the one the vision-side
-    artifact came from) it also serves NAME_images: encoded images in, embeddings out."""
+    artifact came from) it also serves NAME_images (a video side: NAME_videos): encoded images
+    (clips) in, embeddings out."""
     try:
         from pytriton.model_config import DynamicBatcher, ModelConfig, Tensor
         from pytriton.triton import Triton, TritonConfig
@@ -134,9 +139,9 @@ def serve(
     name = name or Path(artifact).name.split(".")[0]
     encoder = None
     if model_folder is not None:
-        from ..hf.service import ImageEncoder
+        from ..hf.service import encoder_for
 
-        encoder = ImageEncoder(runtime, model_folder)
+        encoder = encoder_for(runtime, model_folder)
     max_batch = max_batch_size(runtime.record, max_batch, default_cap=16)
     batched = max_batch > 0
 
@@ -160,15 +165,15 @@ def serve(
             else ModelConfig(max_batch_size=0, batching=False),
             strict=True,
         )
-        if encoder is not None:  # under its name and as `images`, the one a client finds unasked
-            for served in (f"{name}_images", "images"):
-                _bind_images(triton, served, encoder, 16)
+        if encoder is not None:  # under its name and as `images` (`videos`), the one a client finds unasked
+            for served in (f"{name}_{encoder.kind}s", f"{encoder.kind}s"):
+                _bind_encoder(triton, served, encoder, 16)
         triton.run()
         for note in runtime.notes + (encoder.notes if encoder is not None else []):
             on_ready(f"note: {note}")
         on_ready(
             f"serving '{name}' ({runtime.record.connector}, {runtime.record.precision}, max batch {max_batch}) "
             f"on http://{host}:{http_port} and grpc {host}:{grpc_port}; ready at /v2/health/ready; Ctrl-C stops"
-            + (f"; images in at '{name}_images' (mmexport.client.embeddings)" if encoder is not None else "")
+            + (f"; {encoder.kind}s in at '{name}_{encoder.kind}s' (mmexport.client.embeddings)" if encoder is not None else "")
         )
         triton.serve()

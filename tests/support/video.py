@@ -43,3 +43,42 @@ def clips(config, processor, shapes: list[tuple[int, int, int]], seed: int = 0) 
         parts.append(pixels)
         grids.append(grid)
     return {"pixel_values_videos": torch.cat(parts), "video_grid_thw": torch.tensor(grids)}
+
+
+def panning(count: int, height: int, width: int, seed: int = 0) -> np.ndarray:
+    """A clip of real photos: [count, H, W, 3] uint8, a window panning one step per frame."""
+    return _frames(count, height, width, seed)
+
+
+def mp4(frames: np.ndarray, codec: str = "libx264") -> bytes:
+    """Frames encoded as an MP4 file (what a client uploads), by PyAV."""
+    import io
+
+    import av
+
+    buffer = io.BytesIO()
+    with av.open(buffer, mode="w", format="mp4") as container:
+        stream = container.add_stream(codec, rate=4)
+        stream.width, stream.height, stream.pix_fmt = frames.shape[2], frames.shape[1], "yuv420p"
+        for frame in frames:
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+        container.mux(stream.encode())
+    return buffer.getvalue()
+
+
+def zipped(pictures: list) -> bytes:
+    """PNG frames in a ZIP, in name order (a clip sent as frames)."""
+    import io
+    import zipfile
+
+    from PIL import Image
+
+    from mmexport.samples import png
+
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for i, picture in enumerate(pictures):
+            if isinstance(picture, np.ndarray):
+                picture = Image.fromarray(picture)
+            archive.writestr(f"{i:04d}.png", picture if isinstance(picture, bytes) else png(picture))
+    return buffer.getvalue()
