@@ -40,6 +40,13 @@ def photos(count: int, seed: int = 0, sizes: tuple[tuple[int, int], ...] = SIZES
     return images
 
 
+def clip(frames: int, height: int, width: int, seed: int = 0) -> np.ndarray:
+    """A clip of a real photo: [frames, H, W, 3] uint8, a window panning across it one step per frame."""
+    step_h, step_w = max(1, height // 32), max(1, width // 32)
+    picture = np.asarray(photo(PHOTOS[seed % 4]).resize((width + step_w * frames, height + step_h * frames)))
+    return np.stack([picture[i * step_h : i * step_h + height, i * step_w : i * step_w + width] for i in range(frames)])
+
+
 def write_photos(folder: Path, generated: int = 6) -> list[Path]:
     """scikit-image's photos at their own sizes, and generated images, as PNG files in `folder`."""
     from PIL import Image

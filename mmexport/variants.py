@@ -13,7 +13,7 @@ import onnx
 
 from . import precisions
 from .artifacts import Staging
-from .calibration import data, images
+from .calibration import data
 from .calibration import heldout as heldout_file
 from .errors import ParityError, UsageError
 from .memory import release
@@ -70,10 +70,10 @@ def _calibration(ref: Subject, options: QuantizeOptions, warnings: list[str]) ->
         samples, digest = ref.synthetic(options.samples, family)
         return data.CalibrationSet(samples, f"synthetic:{family}", digest, synthetic=True, family=family)
     source = Path(options.calib)
-    if images.image_files(source):  # a folder of images: the model's own processor makes the inputs
+    if ref.reads_folder(source):  # a folder of images (clips): the model's own processor makes the inputs
         samples = ref.from_images(source, options.samples)
         if len(samples) < data.MIN_SAMPLES:
-            raise UsageError(f"{source} holds {len(samples)} images; at least {data.MIN_SAMPLES} are needed (some are held out to check the result)")
+            raise UsageError(f"{source} holds {len(samples)} items; at least {data.MIN_SAMPLES} are needed (some are held out to check the result)")
         return data.CalibrationSet(samples, str(source.resolve()), data.digest_of(samples))
     return data.load(ref.inputs, source, options.samples)
 

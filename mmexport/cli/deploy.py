@@ -123,6 +123,16 @@ def features_command(
     out.print(f"[green]wrote[/] {escape(str(path))}: {shape[0]} images, features {list(shape[1:])}", highlight=False)
 
 
+def _clip_size(text: str) -> tuple[int, int, int]:
+    try:
+        frames, height, width = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise typer.BadParameter(f"'{text}' is not FRAMESxHxW (e.g. 16x448x448)", param_hint="--video") from None
+    if min(frames, height, width) < 1:
+        raise typer.BadParameter(f"'{text}': frames, height and width must be positive", param_hint="--video")
+    return frames, height, width
+
+
 @app.command("bench")
 def bench_command(
     artifact: Optional[Path] = typer.Argument(None, help="An .onnx made by mmexport (fp32, or a variant): timed as it is; or use --connector / --model."),
@@ -140,6 +150,9 @@ def bench_command(
     calib: str = typer.Option("synthetic", "--calib", help="Calibration features for the int8/fp8 variants (as in `quantize`)."),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the results to this .json file."),
     plot: Optional[Path] = typer.Option(None, "--plot", help="Also write latency against batch size to this .png file."),
+    video: Optional[str] = typer.Option(
+        None, "--video", help="With --model --vision-tower: time the video side on clips of FRAMESxHxW (e.g. 16x448x448), --batch clips per call."
+    ),
 ) -> None:
     """Time PyTorch, torch.compile, ONNX Runtime (fp32 and each precision) and TensorRT side by side on a connector, a vision side or an artifact."""
     from ..artifacts import check_writable, write_json
@@ -163,7 +176,9 @@ def bench_command(
     if artifact is not None and (connector or model):
         raise typer.BadParameter("give an artifact or --connector/--model, one of them", param_hint="ARTIFACT")
     with ui.status("starting") as status:
-        subject = None if artifact else api.subject_for(connector, model, {"preset": preset, "weights": weights}, vision_tower)
+        subject = None if artifact else api.subject_for(connector, model, {"preset": preset, "weights": weights}, vision_tower, video is not None)
+        if video is not None and subject is not None:
+            subject.bench_clip = _clip_size(video)  # type: ignore[attr-defined]
         report = api.bench(
             connector, preset, weights, chosen, batches, tokens, warmup, iters, threads, calib, step=status.update, subject=subject, artifact=artifact
         )

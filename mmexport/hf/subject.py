@@ -17,7 +17,7 @@ from torch import nn
 
 from ..calibration.synthetic import features
 from ..derivations import Derivation, Feeds, Identity
-from ..errors import UsageError
+from ..errors import InputError, UsageError
 from ..parity import Case
 from ..record import ArtifactRecord, ModelSection, WeightsRecord
 from ..specs import Axis, TensorSpec, Tolerance
@@ -176,6 +176,7 @@ class FolderPart(Subject):
         self.config = Part(found.model_type, part)
         self.inputs, self.outputs, self.derivation = inputs, outputs, derivation
         self.tolerance, self.attention = Tolerance(), True
+        self.bench_clip = (16, 448, 448)  # frames, H, W of each clip `bench` times (--video)
         if part == "connector":
             self.gate_inputs = "the connector's inputs as transformers' forward feeds it"
         elif part == "video":
@@ -231,6 +232,8 @@ class FolderPart(Subject):
         processor (its cosine against eager then means something for int8); random pixels where
         the folder has no image processor or it does not give every input."""
         feeds, used = super().bench_inputs(batch, tokens)
+        if self.part == "video":
+            return self._bench_clips(batch) or feeds, used
         if self.part != "vision":
             return feeds, used
         from ..calibration.images import image_processor
@@ -246,6 +249,18 @@ class FolderPart(Subject):
             return feeds, used
         return (given, used) if all(s.name in given or s.optional for s in self.inputs) else (feeds, used)
 
+    def _bench_clips(self, count: int) -> Feeds | None:
+        """`count` clips of `bench_clip` (frames, H, W) panning across photos, through the folder's
+        video processor, in one call; None where the folder has none that runs here."""
+        from ..samples import clip
+        from .video_processing import processed_clips
+
+        try:
+            made = processed_clips(self.loaded.folder, self.inputs, [clip(*self.bench_clip, seed=i) for i in range(count)])
+        except (UsageError, InputError):
+            return None
+        return self.loaded.family.video.collate(made)
+
     def synthetic(self, count: int, family: str) -> tuple[list[Feeds], str]:
         if self.part != "connector":
             return super().synthetic(count, family)
@@ -255,9 +270,14 @@ class FolderPart(Subject):
             samples.append({k: features(family, v.shape, seed=i) if v.dtype.kind == "f" else v for k, v in sample.items()})
         return samples, f"synthetic:{family}/{self.name}/{count}"
 
+    def reads_folder(self, source: Path) -> bool:
+        return source.is_dir() if self.part == "video" else super().reads_folder(source)
+
     def from_images(self, source: Path, count: int) -> list[Feeds]:
         if self.part == "video":
-            raise UsageError("--calib for a video side takes a .npz of the video processor's tensors (pixel_values_videos, video_grid_thw)")
+            from .video_processing import clips_in, processed_clips
+
+            return processed_clips(self.loaded.folder, self.inputs, clips_in(source, count))
         if self.part != "vision":
             return super().from_images(source, count)
         from ..calibration.images import processed

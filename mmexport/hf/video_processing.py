@@ -100,3 +100,43 @@ def _stacked_in_time(pixels: np.ndarray, grids: np.ndarray, temporal: int) -> di
     x = x.transpose(0, 2, 3, 1, 4).reshape((frames // temporal) * per_frame, -1)
     grid = np.array([[frames // temporal, rows, cols]], dtype=np.int64)
     return {"pixel_values_videos": np.ascontiguousarray(x, dtype=np.float32), "video_grid_thw": grid}
+
+
+VIDEO_TYPES = (".mp4", ".webm", ".mkv", ".mov", ".avi", ".m4v")
+
+
+def clips_in(source: Path, count: int) -> list[np.ndarray]:
+    """Up to `count` clips from a folder: video files, and subfolders of frame images (name order)."""
+    from ..calibration.images import image_files
+    from .decoding import decode_clip
+
+    found = sorted(p for p in source.iterdir() if p.suffix.lower() in VIDEO_TYPES or (p.is_dir() and image_files(p))) if source.is_dir() else []
+    if not found:
+        raise UsageError(f"{source} holds no clips: give video files ({', '.join(VIDEO_TYPES)}) or folders of frames")
+    clips = []
+    for path in found[:count]:
+        try:
+            clips.append(decode_clip(path.read_bytes()) if path.is_file() else _frames_of(path))
+        except InputError as exc:
+            raise UsageError(f"{path.name}: {exc}") from None
+    return clips
+
+
+def _frames_of(folder: Path) -> np.ndarray:
+    from ..calibration.images import image_files
+    from .decoding import decode
+
+    frames = [np.asarray(decode(p.read_bytes())) for p in image_files(folder)]
+    if len({f.shape for f in frames}) > 1:
+        raise InputError("its frames differ in size; give frames of one size")
+    return np.stack(frames)
+
+
+def processed_clips(folder: str | Path, specs: list[Any], clips: list[np.ndarray]) -> list[dict[str, np.ndarray]]:
+    """One sample per clip: what the folder's video processor makes of it, by the graph's input names."""
+    process, _ = video_processor(folder)
+    samples = []
+    for frames in clips:
+        made = process(frames)
+        samples.append({s.name: np.asarray(made[s.name]).astype(s.dtype) for s in specs if s.name in made})
+    return samples

@@ -86,6 +86,12 @@ class Subject(ABC):
         samples = [self.request(1, i) for i in range(count)]
         return samples, "sha256:" + hashlib.sha256(f"synthetic/{self.name}/{family}/{count}".encode()).hexdigest()
 
+    def reads_folder(self, source: Path) -> bool:
+        """Whether --calib SOURCE is a folder this subject reads through a processor (images)."""
+        from ..calibration.images import image_files
+
+        return bool(image_files(source))
+
     def from_images(self, source: Path, count: int) -> list[Feeds]:
         raise UsageError(f"{source} holds images; this graph takes features: calibrate with features (mmexport features) or export --vision-tower")
 

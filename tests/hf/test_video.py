@@ -14,6 +14,7 @@ import json
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 from support.checks import assert_close
 from support.cli import assert_one_line
 from support.families import TINY, config, processor
@@ -155,3 +156,33 @@ def test_fp16_video_side_builds_an_engine(cli, artifacts, tmp_path):
     built = cli("trt", tmp_path / "v.fp16.onnx", "--flavor", "tensorrt-rtx", "--arch", "sm89", "-o", tmp_path / "v.engine", "--json")
     assert built.code == 0, built
     assert json.loads(built.stdout)["engine"]["profiles"][0]["pixel_values_videos"]["max"][0] == 32768
+
+
+@uses("qwen2_5_vl")
+def test_int8_video_side_calibrated_on_clips_and_benched_on_clips(cli, tiny_models, artifacts, tmp_path):
+    """`quantize --calib FOLDER` reads video files and folders of frames through the folder's video
+    processor; `bench --video FRAMESxHxW` times the video side on clips of that size."""
+    from support.video import mp4
+
+    from mmexport.samples import clip
+
+    clips = tmp_path / "clips"
+    clips.mkdir()
+    for i in range(6):
+        (clips / f"c{i}.mp4").write_bytes(mp4(clip(4, 56, 84, seed=i)))
+    for i in range(4):
+        frames = clips / f"f{i}"
+        frames.mkdir()
+        for k, frame in enumerate(clip(3, 84, 56, seed=10 + i)):
+            Image.fromarray(frame).save(frames / f"{k:03d}.png")
+    out = tmp_path / "video.int8.onnx"
+    result = cli("quantize", artifacts("qwen2_5_vl", "video"), "--precision", "int8", "--calib", clips, "-o", out, "--json")
+    assert result.code == 0, result
+    made = json.loads(result.stdout)
+    assert made["quantization"]["calibration"]["source"] == str(clips.resolve()) and made["parity"]["passed"]
+    folder = tiny_models("qwen2_5_vl")[0]
+    args = ("--model", folder, "--vision-tower", "--video", "4x56x84", "--backends", "torch,ort", "--batch", "2", "--iters", "2", "--json", tmp_path / "b.json")
+    assert cli("bench", *args).code == 0
+    rows = json.loads((tmp_path / "b.json").read_text())["results"]
+    assert {r["sizes"] for r in rows} == {"2 clip(s) of frames x H x W 4x56x84, 4x56x84 (96 patches)"} and all(r["cosine"] > 0.99999 for r in rows)
+    assert "FRAMESxHxW" in cli("bench", "--model", folder, "--vision-tower", "--video", "16x448").stderr

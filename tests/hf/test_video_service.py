@@ -14,12 +14,12 @@ import pytest
 import torch
 from support.families import processor
 from support.tiers import uses
-from support.video import mp4, panning, patchify, zipped
+from support.video import mp4, patchify, zipped
 
 from mmexport.client import EncoderError, embeddings
 from mmexport.hf.decoding import MAX_FRAMES, decode_clip
 from mmexport.hf.model import image_owner
-from mmexport.samples import bad_images, photos
+from mmexport.samples import bad_images, clip, photos
 from mmexport.serving.launch import start_service
 
 pytestmark = uses("qwen2_5_vl")
@@ -44,7 +44,7 @@ def _expected(model, clips: list[np.ndarray]) -> torch.Tensor:
 def test_clips_in_vllm_layout_out(service):
     """An MP4 of 5 frames and 4 frames sent as PNGs, of two sizes, in one request: video_embeds
     [tokens, D] and one grid row per clip, equal to get_video_features on the same frames."""
-    first, second = panning(5, 56, 84, seed=1), panning(4, 84, 56, seed=2)
+    first, second = clip(5, 56, 84, seed=1), clip(4, 84, 56, seed=2)
     video = mp4(first)
     decoded = decode_clip(video)  # H.264 is lossy: the service sees these frames
     assert decoded.shape == first.shape and np.abs(decoded.astype(int) - first).mean() < 12
@@ -56,8 +56,8 @@ def test_clips_in_vllm_layout_out(service):
 
 
 def test_bad_clips_are_one_clear_error_each_and_serving_goes_on(service):
-    good = list(panning(2, 56, 56))
-    video = mp4(panning(4, 56, 56))
+    good = list(clip(2, 56, 56))
+    video = mp4(clip(4, 56, 56))
     bad = {
         "not a video PyAV can decode": video[: len(video) // 3],  # truncated
         "no frames": zipped([]),

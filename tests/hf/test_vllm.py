@@ -1,6 +1,7 @@
 """Proof in a real vLLM (its CPU build, in its own environment: MMEXPORT_VLLM_PYTHON): generating
 from the embeddings mmexport's encoder service returned gives the tokens and logprobs vLLM gives
-from the same image's pixels through its own vision tower; perturbed embeddings change them."""
+from the same image's pixels (a clip's frames) through its own vision tower; perturbed embeddings
+change them."""
 
 from __future__ import annotations
 
@@ -10,12 +11,13 @@ import signal
 import subprocess
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
-from support.vllm_folders import PROMPTS, save_for_vllm
+from support.vllm_folders import PROMPTS, VIDEO_PROMPTS, save_for_vllm
 
 import mmexport
-from mmexport.samples import photos
+from mmexport.samples import clip, photos
 from mmexport.serving.launch import start_service
 
 VLLM = os.environ.get("MMEXPORT_VLLM_PYTHON")
@@ -35,9 +37,31 @@ def test_vllm_generates_from_the_services_embeddings_as_from_pixels(tmp_path, mo
         value = mmexport.client.embeddings(url, [image])
     finally:
         os.killpg(proc.pid, signal.SIGKILL)
+    _same_generation(tmp_path, folder, image, value, PROMPTS[model_type], model_type)
+
+
+@pytest.mark.parametrize("model_type", ["qwen2_5_vl"])
+def test_vllm_generates_from_the_services_video_embeddings_as_from_frames(tmp_path, model_type):
+    """A 6-frame clip of a panning photo sent to the service as frames; vLLM gets the same frames."""
+
+    folder = tmp_path / "model"
+    save_for_vllm(model_type, folder)
+    artifact = tmp_path / "video.onnx"
+    mmexport.make(model=folder, vision_tower=True, video=True, output=artifact)
+    frames = clip(6, 56, 84)
+    np.save(tmp_path / "frames.npy", frames)
+    proc, url = start_service(artifact, folder)
+    try:
+        value = mmexport.client.embeddings(url, videos=[frames])
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+    _same_generation(tmp_path, folder, tmp_path / "frames.npy", value, VIDEO_PROMPTS[model_type], model_type)
+
+
+def _same_generation(tmp_path: Path, folder: Path, media: Path, value, prompt: str, label: str) -> None:
     torch.save(value, tmp_path / "embeddings.pt")
     run = subprocess.run(
-        [VLLM, str(Path(__file__).parents[1] / "support" / "vllm_generate.py"), str(folder), str(image), str(tmp_path / "embeddings.pt"), PROMPTS[model_type]],
+        [VLLM, str(Path(__file__).parents[1] / "support" / "vllm_generate.py"), str(folder), str(media), str(tmp_path / "embeddings.pt"), prompt],
         capture_output=True,
         text=True,
         timeout=900,
@@ -46,7 +70,7 @@ def test_vllm_generates_from_the_services_embeddings_as_from_pixels(tmp_path, mo
     assert line is not None, run.stderr[-12000:]
     results = json.loads(line.removeprefix("MMEXPORT-VLLM "))
     pixels, ours, perturbed = results["pixels"], results["embeddings"], results["perturbed"]
-    print(model_type, json.dumps(results))
+    print(label, json.dumps(results))
     assert pixels["tokens"] == ours["tokens"]
     assert max(abs(a - b) for a, b in zip(pixels["logprobs"], ours["logprobs"])) <= 1e-5
     assert perturbed["tokens"] != ours["tokens"] or max(abs(a - b) for a, b in zip(perturbed["logprobs"], ours["logprobs"])) > 1e-3

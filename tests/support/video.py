@@ -9,13 +9,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from mmexport.samples import photo
-
-
-def _frames(count: int, height: int, width: int, seed: int) -> np.ndarray:
-    """[count, H, W, 3] uint8: a window panning across a photo, one step per frame."""
-    picture = np.asarray(photo(("astronaut", "coffee", "chelsea", "rocket")[seed % 4]).resize((width * 2, height * 2)))
-    return np.stack([picture[i * 3 : i * 3 + height, i * 5 : i * 5 + width] for i in range(count)])
+from mmexport.samples import clip
 
 
 def patchify(frames: np.ndarray, processor, temporal: int, patch: int, merge: int) -> tuple[torch.Tensor, list[int]]:
@@ -38,16 +32,11 @@ def clips(config, processor, shapes: list[tuple[int, int, int]], seed: int = 0) 
     parts, grids = [], []
     for i, (frames, rows, cols) in enumerate(shapes):
         pixels, grid = patchify(
-            _frames(frames, rows * unit, cols * unit, seed + i), processor, vision.temporal_patch_size, vision.patch_size, vision.spatial_merge_size
+            clip(frames, rows * unit, cols * unit, seed + i), processor, vision.temporal_patch_size, vision.patch_size, vision.spatial_merge_size
         )
         parts.append(pixels)
         grids.append(grid)
     return {"pixel_values_videos": torch.cat(parts), "video_grid_thw": torch.tensor(grids)}
-
-
-def panning(count: int, height: int, width: int, seed: int = 0) -> np.ndarray:
-    """A clip of real photos: [count, H, W, 3] uint8, a window panning one step per frame."""
-    return _frames(count, height, width, seed)
 
 
 def mp4(frames: np.ndarray, codec: str = "libx264") -> bytes:

@@ -81,3 +81,4 @@ PROMPTS = {  # the placeholders the processors expand into the image's tokens
     "qwen2_vl": "w1 w2 <|vision_start|><|image_pad|><|vision_end|> w3 w4",
     "qwen2_5_vl": "w1 w2 <|vision_start|><|image_pad|><|vision_end|> w3 w4",
 }
+VIDEO_PROMPTS = {"qwen2_5_vl": "w1 w2 <|vision_start|><|video_pad|><|vision_end|> w3 w4"}
