@@ -66,14 +66,15 @@ def _output_type() -> type:
 
 
 def pooled(family: Any, record: ArtifactRecord, outputs: list[torch.Tensor], feeds: dict[str, Any]) -> tuple[Any, Any]:
-    """The graph's outputs in the containers transformers' get_image_features returns them in
-    (a tensor, a list per image, a list split by the record's grid), and the deepstack ones."""
+    """The graph's outputs in the containers transformers' get_image_features (get_video_features)
+    returns them in (a tensor, a list per image, a list split by the record's grid), and the deepstack ones."""
     first = outputs[0]
-    if family.pooled == "stack":
+    mode = family.video_pooled if record.model is not None and record.model.part == "video" and family.video_pooled else family.pooled
+    if mode == "stack":
         return list(first.unbind(0)), None
-    if family.pooled == "cat":  # images of different token counts, with nothing that says the counts: one item
+    if mode == "cat":  # images of different token counts, with nothing that says the counts: one item
         return (first,), [(level,) for level in outputs[1:]] or None
-    if family.pooled == "split":
+    if mode == "split":
         sizes = record.derivation.split({k: v.detach().cpu().numpy() if isinstance(v, torch.Tensor) else v for k, v in feeds.items() if v is not None})
         return tuple(first.split(sizes)), [tuple(level.split(sizes)) for level in outputs[1:]] or None
     return first, None

@@ -26,7 +26,11 @@ def image_embeds(hf: Any) -> tuple[str, ...]:
 class Family:
     model_types: tuple[str, ...]
     images: ImageLayout = field(default_factory=Pixels)  # the processor's tensors (hf/layouts.py)
-    video: ImageLayout | None = None  # the video processor's tensors, where get_video_features runs the same tower (--video)
+    video: ImageLayout | None = None  # the video processor's tensors (--video)
+    # where get_video_features pools frames in its own way (LLaVA-OneVision), it is exported as transformers
+    # writes it, its pooler output handed on so; None: the video path is the image tower's (Qwen)
+    video_pooled: Pooled | None = None
+    video_parts: tuple[str, ...] = ()  # what the video path reads beyond `parts`, where the model has it (OneVision's image_newline)
     parts: tuple[str, ...] = ("vision_tower", "multi_modal_projector")  # what the vision side reads (module names)
     connector: tuple[str, ...] | None = ("multi_modal_projector",)  # the connector-only graph's module(s); None: vision side only
     vision: Build | None = None  # an exportable vision side, where get_image_features itself is not

@@ -13,6 +13,7 @@ import torch
 
 from ..derivations import REGISTRY as DERIVATIONS
 from ..derivations import Derivation, Derived, Feeds, Identity
+from ..errors import InputError
 from ..specs import Axis, TensorSpec
 
 Sample = dict[str, torch.Tensor]
@@ -224,6 +225,52 @@ VIDEO_NAMES = {"pixels": "pixel_values_videos", "grid": "video_grid_thw"}
 MAX_VIDEO_PATCHES = 32768  # a 64-frame 448x448 clip at temporal patch 2 (Qwen2.5-VL: 32 x 1024)
 MAX_VIDEO_FRAMES = 1024  # temporal patches (attention groups) per call: a long clip of small frames
 VIDEO_FRAMES = 16  # a bench request's clip
+
+
+@dataclass(frozen=True)
+class Frames:
+    """LLaVA-OneVision and LLaVA-NeXT-Video: pixel_values_videos [clips, frames, 3, H, W] at the
+    tower's fixed size. get_video_features pools each frame (OneVision: bilinear to half the grid,
+    then a newline per clip; NeXT-Video: its resampler) in transformers' own code; the clips of one
+    call share a frame count (one tensor), as transformers takes them."""
+
+    max_clips: int = 16
+    max_frames: int = 64
+    names: ClassVar[tuple[str, ...]] = ("pixel_values_videos",)
+    derives: ClassVar[str | None] = None
+
+    def inputs(self, hf: Any) -> list[TensorSpec]:
+        vision = hf.vision_config
+        clips = Axis("clips", 1, 1, self.max_clips, samples=(1, 2, 1))
+        frames = Axis("frames", 1, 8, self.max_frames, samples=(2, 3, 4))
+        return [TensorSpec("pixel_values_videos", (clips, frames, getattr(vision, "num_channels", 3), *_side(vision)))]
+
+    def samples(self, hf: Any) -> list[Sample]:
+        shape = self.inputs(hf)[0].dims[2:]
+        return [{"pixel_values_videos": _pixels((clips, frames, *shape), 50 + i)} for i, (clips, frames) in enumerate(((1, 2), (2, 3), (1, 4)))]
+
+    def derivation(self, hf: Any) -> Derivation:
+        return Identity(tuple(self.inputs(hf)))
+
+    def first_axis(self, hf: Any) -> Axis:
+        return Axis("clips", 1, 1, self.max_clips)
+
+    def collate(self, items: list[Feeds]) -> Feeds:
+        if len({i["pixel_values_videos"].shape[1] for i in items}) > 1:
+            raise InputError("clips of one call must have one frame count (pixel_values_videos is one tensor); send the others in another call")
+        return _concatenated(items)
+
+    def request(self, hf: Any, images: int, seed: int = 0) -> Sample:
+        shape = self.inputs(hf)[0].dims[2:]
+        return {"pixel_values_videos": _pixels((images, VIDEO_FRAMES, *shape), 1000 + seed)}
+
+    def per_item(self, output: np.ndarray, items: list[Feeds], derivation: Derivation) -> list[np.ndarray]:
+        counts = np.cumsum([len(i["pixel_values_videos"]) for i in items])[:-1]
+        return [part.reshape(-1, output.shape[-1]) for part in np.split(output, counts)]
+
+    def describe(self, hf: Any, feeds: Feeds) -> str:
+        clips, frames, _, height, width = feeds["pixel_values_videos"].shape
+        return f"{clips} clip(s) of {frames} frames of {height}x{width}"
 
 
 @dataclass(frozen=True)

@@ -53,11 +53,12 @@ class Loaded:
         return self.found.hf_config
 
 
-def load(folder: str | Path) -> Loaded:
+def load(folder: str | Path, part: str = "vision") -> Loaded:
+    """The model's skeleton with the parts an artifact of `part` reads loaded (a video side may read more)."""
     folder = Path(folder)
     found = detect(folder)
     model = skeleton(found.hf_config)
-    paths = [module_path(model, name) for name in found.family.parts]
+    paths = part_paths(model, found.family, "video" if part == "video" else "vision")
     load_parts(model, paths, folder)
     float32(model, paths)
     if not found.family.declared:  # transformers' own path: how it hands features on, seen once
@@ -162,7 +163,11 @@ def fingerprint(model: nn.Module, paths: list[str]) -> list[float]:
 
 def part_paths(model: nn.Module, family: Family, part: str) -> list[str]:
     """The modules an artifact of `part` covers: the vision parts (images or video), or the connector."""
-    return [module_path(model, str(name)) for name in (family.connector or () if part == "connector" else family.parts)]
+    if part == "connector":
+        return [module_path(model, str(name)) for name in family.connector or ()]
+    present = {n.rsplit(".", 1)[-1] for n, _ in [*model.named_modules(), *model.named_parameters()]}
+    extra = tuple(name for name in family.video_parts if name in present) if part == "video" else ()
+    return [module_path(model, str(name)) for name in (*family.parts, *extra)]
 
 
 class FolderPart(Subject):
@@ -302,6 +307,9 @@ def _forms(loaded: Loaded, names: list[str], part: str = "vision") -> tuple[Call
     family, model = loaded.family, loaded.model
     method = "get_video_features" if part == "video" else "get_image_features"
 
+    if part == "video" and family.video_pooled is not None:  # its own video path, exported as transformers writes it
+        return (lambda: ImageFeatures(model, loaded.paths, names, family.video_pooled, method)), (lambda: None)
+
     def reference() -> nn.Module:
         if family.reference is not None:  # transformers' path where there is no get_image_features
             return Built(model, loaded.paths, family.reference(model))
@@ -318,7 +326,7 @@ def _output_names(family: Family, hf: Any, part: str) -> tuple[str, ...]:
 def side_part(folder: str | Path, part: str = "vision") -> FolderPart:
     """What the processor returns (pixel_values and the rest; for "video", the video processor's
     pixel_values_videos and the rest) -> what the LLM receives."""
-    loaded = load(folder)
+    loaded = load(folder, part)
     family, hf = loaded.family, loaded.hf
     if part == "video" and (family.video is None or not callable(getattr(image_owner(loaded.model), "get_video_features", None))):
         raise UsageError(f"model_type '{loaded.found.model_type}' has no declared video side (mmexport list --models); export its images without --video")

@@ -23,19 +23,28 @@ from support.video import clips, patchify
 
 import mmexport
 from mmexport.hf import family
+from mmexport.hf.layouts import Frames, Patches
 from mmexport.hf.model import image_owner
 
 
-def _one_per_style() -> list[str]:
+def _takes_video(model_type: str) -> bool:
+    import transformers
+    from transformers.models.auto.modeling_auto import MODEL_MAPPING_NAMES
+
+    return callable(getattr(getattr(transformers, MODEL_MAPPING_NAMES[model_type]), "get_video_features", None))
+
+
+def _one_per_style(layout: type) -> list[str]:
     seen: dict = {}
     for case, tiny in TINY.items():
         found = family(tiny.model_type)
-        if found.video is not None and tiny.processor is not None:
+        if isinstance(found.video, layout) and tiny.processor is not None and _takes_video(tiny.model_type):
             seen.setdefault((found.video, found.vision), case)
     return list(seen.values())
 
 
-VIDEO = _one_per_style()
+VIDEO = _one_per_style(Patches)
+FRAMES = [case for case in TINY if isinstance(family(TINY[case].model_type).video, Frames) and _takes_video(TINY[case].model_type)]
 SHAPES = [(4, 2, 3), (6, 3, 2)]  # (frames, rows, columns of merged tokens): two clips, two lengths, two sizes
 
 
@@ -78,6 +87,45 @@ def test_video_side_matches_get_video_features(tiny_models, artifacts, case):
         assert np.abs(together["video_embeds"][rows : rows + len(alone)] - alone).max() <= 1e-5 * np.abs(alone).max()
         rows += len(alone)
     assert rows == len(together["video_embeds"])
+
+
+def frame_stack(model, clips_: int, frames: int, seed: int) -> torch.Tensor:
+    """pixel_values_videos [clips, frames, 3, H, W] as LLaVA-OneVision's video processor makes them
+    (each frame resized to the tower's size, rescaled, normalised: mean and std 0.5 for SigLIP,
+    CLIP's for CLIP), from clips of photos panning."""
+    from mmexport.samples import clip
+
+    vision = model.config.vision_config
+    side = vision.image_size
+    clip_mean = (0.48145466, 0.4578275, 0.40821073), (0.26862954, 0.26130258, 0.27577711)
+    mean, std = (np.array(v, np.float32) for v in (((0.5,) * 3, (0.5,) * 3) if "siglip" in vision.model_type else clip_mean))
+    stack = np.stack([(clip(frames, side, side, seed + i).astype(np.float32) / 255 - mean) / std for i in range(clips_)])
+    return torch.from_numpy(np.ascontiguousarray(stack.transpose(0, 1, 4, 2, 3)))
+
+
+@pytest.mark.parametrize("case", tiered(FRAMES, fast=set()))
+def test_pooled_frames_video_side_matches_get_video_features(tiny_models, artifacts, case):
+    """LLaVA-OneVision / LLaVA-NeXT-Video: clips of one call share a frame count; two calls of two
+    lengths match get_video_features, and each clip alone gives its rows of the call."""
+    _, model = tiny_models(case)
+    runtime = mmexport.load(artifacts(case, "video"))
+    assert runtime.record.model.part == "video" and runtime.outputs[0].name == "video_embeds"
+    for clips_, frames in ((2, 3), (1, 5)):
+        pixels = frame_stack(model, clips_, frames, seed=frames)
+        together = runtime(pixel_values_videos=pixels.numpy())["video_embeds"]
+        with torch.no_grad():
+            expected_ = image_owner(model).get_video_features(pixel_values_videos=pixels, return_dict=True).pooler_output
+        assert_close(together, expected_)
+        for i in range(clips_):
+            alone = runtime(pixel_values_videos=pixels[i : i + 1].numpy())["video_embeds"]
+            assert np.abs(together[i : i + 1] - alone).max() <= 1e-5 * np.abs(alone).max()
+    attached = mmexport.attach(copy.deepcopy(model), artifacts(case, "video"))
+    pixels = frame_stack(model, 1, 2, seed=9)
+    image_owner(attached).vision_tower.forward = _refuse
+    with torch.no_grad():
+        got = image_owner(attached).get_video_features(pixel_values_videos=pixels).pooler_output
+        want = image_owner(model).get_video_features(pixel_values_videos=pixels).pooler_output
+    assert_close(got.numpy(), want)
 
 
 def _prompt(model, image_tokens: int, video_grid: list[int] | None, frames_apart: bool = False) -> dict[str, torch.Tensor]:
