@@ -218,26 +218,32 @@ def test_fp16_keeps_the_layers_that_overflow_in_fp32(tmp_path, cli):
 
 @pytest.mark.slow
 @uses("qwen2_5_vl")
-def test_triton_ensemble_derives_the_grid_in_a_real_server(exported, tmp_path):
-    """The repository entry takes pixel_values and image_grid_thw: NAME_grid (Python backend,
-    mmexport's derivation) then NAME_graph. Run in PyTriton's real tritonserver, the graph step
-    on its ONNX through ONNX Runtime (that server has no onnxruntime backend): the ensemble
-    answers as the runtime does, and a bad grid is one error to that client while serving goes on."""
+@pytest.mark.parametrize("part", ["vision", "video"])
+def test_triton_ensemble_derives_the_grid_in_a_real_server(exported, artifacts, tmp_path, part):
+    """The repository entry takes pixel_values and image_grid_thw (a video side: pixel_values_videos
+    and video_grid_thw): NAME_grid (Python backend, mmexport's derivation) then NAME_graph. Run in
+    PyTriton's real tritonserver, the graph step on its ONNX through ONNX Runtime (that server has
+    no onnxruntime backend): the ensemble answers as the runtime does, and a bad grid is one error
+    to that client while serving goes on."""
     import shutil
     import subprocess
     import time
 
     import tritonclient.http as http
+    from support.families import processor
     from support.servers import triton_backends
+    from support.video import clips
 
     from mmexport.serving.launch import free_port
 
     _, model, artifact = exported("qwen2_5_vl")
+    if part == "video":
+        artifact = artifacts("qwen2_5_vl", "video")
     repo = tmp_path / "repo"
-    mmexport.write_triton(artifact, repo, "vision")
-    config = (repo / "vision_graph" / "config.pbtxt").read_text().replace('platform: "onnxruntime_onnx"', 'backend: "python"')
-    (repo / "vision_graph" / "config.pbtxt").write_text(config)
-    shutil.copy2(Path(__file__).parents[1] / "support" / "triton_onnx_step.py", repo / "vision_graph" / "1" / "model.py")
+    mmexport.write_triton(artifact, repo, part)
+    config = (repo / f"{part}_graph" / "config.pbtxt").read_text().replace('platform: "onnxruntime_onnx"', 'backend: "python"')
+    (repo / f"{part}_graph" / "config.pbtxt").write_text(config)
+    shutil.copy2(Path(__file__).parents[1] / "support" / "triton_onnx_step.py", repo / f"{part}_graph" / "1" / "model.py")
     port = free_port()
     server, env = triton_backends(tmp_path / "backends")
     args = [server, f"--model-repository={repo}", f"--backend-directory={tmp_path / 'backends'}", f"--http-port={port}", "--http-address=127.0.0.1"]
@@ -247,7 +253,7 @@ def test_triton_ensemble_derives_the_grid_in_a_real_server(exported, tmp_path):
         client = http.InferenceServerClient(f"127.0.0.1:{port}")
         for _ in range(240):
             try:
-                if client.is_model_ready("vision"):
+                if client.is_model_ready(part):
                     break
             except Exception:
                 pass
@@ -260,13 +266,18 @@ def test_triton_ensemble_derives_the_grid_in_a_real_server(exported, tmp_path):
                 tensor = http.InferInput(name, list(value.shape), "FP32" if value.dtype == np.float32 else "INT64")
                 tensor.set_data_from_numpy(value)
                 request.append(tensor)
-            return client.infer("vision", request).as_numpy("image_embeds")
+            return client.infer(part, request).as_numpy(output)
 
-        inputs = {k: v.numpy() for k, v in image_inputs("qwen2_5_vl", 3).items()}
-        expected = mmexport.load(artifact)(**inputs)["image_embeds"]
+        if part == "video":
+            pixels, grid, output = "pixel_values_videos", "video_grid_thw", "video_embeds"
+            inputs = {k: v.numpy() for k, v in clips(model.config, processor("qwen2_5_vl"), [(4, 2, 3), (2, 3, 2)]).items()}
+        else:
+            pixels, grid, output = "pixel_values", "image_grid_thw", "image_embeds"
+            inputs = {k: v.numpy() for k, v in image_inputs("qwen2_5_vl", 3).items()}
+        expected = mmexport.load(artifact)(**inputs)[output]
         assert np.abs(infer(inputs) - expected).max() <= 1e-5 * np.abs(expected).max()
-        with pytest.raises(Exception, match="image_grid_thw describes"):
-            infer({"pixel_values": inputs["pixel_values"][:-4], "image_grid_thw": inputs["image_grid_thw"]})
+        with pytest.raises(Exception, match=f"{grid} describes"):
+            infer({pixels: inputs[pixels][:-4], grid: inputs[grid]})
         assert np.abs(infer(inputs) - expected).max() <= 1e-5 * np.abs(expected).max()  # still serving
     finally:
         proc.kill()
