@@ -206,6 +206,7 @@ def test_fp16_video_side_builds_an_engine(cli, artifacts, tmp_path):
     assert json.loads(built.stdout)["engine"]["profiles"][0]["pixel_values_videos"]["max"][0] == 32768
 
 
+@pytest.mark.slow
 @uses("qwen2_5_vl")
 def test_int8_video_side_calibrated_on_clips_and_benched_on_clips(cli, tiny_models, artifacts, tmp_path):
     """`quantize --calib FOLDER` reads video files and folders of frames through the folder's video

@@ -22,7 +22,7 @@ from mmexport.hf.model import image_owner
 from mmexport.samples import bad_images, clip, photos
 from mmexport.serving.launch import start_service
 
-pytestmark = uses("qwen2_5_vl")
+pytestmark = [uses("qwen2_5_vl"), pytest.mark.slow]  # the image service's tests keep a server in the fast tier
 
 
 @pytest.fixture(scope="module")
