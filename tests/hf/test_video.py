@@ -128,6 +128,25 @@ def test_pooled_frames_video_side_matches_get_video_features(tiny_models, artifa
     assert_close(got.numpy(), want)
 
 
+@pytest.mark.parametrize("case", tiered(FRAMES, fast=set()))
+def test_attached_pooled_frames_video_side_generates_as_the_tower(tiny_models, artifacts, case):
+    """A prompt holding a clip: with the video artifact attached and the tower made to raise, the
+    logits and greedy tokens are transformers' own."""
+    _, model = tiny_models(case)
+    pixels = frame_stack(model, 1, 3, seed=6)
+    with torch.no_grad():
+        tokens = image_owner(model).get_video_features(pixel_values_videos=pixels, return_dict=True).pooler_output.shape[1]
+    text = torch.randint(1, 90, (6,), generator=torch.Generator().manual_seed(5))
+    ids = torch.cat([text[:3], torch.full((tokens,), model.config.video_token_id), text[3:]])[None]
+    inputs = {"input_ids": ids, "attention_mask": torch.ones_like(ids), "pixel_values_videos": pixels}
+    attached = mmexport.attach(copy.deepcopy(model), artifacts(case, "video"))
+    image_owner(attached).vision_tower.forward = _refuse
+    with torch.no_grad():
+        assert_close(attached(**inputs).logits.numpy(), model(**inputs).logits)
+    generated = [m.generate(**inputs, max_new_tokens=4, do_sample=False) for m in (model, attached)]
+    assert torch.equal(generated[0], generated[1]) and image_owner(attached).mmexport_video_side.calls >= 2
+
+
 def _prompt(model, image_tokens: int, video_grid: list[int] | None, frames_apart: bool = False) -> dict[str, torch.Tensor]:
     """One prompt: text, an image between vision start and end, text, a clip likewise (Qwen3-VL's
     processor writes each temporal patch apart, after its timestamp); M-RoPE's token types."""

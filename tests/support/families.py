@@ -283,7 +283,11 @@ TINY: dict[str, Tiny] = {
     "llava_onevision": Tiny(
         "llava_onevision",
         lambda t: t.LlavaOnevisionConfig(
-            vision_config=SIGLIP, text_config=LLAMA | {"model_type": "qwen2"}, image_token_id=IMAGE_TOKEN, image_grid_pinpoints=PINPOINTS
+            vision_config=SIGLIP,
+            text_config=LLAMA | {"model_type": "qwen2"},
+            image_token_id=IMAGE_TOKEN,
+            video_token_id=IMAGE_TOKEN + 1,
+            image_grid_pinpoints=PINPOINTS,
         ),
         lambda t: t.LlavaNextImageProcessor(size={"shortest_edge": 28}, crop_size=SQUARE, image_grid_pinpoints=PINPOINTS),
         prompt="together",
