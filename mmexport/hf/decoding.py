@@ -59,7 +59,11 @@ def decode_clip(data: bytes) -> np.ndarray:
     """Frames [F, H, W, 3] uint8 (RGB)."""
     if not data:
         raise InputError("empty clip: the request carried no bytes")
-    frames = _zipped_frames(data) if data[:2] == b"PK" and zipfile.is_zipfile(io.BytesIO(data)) else _video_frames(data)
+    return stacked(_zipped_frames(data) if data[:2] == b"PK" and zipfile.is_zipfile(io.BytesIO(data)) else _video_frames(data))
+
+
+def stacked(frames: list[np.ndarray]) -> np.ndarray:
+    """Decoded frames as one clip [F, H, W, 3], or one clear InputError (none, or of different sizes)."""
     if not frames:
         raise InputError("the clip has no frames")
     sizes = {f.shape for f in frames}

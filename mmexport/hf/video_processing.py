@@ -124,12 +124,9 @@ def clips_in(source: Path, count: int) -> list[np.ndarray]:
 
 def _frames_of(folder: Path) -> np.ndarray:
     from ..calibration.images import image_files
-    from .decoding import decode
+    from .decoding import decode, stacked
 
-    frames = [np.asarray(decode(p.read_bytes())) for p in image_files(folder)]
-    if len({f.shape for f in frames}) > 1:
-        raise InputError("its frames differ in size; give frames of one size")
-    return np.stack(frames)
+    return stacked([np.asarray(decode(p.read_bytes())) for p in image_files(folder)])
 
 
 def processed_clips(folder: str | Path, specs: list[Any], clips: list[np.ndarray]) -> list[dict[str, np.ndarray]]:
