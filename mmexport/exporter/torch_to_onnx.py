@@ -20,6 +20,7 @@ from ..errors import MmexportError
 from ..onnx_file import inline
 from ..specs import Axis, TensorSpec
 from . import translations
+from .attention_heads import one_head_at_a_time
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 DEFAULT_OPSET = 18  # decomposed attention: builds in TensorRT(-RTX) at every precision
@@ -120,7 +121,7 @@ def export_module(
     input_names = [s.name for s in inputs]
     output_names = [s.name for s in outputs]
     external = parameter_bytes(module) > EXTERNAL_DATA_THRESHOLD
-    with _quiet_exporter() as log:
+    with _quiet_exporter() as log, one_head_at_a_time():
         try:
             program = torch.onnx.export(
                 module,
