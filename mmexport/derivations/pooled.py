@@ -3,7 +3,9 @@
 they are; derived here: the soft token each patch averages into (its k x k block, numbered
 row-major over the image's blocks, as transformers numbers them) and which soft tokens of the
 padded batch are an image's, so the graph pools with a matmul and gathers instead of
-transformers' data-dependent selection."""
+transformers' data-dependent selection. Videos (`names`: pixel_values_videos, video_position_ids): the
+same tower on every frame, a frame being an image here; num_frames_per_video only groups the
+frames' soft tokens per clip, as get_video_features splits them."""
 
 from __future__ import annotations
 
@@ -15,40 +17,54 @@ from ..errors import InputError
 from ..specs import Axis, TensorSpec
 
 MAX_IMAGES = 64
+IMAGES = {"pixels": "pixel_values", "positions": "image_position_ids"}  # what the processor calls them; videos: params["names"]
+
+
+def names(params: dict[str, Any]) -> dict[str, str]:
+    return params.get("names", IMAGES)
 
 
 def axes(params: dict[str, Any]) -> dict[str, Axis]:
     unit, top = params["kernel"] ** 2, params["max_patches"]
     images = params.get("max_images", MAX_IMAGES)
+    rows = "frames" if names(params).get("videos") else "images"  # a video's row is a frame of a clip
     return {
-        "images": Axis("images", 1, 1, images),
+        "images": Axis(rows, 1, 1, images),
         "patches": Axis("patches", unit, min(top, params.get("opt_patches", top)), top, multiple_of=unit),
         "tokens": Axis("tokens", 1, max(1, min(top, 2520) // unit), images * top // unit),
     }
 
 
-def inputs(params: dict[str, Any]) -> list[TensorSpec]:
-    named = axes(params)
+def _tower_inputs(params: dict[str, Any]) -> list[TensorSpec]:
+    named, called = axes(params), names(params)
     return [
-        TensorSpec("pixel_values", (named["images"], named["patches"], params["patch_dim"])),
-        TensorSpec("image_position_ids", (named["images"], named["patches"], 2), "int64"),
+        TensorSpec(called["pixels"], (named["images"], named["patches"], params["patch_dim"])),
+        TensorSpec(called["positions"], (named["images"], named["patches"], 2), "int64"),
     ]
+
+
+def inputs(params: dict[str, Any]) -> list[TensorSpec]:
+    """What the processor gives (a video's frame counts too: they only group its soft tokens)."""
+    videos = names(params).get("videos")
+    counts = [TensorSpec(videos, (Axis("videos", 1, 1, axes(params)["images"].max),), "int64")] if videos else []
+    return _tower_inputs(params) + counts
 
 
 def specs(params: dict[str, Any]) -> list[TensorSpec]:
     named = axes(params)
-    return [*inputs(params), TensorSpec("pool_index", (named["images"], named["patches"]), "int64"), TensorSpec("keep_index", (named["tokens"],), "int64")]
+    return [*_tower_inputs(params), TensorSpec("pool_index", (named["images"], named["patches"]), "int64"), TensorSpec("keep_index", (named["tokens"],), "int64")]
 
 
-def _positions(feeds: dict[str, np.ndarray], unit: int) -> np.ndarray:
-    positions = np.asarray(feeds["image_position_ids"]).astype(np.int64)
-    pixels = feeds["pixel_values"]
+def _positions(feeds: dict[str, np.ndarray], params: dict[str, Any]) -> np.ndarray:
+    called, unit = names(params), params["kernel"] ** 2
+    positions = np.asarray(feeds[called["positions"]]).astype(np.int64)
+    pixels = feeds[called["pixels"]]
     if positions.ndim != 3 or positions.shape != (*pixels.shape[:2], 2):
-        raise InputError(f"image_position_ids must be [images, patches, 2] beside pixel_values {list(pixels.shape)}, got {list(positions.shape)}")
+        raise InputError(f"{called['positions']} must be [images, patches, 2] beside {called['pixels']} {list(pixels.shape)}, got {list(positions.shape)}")
     if pixels.shape[1] % unit:
         raise InputError(f"{pixels.shape[1]} patches per image: the processor pads to a multiple of {unit} (pooling kernel squared)")
     if ((positions < 0) & (positions != -1)).any():
-        raise InputError("image_position_ids: positions are (column, row) >= 0, and -1 for padding; pass the processor's tensors")
+        raise InputError(f"{called['positions']}: positions are (column, row) >= 0, and -1 for padding; pass the processor's tensors")
     return positions
 
 
@@ -61,17 +77,31 @@ def _slots(positions: np.ndarray, kernel: int) -> np.ndarray:
 
 
 def derive(feeds: dict[str, np.ndarray], params: dict[str, Any]) -> dict[str, np.ndarray]:
-    kernel = params["kernel"]
-    positions = _positions(feeds, kernel**2)
+    kernel, called = params["kernel"], names(params)
+    positions = _positions(feeds, params)
     slots = _slots(positions, kernel)
     length = positions.shape[1] // kernel**2
     if (slots >= length).any():
         raise InputError(f"image_position_ids place patches past the {length} soft tokens their padding allows; pass the processor's tensors")
     keep = [image * length + np.unique(row) for image, row in enumerate(slots)]
-    return {"pixel_values": feeds["pixel_values"], "image_position_ids": positions, "pool_index": slots, "keep_index": np.concatenate(keep)}
+    _frames_per_video(feeds, params, len(positions))
+    return {called["pixels"]: feeds[called["pixels"]], called["positions"]: positions, "pool_index": slots, "keep_index": np.concatenate(keep)}
+
+
+def _frames_per_video(feeds: dict[str, np.ndarray], params: dict[str, Any], frames: int) -> list[int]:
+    """Frames of each clip (videos), or one per image; they must add up to the frames given."""
+    videos = names(params).get("videos")
+    if videos is None or videos not in feeds:
+        return [1] * frames if videos is None else [frames]
+    counts = [int(n) for n in np.asarray(feeds[videos]).reshape(-1)]
+    if min(counts, default=0) < 1 or sum(counts) != frames:
+        raise InputError(f"{videos} {counts} must be positive and add up to the {frames} frames given; pass the video processor's tensors")
+    return counts
 
 
 def split(feeds: dict[str, np.ndarray], params: dict[str, Any]) -> list[int]:
-    """Soft tokens of each image."""
-    slots = _slots(_positions(feeds, params["kernel"] ** 2), params["kernel"])
-    return [len(np.unique(row)) for row in slots]
+    """Soft tokens of each image (of each clip, its frames' together)."""
+    slots = _slots(_positions(feeds, params), params["kernel"])
+    tokens = np.array([len(np.unique(row)) for row in slots])
+    ends = np.cumsum(_frames_per_video(feeds, params, len(slots)))
+    return [int(part.sum()) for part in np.split(tokens, ends[:-1])]
