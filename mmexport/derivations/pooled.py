@@ -52,7 +52,11 @@ def inputs(params: dict[str, Any]) -> list[TensorSpec]:
 
 def specs(params: dict[str, Any]) -> list[TensorSpec]:
     named = axes(params)
-    return [*_tower_inputs(params), TensorSpec("pool_index", (named["images"], named["patches"]), "int64"), TensorSpec("keep_index", (named["tokens"],), "int64")]
+    return [
+        *_tower_inputs(params),
+        TensorSpec("pool_index", (named["images"], named["patches"]), "int64"),
+        TensorSpec("keep_index", (named["tokens"],), "int64"),
+    ]
 
 
 def _positions(feeds: dict[str, np.ndarray], params: dict[str, Any]) -> np.ndarray:

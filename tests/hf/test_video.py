@@ -262,7 +262,7 @@ def _gemma4_clips(model, sizes: list[tuple[int, int, int]], seed: int) -> dict[s
     from mmexport.hf.families.gemma4 import PositionedPatches
 
     layout = PositionedPatches(video=True)
-    k2 = model.config.vision_config.pooling_kernel_size ** 2
+    k2 = model.config.vision_config.pooling_kernel_size**2
     return layout._images(model.config, [(r, c) for _, r, c in sizes], seed, patches=70 * k2, frames=[f for f, _, _ in sizes])
 
 
