@@ -123,14 +123,17 @@ def features_command(
     out.print(f"[green]wrote[/] {escape(str(path))}: {shape[0]} images, features {list(shape[1:])}", highlight=False)
 
 
-def _clip_size(text: str) -> tuple[int, int, int]:
+def _sizes(text: str, option: str, form: str, example: str) -> tuple[int, ...]:
+    """`16x448x448` -> (16, 448, 448): as many positive integers as `form` names."""
     try:
-        frames, height, width = (int(v) for v in text.lower().split("x"))
+        sizes = tuple(int(v) for v in text.lower().split("x"))
     except ValueError:
-        raise typer.BadParameter(f"'{text}' is not FRAMESxHxW (e.g. 16x448x448)", param_hint="--video") from None
-    if min(frames, height, width) < 1:
-        raise typer.BadParameter(f"'{text}': frames, height and width must be positive", param_hint="--video")
-    return frames, height, width
+        sizes = ()
+    if len(sizes) != form.count("x") + 1:
+        raise typer.BadParameter(f"'{text}' is not {form} (e.g. {example})", param_hint=option)
+    if min(sizes) < 1:
+        raise typer.BadParameter(f"'{text}': every size must be positive", param_hint=option)
+    return sizes
 
 
 @app.command("bench")
@@ -152,6 +155,9 @@ def bench_command(
     plot: Optional[Path] = typer.Option(None, "--plot", help="Also write latency against batch size to this .png file."),
     video: Optional[str] = typer.Option(
         None, "--video", help="With --model --vision-tower: time the video side on clips of FRAMESxHxW (e.g. 16x448x448), --batch clips per call."
+    ),
+    image: str = typer.Option(
+        "448x448", "--image", help="With --model --vision-tower: the HxW photos are resized to before the folder's processor (896x896: 4096 patches of 14)."
     ),
 ) -> None:
     """Time PyTorch, torch.compile, ONNX Runtime (fp32 and each precision) and TensorRT side by side on a connector, a vision side or an artifact."""
@@ -177,8 +183,10 @@ def bench_command(
         raise typer.BadParameter("give an artifact or --connector/--model, one of them", param_hint="ARTIFACT")
     with ui.status("starting") as status:
         subject = None if artifact else api.subject_for(connector, model, {"preset": preset, "weights": weights}, vision_tower, video is not None)
-        if video is not None and subject is not None:
-            subject.bench_clip = _clip_size(video)  # type: ignore[attr-defined]
+        if subject is not None and video is not None:
+            subject.bench_clip = _sizes(video, "--video", "FRAMESxHxW", "16x448x448")  # type: ignore[attr-defined]
+        if subject is not None and vision_tower:
+            subject.bench_image = _sizes(image, "--image", "HxW", "896x896")  # type: ignore[attr-defined]
         report = api.bench(
             connector, preset, weights, chosen, batches, tokens, warmup, iters, threads, calib, step=status.update, subject=subject, artifact=artifact
         )

@@ -182,6 +182,7 @@ class FolderPart(Subject):
         self.inputs, self.outputs, self.derivation = inputs, outputs, derivation
         self.tolerance, self.attention = Tolerance(), True
         self.bench_clip = (16, 448, 448)  # frames, H, W of each clip `bench` times (--video)
+        self.bench_image = (448, 448)  # H, W of each photo `bench` times (--image)
         if part == "connector":
             self.gate_inputs = "the connector's inputs as transformers' forward feeds it"
         elif part == "video":
@@ -233,7 +234,7 @@ class FolderPart(Subject):
         return {k: (v[:1].repeat(images, *([1] * (v.dim() - 1))) if k in dynamic else v).numpy() for k, v in sample.items()}
 
     def bench_inputs(self, batch: int, tokens: int | None) -> tuple[Feeds, int | None]:
-        """An image side is timed on what users send: `batch` 448x448 photos through the folder's
+        """An image side is timed on what users send: `batch` photos of `bench_image` through the folder's
         processor (its cosine against eager then means something for int8); random pixels where
         the folder has no image processor or it does not give every input."""
         feeds, used = super().bench_inputs(batch, tokens)
@@ -245,7 +246,7 @@ class FolderPart(Subject):
         from ..samples import photos
 
         try:
-            made = image_processor(self.loaded.folder)(images=photos(batch, sizes=((448, 448),)), return_tensors="np")
+            made = image_processor(self.loaded.folder)(images=photos(batch, sizes=(tuple(self.bench_image),)), return_tensors="np")
             given = {s.name: np.ascontiguousarray(made[s.name], dtype=s.dtype) for s in self.inputs if s.name in made}
             for spec in self.inputs:
                 if spec.name in given:

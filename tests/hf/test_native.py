@@ -170,10 +170,13 @@ def test_native_side_every_stage(exported, tmp_path, cli):
     assert built.code == 0, built
     profile = json.loads(built.stdout)["engine"]["profiles"][0]
     assert profile["pixel_values"]["max"][0] == 16384 and "window_index" in profile
-    bench = cli("bench", "--model", folder, "--vision-tower", "--backends", "torch,ort", "--batch", "1,2", "--iters", "2", "--json", tmp_path / "b.json")
+    args = ("--vision-tower", "--backends", "torch,ort", "--batch", "1,2", "--iters", "2", "--image", "112x168", "--json", tmp_path / "b.json")
+    bench = cli("bench", "--model", folder, *args)
     assert bench.code == 0, bench
     report = json.loads((tmp_path / "b.json").read_text())
     assert all(r["cosine"] > 0.99999 for r in report["results"]) and any("grid tensors derived" in n for n in report["notes"])
+    assert all("112x168" in r["sizes"] for r in report["results"])  # the photos are the size asked for
+    assert "HxW" in cli("bench", "--model", folder, "--vision-tower", "--image", "448").stderr
 
 
 def _typed(model) -> dict[str, int]:
