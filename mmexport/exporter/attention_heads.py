@@ -3,7 +3,10 @@ MatMul, Softmax and MatMul over [batch, heads, queries, keys] scores. ONNX Runti
 then holds several such tensors at once (2 GB each for a 64-frame clip's full-attention block of
 Qwen2.5-VL, which ran out of 24 GB), and at 1024 keys it ran 4-5x slower than over one head's
 [batch, queries, keys]. Split by heads, the graph computes the same numbers in a sixteenth of the
-memory; the split is static (heads are fixed by the config), so the graph keeps its dynamic axes."""
+memory; the split is static (heads are fixed by the config), so the graph keeps its dynamic axes.
+Only attention whose length is a dynamic axis (packed patches, frames) is split: a fixed length
+(a Q-Former's 32 queries, CLIP's 577 tokens) stays small, and the split graph costs torch's ONNX
+optimizer minutes per export (a BLIP-2 Q-Former: 14 s whole, 178 s split)."""
 
 from __future__ import annotations
 
@@ -38,11 +41,18 @@ def per_head(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, attn_m
     return torch.cat(outputs, dim=1)
 
 
+def where_length_grows(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor:
+    """per_head where the query length is a dynamic axis while tracing (a torch.SymInt), else whole."""
+    if query.dim() >= 2 and isinstance(query.shape[-2], torch.SymInt):
+        return per_head(query, key, value, *args, **kwargs)
+    return _ORIGINAL(query, key, value, *args, **kwargs)
+
+
 @contextlib.contextmanager
 def one_head_at_a_time() -> Iterator[None]:
     """While exporting: every call of F.scaled_dot_product_attention (transformers' sdpa, mmexport's
-    grouped attention and connectors) is traced head by head."""
-    F.scaled_dot_product_attention = per_head
+    grouped attention and connectors) over a dynamic length is traced head by head."""
+    F.scaled_dot_product_attention = where_length_grows
     try:
         yield
     finally:

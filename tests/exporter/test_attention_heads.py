@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch.nn import functional as F
 
-from mmexport.exporter.attention_heads import one_head_at_a_time, per_head
+from mmexport.exporter.attention_heads import one_head_at_a_time, per_head, where_length_grows
 from mmexport.exporter.torch_to_onnx import export_module
 from mmexport.parity import OrtRunner
 from mmexport.specs import Axis, TensorSpec
@@ -42,7 +42,7 @@ def test_per_head_is_attention(heads: int, kv_heads: int, mask_shape: tuple | No
 def test_the_patch_is_undone() -> None:
     original = F.scaled_dot_product_attention
     with pytest.raises(RuntimeError), one_head_at_a_time():
-        assert F.scaled_dot_product_attention is per_head
+        assert F.scaled_dot_product_attention is where_length_grows
         raise RuntimeError
     assert F.scaled_dot_product_attention is original
 
@@ -52,12 +52,13 @@ class _Attention(torch.nn.Module):
         return F.scaled_dot_product_attention(q, k, v)
 
 
-def test_exported_graph_attends_head_by_head(tmp_path) -> None:
-    specs = [TensorSpec(n, (Axis("batch", 1, 2, 8), 4, Axis("length", 1, 7, 64), 8)) for n in "qkv"]
+@pytest.mark.parametrize("length, softmaxes", [(Axis("length", 1, 7, 64), 4), (7, 1)], ids=["dynamic-length-per-head", "fixed-length-whole"])
+def test_exported_graph_attends_head_by_head(tmp_path, length: Axis | int, softmaxes: int) -> None:
+    specs = [TensorSpec(n, (Axis("batch", 1, 2, 8), 4, length, 8)) for n in "qkv"]
     q, k, v = _qkv(4, 4)
     path = tmp_path / "attention.onnx"
-    export_module(_Attention(), specs, [TensorSpec("out", (Axis("batch", 1, 2, 8), 4, Axis("length", 1, 7, 64), 8))], {"q": q, "k": k, "v": v}, path)
+    export_module(_Attention(), specs, [TensorSpec("out", (Axis("batch", 1, 2, 8), 4, length, 8))], {"q": q, "k": k, "v": v}, path)
     ops = [n.op_type for n in onnx.load(str(path)).graph.node]
-    assert ops.count("Softmax") == 4  # one per head
+    assert ops.count("Softmax") == softmaxes  # one per head where the length grows
     got = OrtRunner(path).run({"q": q.numpy(), "k": k.numpy(), "v": v.numpy()})["out"]
     assert np.abs(got - F.scaled_dot_product_attention(q, k, v).numpy()).max() < 1e-5
