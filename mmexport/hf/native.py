@@ -44,6 +44,7 @@ class QwenStyle:
     tower: str = "visual"  # where the tower sits in the model
     projector: str | None = None  # a projection the model applies after the tower's merger (HyperCLOVA X)
     frames_as_images: bool = False  # GLM-4V's video path: the tower reads each frame as its own grid row
+    class_token: bool = False  # LLaVA-OneVision-1.5: a learned token per frame, attending with it, dropped before the merger
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -82,6 +83,9 @@ class QwenTower(nn.Module):
             x = x + (table.float()[feeds["pos_index"]] * feeds["pos_weight"][:, :, None]).sum(1).to(x.dtype)
         rotary = visual.rotary_pos_emb(x, feeds["position_ids"])
         frames = (feeds["frame_index"], feeds["frame_valid"], feeds["frame_inverse"])
+        patches = x.shape[0]
+        if self.style.class_token:
+            x, rotary, frames = self._with_class_tokens(x, rotary, frames)
         windows = (feeds["window_index"], feeds["window_valid"], feeds["window_inverse"]) if self.full is not None else frames
         stacked: list[torch.Tensor] = []
 
@@ -91,7 +95,23 @@ class QwenTower(nn.Module):
 
         full = self.full
         x = run_blocks(visual.blocks, x, rotary, lambda i: frames if full is None or i in full else windows, after)
-        return (self._merge(x), *stacked)
+        return (self._merge(x[:patches]), *stacked)
+
+    def _with_class_tokens(self, x: torch.Tensor, rotary: tuple, frames: tuple) -> tuple[torch.Tensor, tuple, tuple]:
+        """Each frame's class token appended after all patches (transformers prepends it to the
+        frame: the same numbers, as every op outside attention is per token) and joined to its
+        frame's group; then the tower's pre-norm over all of them."""
+        tokens = self.visual.cls_embeddings
+        index, valid, inverse = frames
+        count, length = index.shape
+        x = torch.cat([x, tokens.class_embedding.to(x.dtype)[None].expand(count, -1)])
+        angles = torch.cat((tokens.class_pos_emb, tokens.class_pos_emb), dim=-1)
+        rotary = tuple(torch.cat([r, f(angles.to(r.dtype)).expand(count, -1)]) for r, f in zip(rotary, (torch.cos, torch.sin)))
+        own = torch.arange(count, dtype=index.dtype, device=index.device)
+        index = torch.cat([(own + x.shape[0] - count)[:, None], index], 1)
+        valid = torch.cat([torch.ones_like(valid[:, :1]), valid], 1)
+        inverse = torch.cat([inverse + inverse // length + 1, own * (length + 1)])
+        return self.visual.pre_layernorm(x), rotary, (index, valid, inverse)
 
     def _merge(self, x: torch.Tensor) -> torch.Tensor:
         visual = self.visual

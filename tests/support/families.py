@@ -144,6 +144,13 @@ def _exaone4_5(t):
     return t.Exaone4_5_Config(vision_config=vision, text_config=text | dict(head_dim=8), **QWEN_TOKENS)
 
 
+def _llava_onevision1_5(t):
+    """A Conv2d patch embedding (one frame per patch), a class token per frame, a Qwen3 LLM with 1-D positions."""
+    vision = dict(depth=2, hidden_size=32, intermediate_size=64, num_heads=2, out_hidden_size=48, patch_size=14, spatial_merge_size=2)
+    text = dict(model_type="qwen3", vocab_size=160, hidden_size=48, intermediate_size=96, num_hidden_layers=2, num_attention_heads=4)
+    return t.LlavaOnevision15Config(vision_config=vision, text_config=text | dict(num_key_value_heads=2, head_dim=12), **QWEN_TOKENS)
+
+
 def _glm_ocr(t):
     vision = {k: v for k, v in GLM_VISION.items() if k != "image_size"}  # no position table to size
     return t.GlmOcrConfig(vision_config=vision, text_config=GLM_TEXT, **GLM_TOKENS)
@@ -404,6 +411,9 @@ TINY: dict[str, Tiny] = {
         "glmga", lambda t: _glm4v(t, "GlmgaConfig"), lambda t: t.GlmgaImageProcessor(size=QWEN_SIZE), prompt="native", token_types="mm_token_type_ids"
     ),
     "exaone4_5": Tiny("exaone4_5", _exaone4_5, lambda t: t.Qwen2VLImageProcessor(size=QWEN_SIZE), prompt="native"),  # 1-D positions
+    "llava_onevision1_5": Tiny(
+        "llava_onevision1_5", _llava_onevision1_5, lambda t: t.Qwen2VLImageProcessor(size=QWEN_SIZE, temporal_patch_size=1), prompt="native"
+    ),
     "glm_ocr": Tiny("glm_ocr", _glm_ocr, lambda t: t.Glm4vImageProcessor(size=QWEN_SIZE), prompt="native", token_types="mm_token_type_ids"),
     "hyperclovax_vision_v2": Tiny("hyperclovax_vision_v2", _hyperclovax, lambda t: t.Qwen2VLImageProcessor(size=QWEN_SIZE), prompt="native"),
     "qwen2_5_omni_thinker": Tiny("qwen2_5_omni_thinker", _qwen2_5_omni, lambda t: t.Qwen2VLImageProcessor(size=QWEN_SIZE), prompt="native"),

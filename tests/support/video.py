@@ -29,11 +29,10 @@ def clips(config, processor, shapes: list[tuple[int, int, int]], seed: int = 0) 
     """pixel_values_videos and video_grid_thw for clips of (frames, rows, columns) merged tokens."""
     vision = config.vision_config
     unit = vision.patch_size * vision.spatial_merge_size
+    temporal = getattr(vision, "temporal_patch_size", None) or 1  # LLaVA-OneVision-1.5: a frame per patch
     parts, grids = [], []
     for i, (frames, rows, cols) in enumerate(shapes):
-        pixels, grid = patchify(
-            clip(frames, rows * unit, cols * unit, seed + i), processor, vision.temporal_patch_size, vision.patch_size, vision.spatial_merge_size
-        )
+        pixels, grid = patchify(clip(frames, rows * unit, cols * unit, seed + i), processor, temporal, vision.patch_size, vision.spatial_merge_size)
         parts.append(pixels)
         grids.append(grid)
     return {"pixel_values_videos": torch.cat(parts), "video_grid_thw": torch.tensor(grids)}
