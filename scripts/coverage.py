@@ -74,16 +74,28 @@ def _no_processor_cause() -> str:
 
 
 def _model_fails(model: Any, folder: Path) -> str | None:
-    """Why transformers' own get_image_features fails on the tiny folder's processor outputs, if it does."""
+    """Why transformers' own get_image_features fails on the tiny folder's processor outputs, if it
+    does. None where mmexport's refusal is the cause (no get_image_features, processor outputs a
+    graph cannot take): that refusal stands."""
     import torch
 
+    from mmexport.errors import MmexportError
     from mmexport.hf.automatic import _process, accepted
     from mmexport.hf.model import image_owner
 
     try:
         owner = image_owner(model)
+        features = getattr(owner, "get_image_features", None)
+        inputs = _process(str(folder), accepted(owner, str(folder)), 2, seed=7) if features is not None else None
+    except MmexportError:
+        return None
+    except Exception as exc:
+        return _one_line(exc)
+    if features is None:
+        return None
+    try:
         with torch.no_grad():
-            owner.get_image_features(**_process(str(folder), accepted(owner, str(folder)), 2, seed=7))
+            features(**inputs)
     except Exception as exc:
         return _one_line(exc)
     return None
