@@ -85,17 +85,16 @@ def _model_fails(model: Any, folder: Path) -> str | None:
 
     try:
         owner = image_owner(model)
-        features = getattr(owner, "get_image_features", None)
-        inputs = _process(str(folder), accepted(owner, str(folder)), 2, seed=7) if features is not None else None
+        if getattr(owner, "get_image_features", None) is None:
+            return None
+        inputs = _process(str(folder), accepted(owner, str(folder)), 2, seed=7)
     except MmexportError:
         return None
     except Exception as exc:
         return _one_line(exc)
-    if features is None:
-        return None
     try:
         with torch.no_grad():
-            features(**inputs)
+            owner.get_image_features(**inputs)
     except Exception as exc:
         return _one_line(exc)
     return None

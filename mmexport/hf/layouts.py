@@ -273,7 +273,7 @@ class Frames:
         return f"{clips} clip(s) of {frames} frames of {height}x{width}"
 
 
-def _temporal_patch(vision: Any) -> int:
+def temporal_patch_size(vision: Any) -> int:
     """Frames per patch: towers without the setting (LLaVA-OneVision-1.5's Conv2d) take one."""
     return getattr(vision, "temporal_patch_size", None) or 1
 
@@ -309,7 +309,7 @@ class Patches:
     def params(self, hf: Any) -> dict[str, Any]:
         vision = hf.vision_config
         channels = getattr(vision, "in_channels", getattr(vision, "in_chans", 3))
-        params: dict[str, Any] = {"merge": vision.spatial_merge_size, "patch_dim": channels * _temporal_patch(vision) * vision.patch_size**2}
+        params: dict[str, Any] = {"merge": vision.spatial_merge_size, "patch_dim": channels * temporal_patch_size(vision) * vision.patch_size**2}
         if self.window:
             params["window"] = vision.window_size // vision.spatial_merge_size // vision.patch_size
         if self.taps:
@@ -348,7 +348,7 @@ class Patches:
         """`images` images (or clips of VIDEO_FRAMES frames) of typical sizes (448x448 first, then mixed), as the processor grids them."""
         vision = hf.vision_config
         unit, m = vision.patch_size * vision.spatial_merge_size, vision.spatial_merge_size
-        t = max(1, VIDEO_FRAMES // _temporal_patch(vision)) if self.video else 1
+        t = max(1, VIDEO_FRAMES // temporal_patch_size(vision)) if self.video else 1
         return self._packed(hf, [(t, h // unit * m, w // unit * m) for h, w in typical_sizes(images, seed)], 1000 + seed)
 
     def per_item(self, output: np.ndarray, items: list[Feeds], derivation: Derivation) -> list[np.ndarray]:
@@ -358,7 +358,7 @@ class Patches:
         vision = hf.vision_config
         grid = np.asarray(feeds[self.names[1]])
         if self.video:
-            shown = ", ".join(f"{t * _temporal_patch(vision)}x{h * vision.patch_size}x{w * vision.patch_size}" for t, h, w in grid.tolist())
+            shown = ", ".join(f"{t * temporal_patch_size(vision)}x{h * vision.patch_size}x{w * vision.patch_size}" for t, h, w in grid.tolist())
             return f"{len(grid)} clip(s) of frames x H x W {shown} ({int(grid.prod(1).sum())} patches)"
         shown = ", ".join(f"{h * vision.patch_size}x{w * vision.patch_size}" + (f"x{t} frames" if t > 1 else "") for t, h, w in grid.tolist())
         return f"{len(grid)} image(s) {shown} ({int(grid.prod(1).sum())} patches)"

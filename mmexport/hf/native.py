@@ -104,11 +104,11 @@ class QwenTower(nn.Module):
         tokens = self.visual.cls_embeddings
         index, valid, inverse = frames
         count, length = index.shape
+        own = torch.arange(count, dtype=index.dtype, device=index.device)
+        index = torch.cat([(own + x.shape[0])[:, None], index], 1)  # the class tokens' rows, once appended
         x = torch.cat([x, tokens.class_embedding.to(x.dtype)[None].expand(count, -1)])
         angles = torch.cat((tokens.class_pos_emb, tokens.class_pos_emb), dim=-1)
         rotary = tuple(torch.cat([r, f(angles.to(r.dtype)).expand(count, -1)]) for r, f in zip(rotary, (torch.cos, torch.sin)))
-        own = torch.arange(count, dtype=index.dtype, device=index.device)
-        index = torch.cat([(own + x.shape[0] - count)[:, None], index], 1)
         valid = torch.cat([torch.ones_like(valid[:, :1]), valid], 1)
         inverse = torch.cat([inverse + inverse // length + 1, own * (length + 1)])
         return self.visual.pre_layernorm(x), rotary, (index, valid, inverse)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from mmexport.hf.layouts import temporal_patch_size
 from mmexport.samples import clip
 
 
@@ -29,7 +30,7 @@ def clips(config, processor, shapes: list[tuple[int, int, int]], seed: int = 0) 
     """pixel_values_videos and video_grid_thw for clips of (frames, rows, columns) merged tokens."""
     vision = config.vision_config
     unit = vision.patch_size * vision.spatial_merge_size
-    temporal = getattr(vision, "temporal_patch_size", None) or 1  # LLaVA-OneVision-1.5: a frame per patch
+    temporal = temporal_patch_size(vision)
     parts, grids = [], []
     for i, (frames, rows, cols) in enumerate(shapes):
         pixels, grid = patchify(clip(frames, rows * unit, cols * unit, seed + i), processor, temporal, vision.patch_size, vision.spatial_merge_size)
