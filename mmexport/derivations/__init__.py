@@ -11,7 +11,10 @@ from .base import Derivation, Derived, Feeds, Identity, groups
 
 # kind -> module in this package defining derive(feeds, params), specs(params) and split(feeds, params)
 REGISTRY: Registry[ModuleType] = Registry(
-    "grid derivation", __name__, None, {"qwen": "qwen", "pixtral": "pixtral", "crops": "crops", "navit": "navit", "naflex": "naflex", "pooled": "pooled"}
+    "grid derivation",
+    __name__,
+    None,
+    {"qwen": "qwen", "pixtral": "pixtral", "crops": "crops", "navit": "navit", "naflex": "naflex", "pooled": "pooled", "kept": "kept"},
 )
 
 __all__ = ["REGISTRY", "Derivation", "Derived", "Feeds", "Identity", "groups"]

@@ -35,7 +35,7 @@ def axes(params: dict[str, Any]) -> dict[str, Axis]:
     }
 
 
-def _tower_inputs(params: dict[str, Any]) -> list[TensorSpec]:
+def tower_inputs(params: dict[str, Any]) -> list[TensorSpec]:
     named, called = axes(params), names(params)
     return [
         TensorSpec(called["pixels"], (named["images"], named["patches"], params["patch_dim"])),
@@ -47,19 +47,19 @@ def inputs(params: dict[str, Any]) -> list[TensorSpec]:
     """What the processor gives (a video's frame counts too: they only group its soft tokens)."""
     videos = names(params).get("videos")
     counts = [TensorSpec(videos, (Axis("videos", 1, 1, axes(params)["images"].max),), "int64")] if videos else []
-    return _tower_inputs(params) + counts
+    return tower_inputs(params) + counts
 
 
 def specs(params: dict[str, Any]) -> list[TensorSpec]:
     named = axes(params)
     return [
-        *_tower_inputs(params),
+        *tower_inputs(params),
         TensorSpec("pool_index", (named["images"], named["patches"]), "int64"),
         TensorSpec("keep_index", (named["tokens"],), "int64"),
     ]
 
 
-def _positions(feeds: dict[str, np.ndarray], params: dict[str, Any]) -> np.ndarray:
+def checked_positions(feeds: dict[str, np.ndarray], params: dict[str, Any]) -> np.ndarray:
     called, unit = names(params), params["kernel"] ** 2
     positions = np.asarray(feeds[called["positions"]]).astype(np.int64)
     pixels = feeds[called["pixels"]]
@@ -82,17 +82,17 @@ def _slots(positions: np.ndarray, kernel: int) -> np.ndarray:
 
 def derive(feeds: dict[str, np.ndarray], params: dict[str, Any]) -> dict[str, np.ndarray]:
     kernel, called = params["kernel"], names(params)
-    positions = _positions(feeds, params)
+    positions = checked_positions(feeds, params)
     slots = _slots(positions, kernel)
     length = positions.shape[1] // kernel**2
     if (slots >= length).any():
         raise InputError(f"image_position_ids place patches past the {length} soft tokens their padding allows; pass the processor's tensors")
     keep = [image * length + np.unique(row) for image, row in enumerate(slots)]
-    _frames_per_video(feeds, params, len(positions))
+    frames_per_video(feeds, params, len(positions))
     return {called["pixels"]: feeds[called["pixels"]], called["positions"]: positions, "pool_index": slots, "keep_index": np.concatenate(keep)}
 
 
-def _frames_per_video(feeds: dict[str, np.ndarray], params: dict[str, Any], frames: int) -> list[int]:
+def frames_per_video(feeds: dict[str, np.ndarray], params: dict[str, Any], frames: int) -> list[int]:
     """Frames of each clip (videos), or one per image; they must add up to the frames given."""
     videos = names(params).get("videos")
     if videos is None or videos not in feeds:
@@ -105,7 +105,7 @@ def _frames_per_video(feeds: dict[str, np.ndarray], params: dict[str, Any], fram
 
 def split(feeds: dict[str, np.ndarray], params: dict[str, Any]) -> list[int]:
     """Soft tokens of each image (of each clip, its frames' together)."""
-    slots = _slots(_positions(feeds, params), params["kernel"])
+    slots = _slots(checked_positions(feeds, params), params["kernel"])
     tokens = np.array([len(np.unique(row)) for row in slots])
-    ends = np.cumsum(_frames_per_video(feeds, params, len(slots)))
+    ends = np.cumsum(frames_per_video(feeds, params, len(slots)))
     return [int(part.sum()) for part in np.split(tokens, ends[:-1])]

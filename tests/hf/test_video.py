@@ -256,25 +256,24 @@ def test_int8_video_side_calibrated_on_clips_and_benched_on_clips(cli, tiny_mode
     assert "FRAMESxHxW" in cli("bench", "--model", folder, "--vision-tower", "--video", "16x448").stderr
 
 
-def _gemma4_clips(model, sizes: list[tuple[int, int, int]], seed: int) -> dict[str, torch.Tensor]:
-    """Clips of (frames, rows, columns of soft tokens) as Gemma 4's video processor lays them out:
+def _positioned_clips(model, sizes: list[tuple[int, int, int]], seed: int) -> dict[str, torch.Tensor]:
+    """Clips of (frames, rows, columns of soft tokens) as Gemma 4's video processors lay them out:
     every frame's patches padded to 70 soft tokens, a row per frame, num_frames_per_video."""
-    from mmexport.hf.families.gemma4 import PositionedPatches
-
-    layout = PositionedPatches(video=True)
-    k2 = model.config.vision_config.pooling_kernel_size**2
-    return layout._images(model.config, [(r, c) for _, r, c in sizes], seed, patches=70 * k2, frames=[f for f, _, _ in sizes])
+    layout = family(model.config.model_type).video
+    per_token = layout.params(model.config)["kernel"] ** 2
+    return layout._images(model.config, [(r, c) for _, r, c in sizes], seed, patches=70 * per_token, frames=[f for f, _, _ in sizes])
 
 
-@uses("gemma4")
-def test_gemma4_video_side_matches_get_video_features(tiny_models, artifacts):
-    """Gemma 4: the image graph on every frame; two clips of different frame counts and sizes in one
-    call are get_video_features' answer (split per clip by num_frames_per_video), each clip alone
-    gives its rows, and attached, get_video_features answers with the tower made to raise."""
-    _, model = tiny_models("gemma4")
-    runtime = mmexport.load(artifacts("gemma4", "video"))
+@pytest.mark.parametrize("case, tower", [("gemma4", "vision_tower"), ("gemma4_unified", "embed_vision")])
+def test_positioned_patches_video_side_matches_get_video_features(tiny_models, artifacts, case, tower):
+    """Gemma 4 (and its encoder-free Unified): the image graph on every frame; two clips of different
+    frame counts and sizes in one call are get_video_features' answer (split per clip by
+    num_frames_per_video), each clip alone gives its rows, and attached, get_video_features
+    answers with the tower made to raise."""
+    _, model = tiny_models(case)
+    runtime = mmexport.load(artifacts(case, "video"))
     assert runtime.record.model.part == "video" and runtime.outputs[0].name == "video_embeds"
-    inputs = _gemma4_clips(model, [(3, 2, 3), (2, 4, 1)], seed=4)
+    inputs = _positioned_clips(model, [(3, 2, 3), (2, 4, 1)], seed=4)
     together = runtime(**{k: v.numpy() for k, v in inputs.items()})["video_embeds"]
     features, _ = expected(model, inputs)
     assert_close(together, features)
@@ -284,11 +283,12 @@ def test_gemma4_video_side_matches_get_video_features(tiny_models, artifacts):
         rows = runtime(**alone, num_frames_per_video=np.array([frames]))["video_embeds"]
         assert np.abs(together[row : row + len(rows)] - rows).max() <= 1e-5 * np.abs(rows).max()
         start, row = start + frames, row + len(rows)
-    attached = mmexport.attach(copy.deepcopy(model), artifacts("gemma4", "video"))
-    image_owner(attached).vision_tower.forward = _refuse
+    attached = mmexport.attach(copy.deepcopy(model), artifacts(case, "video"))
+    getattr(image_owner(attached), tower).forward = _refuse
     with torch.no_grad():
         got = image_owner(attached).get_video_features(**inputs).pooler_output
         want = image_owner(model).get_video_features(**inputs).pooler_output
     assert len(got) == len(want) == 2
     for mine, theirs in zip(got, want):
         assert_close(mine.numpy(), theirs)
+

@@ -233,6 +233,21 @@ def _naflex_tiles(config, images: int, seed: int) -> dict[str, torch.Tensor]:
     return {"pixel_values": pixels, "pixel_attention_mask": mask, "spatial_shapes": torch.tensor(shapes)}
 
 
+def _merged_patches(config, images: int, seed: int) -> dict[str, torch.Tensor]:
+    """What Gemma4UnifiedImageProcessor returns (it needs torchvision): each image's merged patches
+    (rows x columns of them, row-major as its patches_merge orders them, pixels in [0, 1]) padded
+    to the batch's count, and their (column, row) positions, -1 for padding."""
+    dim = 3 * (config.vision_config.patch_size * config.vision_config.pooling_kernel_size) ** 2
+    shapes = [(2 + (seed + i) % 3, 3 - (seed + i) % 2) for i in range(images)]
+    patches = max(h * w for h, w in shapes) + 2  # the processor pads to its soft-token budget
+    generator = torch.Generator().manual_seed(seed)
+    pixels, positions = torch.zeros(images, patches, dim), torch.full((images, patches, 2), -1, dtype=torch.long)
+    for j, (h, w) in enumerate(shapes):
+        rows, columns = torch.meshgrid(torch.arange(h), torch.arange(w), indexing="ij")
+        pixels[j, : h * w], positions[j, : h * w] = torch.rand(h * w, dim, generator=generator), torch.stack([columns.flatten(), rows.flatten()], 1)
+    return {"pixel_values": pixels, "image_position_ids": positions}
+
+
 def _gemma3(t, cls: str = "Gemma3Config", **extra):
     vision = SIGLIP | {"vision_use_head": False}
     return getattr(t, cls)(
@@ -429,6 +444,8 @@ TINY: dict[str, Tiny] = {
     "minimax_m3_vl": replace(shrunk("minimax_m3_vl", prompt="native"), processor=lambda t: t.Qwen2VLImageProcessor(size=QWEN_SIZE)),
     "glm5_next": shrunk("glm5_next", prompt="native", token_types="mm_token_type_ids"),
     "gemma4": Tiny("gemma4", _gemma4, lambda t: t.Gemma4ImageProcessorPil(max_soft_tokens=70), prompt="together", token_types="mm_token_type_ids"),
+    # encoder-free; its processor needs torchvision: where it imports, the folder's own; otherwise tensors in its layout
+    "gemma4_unified": shrunk("gemma4_unified", prompt="together", token_types="mm_token_type_ids", tensors=_merged_patches),
     "qwen3_5": Tiny("qwen3_5", _qwen3_5, _qwen3_processor, prompt="native", token_types="mm_token_type_ids"),
     "qwen3_5_moe": Tiny(
         "qwen3_5_moe", lambda t: _qwen3_5(t, "Qwen3_5MoeConfig", **SMALL_MOE), _qwen3_processor, prompt="native", token_types="mm_token_type_ids"

@@ -37,6 +37,7 @@ class PositionedPatches:
     video: bool = False
     max_frames: int = 128  # frames per call, every clip's together
     derives: ClassVar[str | None] = "the soft token each patch averages into, and which soft tokens are the images'"
+    kind: ClassVar[str] = "pooled"  # the derivation beside the graph
 
     @property
     def called(self) -> dict[str, str]:
@@ -50,10 +51,11 @@ class PositionedPatches:
         vision = hf.vision_config
         kernel = vision.pooling_kernel_size
         params = {"kernel": kernel, "patch_dim": 3 * vision.patch_size**2, "max_patches": self.max_patches, "opt_patches": 280 * kernel**2}
+        params["patch_size"] = vision.patch_size  # pixels per position step
         return params | ({"names": dict(VIDEO_NAMES), "max_images": self.max_frames, "opt_patches": 70 * kernel**2} if self.video else {})
 
     def inputs(self, hf: Any) -> list[TensorSpec]:
-        return DERIVATIONS.get("pooled").inputs(self.params(hf))
+        return DERIVATIONS.get(self.kind).inputs(self.params(hf))
 
     def _images(self, hf: Any, blocks: list[tuple[int, int]], seed: int, patches: int | None = None, frames: list[int] | None = None) -> Sample:
         """Images (or clips of `frames` frames) of (rows, columns) pooling blocks, patches in
@@ -77,16 +79,16 @@ class PositionedPatches:
         return sample | ({called["videos"]: torch.tensor(frames)} if self.video else {})
 
     def samples(self, hf: Any) -> list[Sample]:
-        k2 = hf.vision_config.pooling_kernel_size**2
+        k2 = self.params(hf)["kernel"] ** 2
         cases = ([(2, 3)], [(1, 1), (3, 2)], [(3, 1), (1, 2), (2, 2)])
         frames = ([2], [1, 3], [2, 1, 2]) if self.video else ([1], [1, 1], [1, 1, 1])
         return [self._images(hf, blocks, 70 + 3 * i, patches=(6 + i) * k2, frames=f) for i, (blocks, f) in enumerate(zip(cases, frames))]
 
     def derivation(self, hf: Any) -> Derivation:
-        return Derived.of("pooled", self.params(hf))
+        return Derived.of(self.kind, self.params(hf))
 
     def first_axis(self, hf: Any) -> Axis:  # a row of the embedder's input is a soft token
-        return DERIVATIONS.get("pooled").axes(self.params(hf))["tokens"]
+        return DERIVATIONS.get(self.kind).axes(self.params(hf))["tokens"]
 
     def collate(self, items: list[Feeds]) -> Feeds:
         pixels_name, positions_name = self.called["pixels"], self.called["positions"]
@@ -97,7 +99,8 @@ class PositionedPatches:
         return collated | ({VIDEO_NAMES["videos"]: np.concatenate([np.asarray(i[VIDEO_NAMES["videos"]]).reshape(-1) for i in items])} if self.video else {})
 
     def request(self, hf: Any, images: int, seed: int = 0) -> Sample:
-        unit = hf.vision_config.patch_size * hf.vision_config.pooling_kernel_size
+        params = self.params(hf)
+        unit = params["patch_size"] * params["kernel"]  # pixels per soft token's side
         frames = [VIDEO_FRAMES] * images if self.video else None
         return self._images(hf, [(h // unit, w // unit) for h, w in typical_sizes(images, seed)], 1000 + seed, frames=frames)
 
@@ -107,7 +110,7 @@ class PositionedPatches:
     def describe(self, hf: Any, feeds: Feeds) -> str:
         positions = np.asarray(feeds[self.called["positions"]])
         valid = (positions != -1).all(-1)
-        p = hf.vision_config.patch_size
+        p = self.params(hf)["patch_size"]
         sizes = [f"{(row[..., 1].max() + 1) * p}x{(row[..., 0].max() + 1) * p}" for row in (pos[v] for pos, v in zip(positions, valid))]
         if self.video:
             counts = np.asarray(feeds.get(VIDEO_NAMES["videos"], [len(positions)])).reshape(-1)
