@@ -152,6 +152,20 @@ def _subject(connector_name: str | None, preset: str | None, weights: str | Path
     return subject or resolve(str(connector_name), preset, weights)
 
 
+SIZED = {"--video": ("bench_clip", "video"), "--image": ("bench_image", "vision")}  # option -> (the subject's attribute, its part)
+
+
+def _ask_sizes(ref: Subject, sizes: dict[str, tuple[int, ...]]) -> None:
+    """The clip or image size a model folder's side is timed on (--video FRAMESxHxW, --image HxW).
+    An artifact of another part is refused for --video; --image, a default, applies where it can."""
+    for option, size in sizes.items():
+        attribute, part = SIZED[option]
+        if getattr(ref, "part", None) == part:
+            setattr(ref, attribute, size)
+        elif option == "--video":
+            raise UsageError(f"--video times a video-side artifact (mmexport onnx --model DIR --vision-tower --video); this one is {ref.name}")
+
+
 def _given(artifact: Path | None) -> dict[str, Path]:
     """Artifacts the user gave, by precision: an fp32 graph, or a variant and the fp32 graph beside it."""
     if artifact is None:
@@ -184,6 +198,7 @@ def bench(
     step: Callable[[str], None] = lambda message: None,
     subject: Subject | None = None,
     artifact: str | Path | None = None,
+    sizes: dict[str, tuple[int, ...]] | None = None,
 ) -> BenchReport:
     """Every backend on the same inputs; `artifact` (an .onnx made by mmexport) is timed as it is."""
     backends = backends or list(DEFAULT_BACKENDS)
@@ -194,6 +209,7 @@ def bench(
         raise UsageError(f"--batch sizes must be >= 1, got {batches}")
     given = _given(Path(artifact) if artifact else None)
     ref = _subject(connector_name, preset, weights, subject, Path(artifact) if artifact else None)
+    _ask_sizes(ref, sizes or {})
     threads = threads or torch.get_num_threads()
     torch.set_num_threads(threads)
     names = [s.name for s in ref.inputs]
@@ -224,6 +240,7 @@ def bench(
         made = _build_artifacts(ctx, backends, report, step)
         calls, memory = _bind(ctx, made, inputs, report, step)
         _add_notes(report, calls, calib)
+        report.notes.extend(ref.bench_notes)
         for b in batches:
             step(f"timing batch {b}")
             timings = measure.interleaved({n: c[b] for n, c in calls.items() if BACKENDS[n].timed}, warmup, iters)

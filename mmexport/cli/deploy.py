@@ -183,12 +183,24 @@ def bench_command(
         raise typer.BadParameter("give an artifact or --connector/--model, one of them", param_hint="ARTIFACT")
     with ui.status("starting") as status:
         subject = None if artifact else api.subject_for(connector, model, {"preset": preset, "weights": weights}, vision_tower, video is not None)
-        if subject is not None and video is not None:
-            subject.bench_clip = _sizes(video, "--video", "FRAMESxHxW", "16x448x448")  # type: ignore[attr-defined]
-        if subject is not None and vision_tower:
-            subject.bench_image = _sizes(image, "--image", "HxW", "896x896")  # type: ignore[attr-defined]
+        sizes = {"--video": _sizes(video, "--video", "FRAMESxHxW", "16x448x448")} if video is not None else {}
+        if (vision_tower or artifact) and video is None:
+            sizes["--image"] = _sizes(image, "--image", "HxW", "896x896")
         report = api.bench(
-            connector, preset, weights, chosen, batches, tokens, warmup, iters, threads, calib, step=status.update, subject=subject, artifact=artifact
+            connector,
+            preset,
+            weights,
+            chosen,
+            batches,
+            tokens,
+            warmup,
+            iters,
+            threads,
+            calib,
+            step=status.update,
+            subject=subject,
+            artifact=artifact,
+            sizes=sizes,
         )
     for note in report.notes:
         ui.err.print(f"[yellow]note:[/] {escape(note)}")

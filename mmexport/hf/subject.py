@@ -263,7 +263,9 @@ class FolderPart(Subject):
 
         try:
             made = processed_clips(self.loaded.folder, self.inputs, [clip(*self.bench_clip, seed=i) for i in range(count)])
-        except (UsageError, InputError):
+        except (UsageError, InputError) as exc:
+            frames, height, width = self.bench_clip
+            self.bench_notes = [f"not timed on {frames}x{height}x{width} clips: {exc}; timed the synthetic clips the table names instead"]
             return None
         return self.loaded.family.video.collate(made)
 

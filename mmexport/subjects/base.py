@@ -28,6 +28,7 @@ class Subject(ABC):
     inputs: list[TensorSpec]  # what a user passes, by name
     outputs: list[TensorSpec]
     derivation: Derivation  # from those inputs to the graph's (the identity where nothing is derived)
+    bench_notes: list[str] = []  # what bench_inputs could not do as asked, for the bench's notes (a subject sets its own list)
     tolerance: Tolerance  # the fp32 export gate
     attention: bool  # softmax over activation products: looser low-precision gates
     warnings: list[str]

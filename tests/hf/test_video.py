@@ -292,3 +292,17 @@ def test_positioned_patches_video_side_matches_get_video_features(tiny_models, a
     for mine, theirs in zip(got, want):
         assert_close(mine.numpy(), theirs)
 
+
+def test_bench_says_when_it_cannot_time_the_clips_asked(cli, tiny_models, artifacts, tmp_path):
+    """A folder whose video processor does not run here (this one has none saved; Gemma 4's needs
+    torchvision): bench times the layout's own clips and says so beside the table instead of
+    passing them off as the --video asked; --video on an image-side artifact is refused."""
+    tiny_models("gemma4_unified")
+    args = ("--video", "4x96x96", "--backends", "ort", "--batch", "1", "--iters", "1", "--json", tmp_path / "b.json")
+    result = cli("bench", artifacts("gemma4_unified", "video"), *args)
+    assert result.code == 0, result
+    report = json.loads((tmp_path / "b.json").read_text())
+    assert any(n.startswith("not timed on 4x96x96 clips") for n in report["notes"]), report["notes"]
+    assert all(r["sizes"].startswith("1 clip(s) of 16 frames") for r in report["results"]), report["results"]
+    refused = cli("bench", artifacts("gemma4_unified", "vision"), "--video", "4x96x96")
+    assert_one_line(refused, 2, "--video times a video-side artifact")
