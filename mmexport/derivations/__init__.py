@@ -14,7 +14,16 @@ REGISTRY: Registry[ModuleType] = Registry(
     "grid derivation",
     __name__,
     None,
-    {"qwen": "qwen", "pixtral": "pixtral", "crops": "crops", "navit": "navit", "naflex": "naflex", "pooled": "pooled", "kept": "kept"},
+    {
+        "qwen": "qwen",
+        "pixtral": "pixtral",
+        "crops": "crops",
+        "navit": "navit",
+        "naflex": "naflex",
+        "pooled": "pooled",
+        "kept": "kept",
+        "merge_sized": "merge_sized",
+    },
 )
 
 __all__ = ["REGISTRY", "Derivation", "Derived", "Feeds", "Identity", "groups"]

@@ -446,6 +446,7 @@ TINY: dict[str, Tiny] = {
     "gemma4": Tiny("gemma4", _gemma4, lambda t: t.Gemma4ImageProcessorPil(max_soft_tokens=70), prompt="together", token_types="mm_token_type_ids"),
     # encoder-free; its processor needs torchvision: where it imports, the folder's own; otherwise tensors in its layout
     "gemma4_unified": shrunk("gemma4_unified", prompt="together", token_types="mm_token_type_ids", tensors=_merged_patches),
+    "video_llama_3": shrunk("video_llama_3", prompt="together"),  # its PIL image processor (merge size 1)
     "qwen3_5": Tiny("qwen3_5", _qwen3_5, _qwen3_processor, prompt="native", token_types="mm_token_type_ids"),
     "qwen3_5_moe": Tiny(
         "qwen3_5_moe", lambda t: _qwen3_5(t, "Qwen3_5MoeConfig", **SMALL_MOE), _qwen3_processor, prompt="native", token_types="mm_token_type_ids"

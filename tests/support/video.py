@@ -26,17 +26,26 @@ def patchify(frames: np.ndarray, processor, temporal: int, patch: int, merge: in
     return torch.from_numpy(np.ascontiguousarray(x)), [t, h, w]
 
 
+VIDEO_MERGE = 2  # VideoLLaMA3's video processor merges 2x2 (its config has no merge size; each clip's is an input)
+
+
 def clips(config, processor, shapes: list[tuple[int, int, int]], seed: int = 0) -> dict[str, torch.Tensor]:
-    """pixel_values_videos and video_grid_thw for clips of (frames, rows, columns) merged tokens."""
+    """pixel_values_videos and video_grid_thw (and video_merge_sizes where the family takes them)
+    for clips of (frames, rows, columns) merged tokens."""
+    from mmexport.hf import family
+
     vision = config.vision_config
-    unit = vision.patch_size * vision.spatial_merge_size
+    merge = getattr(vision, "spatial_merge_size", VIDEO_MERGE)
+    unit = vision.patch_size * merge
     temporal = temporal_patch_size(vision)
     parts, grids = [], []
     for i, (frames, rows, cols) in enumerate(shapes):
-        pixels, grid = patchify(clip(frames, rows * unit, cols * unit, seed + i), processor, temporal, vision.patch_size, vision.spatial_merge_size)
+        pixels, grid = patchify(clip(frames, rows * unit, cols * unit, seed + i), processor, temporal, vision.patch_size, merge)
         parts.append(pixels)
         grids.append(grid)
-    return {"pixel_values_videos": torch.cat(parts), "video_grid_thw": torch.tensor(grids)}
+    made = {"pixel_values_videos": torch.cat(parts), "video_grid_thw": torch.tensor(grids)}
+    sized = "video_merge_sizes" in family(config.model_type).video.names
+    return made | ({"video_merge_sizes": torch.full((len(shapes),), merge)} if sized else {})
 
 
 def mp4(frames: np.ndarray, codec: str = "libx264") -> bytes:
