@@ -23,6 +23,7 @@ REGISTRY: Registry[ModuleType] = Registry(
         "pooled": "pooled",
         "kept": "kept",
         "merge_sized": "merge_sized",
+        "newlines": "newlines",
     },
 )
 

@@ -369,6 +369,8 @@ class PackedPatches(Patches):
     """PaddleOCR-VL: patches [patches, C, P, P] of every image in raster order (NaViT packing) and
     image_grid_thw; the 2x2 merge happens in the projector, after the encoder."""
 
+    kind: ClassVar[str] = "navit"  # the derivation beside the graph
+
     @property
     def derives(self) -> str:
         return "rotary positions, per-image attention groups, bilinear position-table taps, 2x2 merge neighbourhoods"
@@ -384,7 +386,7 @@ class PackedPatches(Patches):
         return (patches, params["channels"], params["patch"], params["patch"])
 
     def inputs(self, hf: Any) -> list[TensorSpec]:
-        return DERIVATIONS.get("navit").inputs(self.params(hf))
+        return DERIVATIONS.get(self.kind).inputs(self.params(hf))
 
     def samples(self, hf: Any) -> list[Sample]:
         m = self.params(hf)["merge"]
@@ -395,10 +397,10 @@ class PackedPatches(Patches):
         return cases
 
     def derivation(self, hf: Any) -> Derivation:
-        return Derived.of("navit", self.params(hf))
+        return Derived.of(self.kind, self.params(hf))
 
     def first_axis(self, hf: Any) -> Axis:
-        return DERIVATIONS.get("navit").axes(self.params(hf))["patches"]
+        return DERIVATIONS.get(self.kind).axes(self.params(hf))["patches"]
 
     def request(self, hf: Any, images: int, seed: int = 0) -> Sample:
         params = self.params(hf)

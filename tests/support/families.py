@@ -248,6 +248,14 @@ def _merged_patches(config, images: int, seed: int) -> dict[str, torch.Tensor]:
     return {"pixel_values": pixels, "image_position_ids": positions}
 
 
+def _hunyuan_vl(t):  # its releases set the multimodal rotary sections (the config class's default has none: its forward fails)
+    from mmexport.hf.tiny import tiny_config
+
+    made = tiny_config("hunyuan_vl")
+    made.text_config.rope_parameters = dict(made.text_config.rope_parameters, mrope_section=[4, 4, 4, 4])
+    return made
+
+
 def _gemma3(t, cls: str = "Gemma3Config", **extra):
     vision = SIGLIP | {"vision_use_head": False}
     return getattr(t, cls)(
@@ -446,6 +454,7 @@ TINY: dict[str, Tiny] = {
     "gemma4": Tiny("gemma4", _gemma4, lambda t: t.Gemma4ImageProcessorPil(max_soft_tokens=70), prompt="together", token_types="mm_token_type_ids"),
     # encoder-free; its processor needs torchvision: where it imports, the folder's own; otherwise tensors in its layout
     "gemma4_unified": shrunk("gemma4_unified", prompt="together", token_types="mm_token_type_ids", tensors=_merged_patches),
+    "hunyuan_vl": replace(shrunk("hunyuan_vl", prompt="native", token_types="mm_token_type_ids"), config=_hunyuan_vl),
     "video_llama_3": shrunk("video_llama_3", prompt="together"),  # its PIL image processor (merge size 1)
     "qwen3_5": Tiny("qwen3_5", _qwen3_5, _qwen3_processor, prompt="native", token_types="mm_token_type_ids"),
     "qwen3_5_moe": Tiny(
