@@ -115,8 +115,9 @@ def position_taps(grid: np.ndarray, at: dict[str, np.ndarray], taps: dict[str, A
     """Indices into the flattened side x side position table and their weights, per patch."""
     side = taps["side"]
     heights, widths = grid[at["image"], 1], grid[at["image"], 2]
-    h_index, h_weight = axis_taps(at["row"], heights, side, taps["mode"], taps["align_corners"])
-    w_index, w_weight = axis_taps(at["col"], widths, side, taps["mode"], taps["align_corners"])
+    offset = taps.get("size_offset", 0.0)
+    h_index, h_weight = axis_taps(at["row"], heights, side, taps["mode"], taps["align_corners"], offset)
+    w_index, w_weight = axis_taps(at["col"], widths, side, taps["mode"], taps["align_corners"], offset)
     n = h_index.shape[1]
     index = (h_index[:, :, None] * side + w_index[:, None, :]).reshape(-1, n * n)
     weight = (h_weight[:, :, None] * w_weight[:, None, :]).reshape(-1, n * n)

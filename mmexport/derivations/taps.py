@@ -9,14 +9,16 @@ import numpy as np
 CUBIC_A = np.float32(-0.75)
 
 
-def axis_taps(index: np.ndarray, size: np.ndarray, side: int, mode: str, align_corners: bool) -> tuple[np.ndarray, np.ndarray]:
-    """(taps [n, k], weights [n, k]) for target positions `index` on axes of length `size`."""
+def axis_taps(index: np.ndarray, size: np.ndarray, side: int, mode: str, align_corners: bool, size_offset: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+    """(taps [n, k], weights [n, k]) for target positions `index` on axes of length `size`.
+    `size_offset`: the table is scaled by (size + offset) / side, the output still `size` long
+    (HY-V4-VL's explicit scale_factor, which shifts the sampling grid)."""
     position = index.astype(np.float32)
     size = size.astype(np.float32)
     if align_corners:
         source = position * np.float32(side - 1) / np.maximum(size - np.float32(1), np.float32(1))
     else:
-        source = (position + np.float32(0.5)) * np.float32(side) / size - np.float32(0.5)
+        source = (position + np.float32(0.5)) * np.float32(side) / (size + np.float32(size_offset)) - np.float32(0.5)
     floor = np.floor(source)
     offsets = np.arange(0, 2) if mode == "bilinear" else np.arange(-1, 3)
     taps = floor.astype(np.int64)[:, None] + offsets

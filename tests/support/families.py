@@ -455,6 +455,7 @@ TINY: dict[str, Tiny] = {
     # encoder-free; its processor needs torchvision: where it imports, the folder's own; otherwise tensors in its layout
     "gemma4_unified": shrunk("gemma4_unified", prompt="together", token_types="mm_token_type_ids", tensors=_merged_patches),
     "hunyuan_vl": replace(shrunk("hunyuan_vl", prompt="native", token_types="mm_token_type_ids"), config=_hunyuan_vl),
+    "hy_v4_vl": shrunk("hy_v4_vl", prompt="native", token_types="mm_token_type_ids"),
     "video_llama_3": shrunk("video_llama_3", prompt="together"),  # its PIL image processor (merge size 1)
     "qwen3_5": Tiny("qwen3_5", _qwen3_5, _qwen3_processor, prompt="native", token_types="mm_token_type_ids"),
     "qwen3_5_moe": Tiny(
