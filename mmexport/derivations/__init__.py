@@ -24,6 +24,7 @@ REGISTRY: Registry[ModuleType] = Registry(
         "kept": "kept",
         "merge_sized": "merge_sized",
         "newlines": "newlines",
+        "strips": "strips",
     },
 )
 

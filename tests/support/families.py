@@ -61,7 +61,9 @@ class Tiny:
     config: Callable[[Any], Any]  # transformers (the module) -> the config
     processor: Callable[[Any], Any] | None = None  # transformers -> the processor its releases ship; None: it needs torchvision
     call: str = "images"  # how the processor takes photos: "images" (a list), "samples" (one list per sample), "nested" ([photos])
-    prompt: str = "per_item"  # "per_item" (a prompt per item), "together" (one), "native" (one, a start token per image), "cross"
+    # "per_item" (a prompt per item), "together" (one), "native" (one, a start token per image), "cross"; "processor": its forward
+    # reads the processor's own prompt layout (MiniCPM-V 4.7's canvas markers), not built here: no forward-level tests
+    prompt: str = "per_item"
     token_types: str | None = None  # ids the forward reads beside input_ids, 1 at image tokens
     features: Callable[[Any, dict], list[torch.Tensor]] | None = None  # transformers' answer where get_image_features is not it
     tensors: Callable[[Any, int, int], dict] | None = None  # (config, images, seed) -> inputs in the processor's layout, where it needs torchvision
@@ -246,6 +248,14 @@ def _merged_patches(config, images: int, seed: int) -> dict[str, torch.Tensor]:
         rows, columns = torch.meshgrid(torch.arange(h), torch.arange(w), indexing="ij")
         pixels[j, : h * w], positions[j, : h * w] = torch.rand(h * w, dim, generator=generator), torch.stack([columns.flatten(), rows.flatten()], 1)
     return {"pixel_values": pixels, "image_position_ids": positions}
+
+
+def _minicpm(model_type: str):  # releases set the image token (the config class leaves it None)
+    from mmexport.hf.tiny import tiny_config
+
+    made = tiny_config(model_type)
+    made.image_token_id = IMAGE_TOKEN
+    return made
 
 
 def _hunyuan_vl(t):  # its releases set the multimodal rotary sections (the config class's default has none: its forward fails)
@@ -456,6 +466,12 @@ TINY: dict[str, Tiny] = {
     "gemma4_unified": shrunk("gemma4_unified", prompt="together", token_types="mm_token_type_ids", tensors=_merged_patches),
     "hunyuan_vl": replace(shrunk("hunyuan_vl", prompt="native", token_types="mm_token_type_ids"), config=_hunyuan_vl),
     "hy_v4_vl": shrunk("hy_v4_vl", prompt="native", token_types="mm_token_type_ids"),
+    "minicpmv4_6": replace(shrunk("minicpmv4_6", prompt="together"), config=lambda t: _minicpm("minicpmv4_6")),  # its PIL processor
+    "minicpmv4_7": replace(shrunk("minicpmv4_7", prompt="processor"), config=lambda t: _minicpm("minicpmv4_7")),  # 4.6's vision side
+    # 4x mode, no window merger; its own image processor needs torchvision, MiniCPM-V 4.6's in 4x mode packs slices the same way
+    "minicpm_ocr": Tiny(
+        "minicpm_ocr", lambda t: _minicpm("minicpm_ocr"), lambda t: t.MiniCPMV4_6ImageProcessorPil(downsample_mode="4x", patch_size=16), prompt="together"
+    ),
     "video_llama_3": shrunk("video_llama_3", prompt="together"),  # its PIL image processor (merge size 1)
     "qwen3_5": Tiny("qwen3_5", _qwen3_5, _qwen3_processor, prompt="native", token_types="mm_token_type_ids"),
     "qwen3_5_moe": Tiny(
