@@ -103,7 +103,9 @@ def attach_vision(model: nn.Module, runtime: Runtime, found: Detected, part: str
 def _answer(original: Callable, artifact: ArtifactModule, found: Detected) -> Callable:
     @functools.wraps(original)  # generate() reads its signature to route the processor's tensors
     def get_features(*args: Any, **kwargs: Any) -> Any:
-        feeds = {k: v for k, v in bind(original, args, kwargs).items() if k in artifact.dtypes}
+        bound = bind(original, args, kwargs)
+        bound |= {ours: bound[theirs] for ours, theirs in found.family.renamed if bound.get(ours) is None and theirs in bound}
+        feeds = {k: v for k, v in bound.items() if k in artifact.dtypes}
         features, deepstack = pooled(found.family, artifact.runtime.record, artifact(**feeds), feeds)
         return image_output(pooler_output=features, deepstack_features=deepstack)
 

@@ -45,6 +45,7 @@ class Family:
     attach: bool = True  # False: transformers' own forward fails for this family (nothing to attach to)
     attach_why_not: str | None = None  # why a vision-side artifact cannot be attached (the connector's can)
     features_as: str = "mm_encoder_outputs"  # the forward's argument that takes precomputed features (Llama 3.2 Vision: cross_attention_states)
+    renamed: tuple[tuple[str, str], ...] = ()  # (the processor's name, the one get_image_features takes) where they differ
     notes: tuple[str, ...] = ()
     declared: bool = True  # False: no declaration, transformers' own path (mmexport.hf.automatic)
 

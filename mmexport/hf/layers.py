@@ -11,10 +11,10 @@ class FeatureLayers(nn.Module):
     """LLaVA's get_image_features: the tower's hidden states at vision_feature_layer (a list is
     concatenated in its order), the CLS dropped by the 'default' strategy, then the projector."""
 
-    def __init__(self, model: nn.Module):
+    def __init__(self, model: nn.Module, tower: str = "vision_tower"):
         super().__init__()
         inner = model.model
-        self.tower, self.projector = inner.vision_tower, inner.multi_modal_projector
+        self.tower, self.projector = getattr(inner, tower), inner.multi_modal_projector
         layer = model.config.vision_feature_layer
         self.layers = list(layer) if isinstance(layer, (list, tuple)) else [layer]
         self.drop_cls = model.config.vision_feature_select_strategy == "default"

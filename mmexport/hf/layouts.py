@@ -74,21 +74,23 @@ def _by_tokens(output: np.ndarray, items: list[Feeds], derivation: Derivation) -
 @dataclass(frozen=True)
 class Pixels:
     """pixel_values [batch, C, H, W] at the tower's fixed size; `axis` names what a row is
-    (images, or tiles of images); `text` adds InstructBLIP's instruction."""
+    (images, or tiles of images); `text` adds InstructBLIP's instruction; `name`: what the
+    processor calls the pixels (Video-LLaVA: pixel_values_images)."""
 
     axis: str = "batch"
     text: bool = False
     max_rows: int = 64
+    name: str = "pixel_values"
     derives: ClassVar[str | None] = None
 
     @property
     def names(self) -> tuple[str, ...]:
-        return ("pixel_values", "qformer_input_ids", "qformer_attention_mask") if self.text else ("pixel_values",)
+        return (self.name, "qformer_input_ids", "qformer_attention_mask") if self.text else (self.name,)
 
     def inputs(self, hf: Any) -> list[TensorSpec]:
         vision = hf.vision_config
         rows = Axis(self.axis, 1, 1, self.max_rows, samples=(1, 2, 3))
-        specs = [TensorSpec("pixel_values", (rows, getattr(vision, "num_channels", 3), *_side(vision)))]
+        specs = [TensorSpec(self.name, (rows, getattr(vision, "num_channels", 3), *_side(vision)))]
         if self.text:
             text = Axis("text_tokens", 1, 8, hf.qformer_config.max_position_embeddings - hf.num_query_tokens, samples=(5, 3, 7))
             specs += [TensorSpec("qformer_input_ids", (rows, text), "int64"), TensorSpec("qformer_attention_mask", (rows, text), "int64")]
@@ -98,7 +100,7 @@ class Pixels:
         pixels = self.inputs(hf)[0]
         cases = []
         for i, rows in enumerate((1, 2, 3)):
-            case = {"pixel_values": _pixels((rows, *pixels.dims[1:]), 10 + i)}
+            case = {self.name: _pixels((rows, *pixels.dims[1:]), 10 + i)}
             if self.text:
                 length = (5, 3, 7)[i]
                 ids = torch.randint(1, hf.qformer_config.vocab_size, (rows, length), generator=torch.Generator().manual_seed(i))
@@ -119,7 +121,7 @@ class Pixels:
 
     def request(self, hf: Any, images: int, seed: int = 0) -> Sample:
         case = dict(self.samples(hf)[0])
-        case["pixel_values"] = _pixels((images, *case["pixel_values"].shape[1:]), 1000 + seed)
+        case[self.name] = _pixels((images, *case[self.name].shape[1:]), 1000 + seed)
         for name in ("qformer_input_ids", "qformer_attention_mask"):
             if name in case:
                 case[name] = case[name][:1].expand(images, -1).contiguous()
@@ -129,7 +131,7 @@ class Pixels:
         return _by_rows(output, items)
 
     def describe(self, hf: Any, feeds: Feeds) -> str:
-        rows, _, height, width = feeds["pixel_values"].shape
+        rows, _, height, width = feeds[self.name].shape
         return f"{rows} {'image' if self.axis == 'batch' else self.axis}{'s' if rows > 1 and self.axis == 'batch' else ''} of {height}x{width}"
 
 
@@ -265,8 +267,9 @@ class Frames:
         return {"pixel_values_videos": _pixels((images, VIDEO_FRAMES, *shape), 1000 + seed)}
 
     def per_item(self, output: np.ndarray, items: list[Feeds], derivation: Derivation) -> list[np.ndarray]:
-        counts = np.cumsum([len(i["pixel_values_videos"]) for i in items])[:-1]
-        return [part.reshape(-1, output.shape[-1]) for part in np.split(output, counts)]
+        clips = [len(i["pixel_values_videos"]) for i in items]
+        rows = len(output) // sum(clips)  # a row per clip (OneVision), or per frame of each (Video-LLaVA)
+        return [part.reshape(-1, output.shape[-1]) for part in np.split(output, np.cumsum(clips)[:-1] * rows)]
 
     def describe(self, hf: Any, feeds: Feeds) -> str:
         clips, frames, _, height, width = feeds["pixel_values_videos"].shape

@@ -89,6 +89,13 @@ def test_video_side_matches_get_video_features(tiny_models, artifacts, case):
     assert rows == len(together["video_embeds"])
 
 
+def _towers(owner) -> None:
+    """Make the towers a video could run on raise (Video-LLaVA has its own video tower)."""
+    for name in ("vision_tower", "video_tower"):
+        if hasattr(owner, name):
+            getattr(owner, name).forward = _refuse
+
+
 def frame_stack(model, clips_: int, frames: int, seed: int) -> torch.Tensor:
     """pixel_values_videos [clips, frames, 3, H, W] as LLaVA-OneVision's video processor makes them
     (each frame resized to the tower's size, rescaled, normalised: mean and std 0.5 for SigLIP,
@@ -116,12 +123,12 @@ def test_pooled_frames_video_side_matches_get_video_features(tiny_models, artifa
         with torch.no_grad():
             expected_ = image_owner(model).get_video_features(pixel_values_videos=pixels, return_dict=True).pooler_output
         assert_close(together, expected_)
-        for i in range(clips_):
+        for i in range(clips_):  # a row per clip (OneVision), or per frame of each (Video-LLaVA)
             alone = runtime(pixel_values_videos=pixels[i : i + 1].numpy())["video_embeds"]
-            assert np.abs(together[i : i + 1] - alone).max() <= 1e-5 * np.abs(alone).max()
+            assert np.abs(together[i * len(alone) : (i + 1) * len(alone)] - alone).max() <= 1e-5 * np.abs(alone).max()
     attached = mmexport.attach(copy.deepcopy(model), artifacts(case, "video"))
     pixels = frame_stack(model, 1, 2, seed=9)
-    image_owner(attached).vision_tower.forward = _refuse
+    _towers(image_owner(attached))
     with torch.no_grad():
         got = image_owner(attached).get_video_features(pixel_values_videos=pixels).pooler_output
         want = image_owner(model).get_video_features(pixel_values_videos=pixels).pooler_output
@@ -135,12 +142,13 @@ def test_attached_pooled_frames_video_side_generates_as_the_tower(tiny_models, a
     _, model = tiny_models(case)
     pixels = frame_stack(model, 1, 3, seed=6)
     with torch.no_grad():
-        tokens = image_owner(model).get_video_features(pixel_values_videos=pixels, return_dict=True).pooler_output.shape[1]
+        pooled = image_owner(model).get_video_features(pixel_values_videos=pixels, return_dict=True).pooler_output
+    tokens = pooled.reshape(-1, pooled.shape[-1]).shape[0]  # one clip: its rows (OneVision), or every frame's (Video-LLaVA)
     text = torch.randint(1, 90, (6,), generator=torch.Generator().manual_seed(5))
     ids = torch.cat([text[:3], torch.full((tokens,), model.config.video_token_id), text[3:]])[None]
     inputs = {"input_ids": ids, "attention_mask": torch.ones_like(ids), "pixel_values_videos": pixels}
     attached = mmexport.attach(copy.deepcopy(model), artifacts(case, "video"))
-    image_owner(attached).vision_tower.forward = _refuse
+    _towers(image_owner(attached))
     with torch.no_grad():
         assert_close(attached(**inputs).logits.numpy(), model(**inputs).logits)
     generated = [m.generate(**inputs, max_new_tokens=4, do_sample=False) for m in (model, attached)]

@@ -250,11 +250,14 @@ def _merged_patches(config, images: int, seed: int) -> dict[str, torch.Tensor]:
     return {"pixel_values": pixels, "image_position_ids": positions}
 
 
-def _minicpm(model_type: str):  # releases set the image token (the config class leaves it None)
+def _with_tokens(model_type: str, **ids: int):
+    """The generic shrink with the special tokens a release sets (MiniCPM-V's class leaves them
+    None; Video-LLaVA's defaults sit past the vocabulary the shrink keeps)."""
     from mmexport.hf.tiny import tiny_config
 
     made = tiny_config(model_type)
-    made.image_token_id = IMAGE_TOKEN
+    for name, value in ids.items():
+        setattr(made, name, value)
     return made
 
 
@@ -466,11 +469,21 @@ TINY: dict[str, Tiny] = {
     "gemma4_unified": shrunk("gemma4_unified", prompt="together", token_types="mm_token_type_ids", tensors=_merged_patches),
     "hunyuan_vl": replace(shrunk("hunyuan_vl", prompt="native", token_types="mm_token_type_ids"), config=_hunyuan_vl),
     "hy_v4_vl": shrunk("hy_v4_vl", prompt="native", token_types="mm_token_type_ids"),
-    "minicpmv4_6": replace(shrunk("minicpmv4_6", prompt="together"), config=lambda t: _minicpm("minicpmv4_6")),  # its PIL processor
-    "minicpmv4_7": replace(shrunk("minicpmv4_7", prompt="processor"), config=lambda t: _minicpm("minicpmv4_7")),  # 4.6's vision side
+    "minicpmv4_6": replace(
+        shrunk("minicpmv4_6", prompt="together"), config=lambda t: _with_tokens("minicpmv4_6", image_token_id=IMAGE_TOKEN)
+    ),  # its PIL processor
+    "minicpmv4_7": replace(
+        shrunk("minicpmv4_7", prompt="processor"), config=lambda t: _with_tokens("minicpmv4_7", image_token_id=IMAGE_TOKEN)
+    ),  # 4.6's vision side
     # 4x mode, no window merger; its own image processor needs torchvision, MiniCPM-V 4.6's in 4x mode packs slices the same way
     "minicpm_ocr": Tiny(
-        "minicpm_ocr", lambda t: _minicpm("minicpm_ocr"), lambda t: t.MiniCPMV4_6ImageProcessorPil(downsample_mode="4x", patch_size=16), prompt="together"
+        "minicpm_ocr",
+        lambda t: _with_tokens("minicpm_ocr", image_token_id=IMAGE_TOKEN),
+        lambda t: t.MiniCPMV4_6ImageProcessorPil(downsample_mode="4x", patch_size=16),
+        prompt="together",
+    ),
+    "video_llava": replace(  # its image processor returns pixel_values_images
+        shrunk("video_llava"), config=lambda t: _with_tokens("video_llava", image_token_index=IMAGE_TOKEN, video_token_index=IMAGE_TOKEN + 1)
     ),
     "video_llama_3": shrunk("video_llama_3", prompt="together"),  # its PIL image processor (merge size 1)
     "qwen3_5": Tiny("qwen3_5", _qwen3_5, _qwen3_processor, prompt="native", token_types="mm_token_type_ids"),
