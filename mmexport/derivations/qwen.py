@@ -68,6 +68,9 @@ def specs(params: dict[str, Any]) -> list[TensorSpec]:
     if params.get("taps"):
         count = {"bilinear": 4, "bicubic": 16}[params["taps"]["mode"]]
         graph += [TensorSpec("pos_index", (patches, count), "int64"), TensorSpec("pos_weight", (patches, count))]
+    if params.get("pairs"):
+        unit = params["merge"] ** 2
+        graph.append(TensorSpec("pair_index", (Axis("tokens", 1, min(1024, patches.max) // unit, patches.max // unit), 2), "int64"))
     return graph
 
 
@@ -149,9 +152,34 @@ def derive(feeds: dict[str, np.ndarray], params: dict[str, Any]) -> dict[str, np
         out["window_index"], out["window_valid"], out["window_inverse"] = groups(window_ids(grid, at, merge, window), size)
     if params.get("taps"):
         out["pos_index"], out["pos_weight"] = position_taps(grid, at, params["taps"])
+    if params.get("pairs"):
+        if "names" in params and (grid[:, 0] % 2).any():  # transformers splits a clip's output as if its frames paired up
+            raise InputError(f"{called['grid']} {grid.tolist()}: clips need an even frame count (the video processor repeats the last frame); pass its tensors")
+        out["pair_index"] = frame_pairs(grid, merge)
     return out
+
+
+def _paired_frames(frames: np.ndarray) -> np.ndarray:
+    """ERNIE-4.5-VL merges frames (0, 1), (2, 3), ... of a clip; an image is paired with itself and
+    an odd clip's last frame is dropped (transformers' zip of the even and odd frames)."""
+    return np.where(frames > 1, frames // 2, 1)
+
+
+def frame_pairs(grid: np.ndarray, merge: int) -> np.ndarray:
+    """[tokens, 2]: the two merged tokens (same place, paired frames) each output token concatenates."""
+    per_frame = grid[:, 1] * grid[:, 2] // merge**2
+    starts = np.cumsum(grid[:, 0] * per_frame) - grid[:, 0] * per_frame
+    out = []
+    for frames, size, start in zip(grid[:, 0].tolist(), per_frame.tolist(), starts.tolist()):
+        first = np.arange(0, frames, 2)[: int(_paired_frames(np.array(frames)))]
+        second = first + 1 if frames > 1 else first
+        place = np.arange(size)
+        out.append(np.stack([(start + first[:, None] * size + place).reshape(-1), (start + second[:, None] * size + place).reshape(-1)], -1))
+    return np.concatenate(out).astype(np.int64)
 
 
 def split(feeds: dict[str, np.ndarray], params: dict[str, Any]) -> list[int]:
     """Merged tokens of each image (how transformers splits the output per image)."""
-    return [int(n) for n in np.asarray(feeds[names(params)["grid"]]).prod(1) // (params["merge"] ** 2)]
+    grid = np.asarray(feeds[names(params)["grid"]]).astype(np.int64)
+    frames = _paired_frames(grid[:, 0]) if params.get("pairs") else grid[:, 0]
+    return [int(n) for n in frames * grid[:, 1] * grid[:, 2] // (params["merge"] ** 2)]

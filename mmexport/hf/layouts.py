@@ -294,6 +294,7 @@ class Patches:
     frames_as_images: bool = False
     temporal_positions: bool = False  # MiniMax-M3-VL: (frame, row, column) for a 3D rotary
     clip_attention: bool = False  # MiniMax-M3-VL: a clip's frames attend to each other
+    pairs: bool = False  # ERNIE-4.5-VL: its resampler merges frames in pairs (an image with itself)
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -322,7 +323,7 @@ class Patches:
             params |= {"names": dict(VIDEO_NAMES), "max_patches": MAX_VIDEO_PATCHES, "max_images": MAX_VIDEO_FRAMES} | (
                 {"frames_as_images": True} if self.frames_as_images else {}
             )
-        return params | {name: True for name in ("temporal_positions", "clip_attention") if getattr(self, name)}
+        return params | {name: True for name in ("temporal_positions", "clip_attention", "pairs") if getattr(self, name)}
 
     def inputs(self, hf: Any) -> list[TensorSpec]:
         return DERIVATIONS.get("qwen").inputs(self.params(hf))
@@ -335,7 +336,9 @@ class Patches:
     def samples(self, hf: Any) -> list[Sample]:
         m = hf.vision_config.spatial_merge_size
         cases = ([(4, 6)], [(2, 2), (5, 3)], [(3, 7), (2, 4), (1, 1)])  # in merged tokens; edges cut windows
-        frames = ((2,), (1, 3), (2, 1, 4)) if self.video else ((1,), (1, 1), (1, 1, 1))  # temporal patches per clip
+        frames: tuple[tuple[int, ...], ...] = ((2,), (1, 3), (2, 1, 4)) if self.video else ((1,), (1, 1), (1, 1, 1))  # temporal patches per clip
+        if self.video and self.pairs:  # ERNIE-4.5-VL: clips of frame pairs
+            frames = tuple(tuple(2 * ((t + 1) // 2) for t in f) for f in frames)
         return [self._packed(hf, [(t, h * m, w * m) for t, (h, w) in zip(f, shapes)], 30 + i) for i, (f, shapes) in enumerate(zip(frames, cases))]
 
     def derivation(self, hf: Any) -> Derivation:

@@ -45,15 +45,16 @@ class QwenStyle:
     projector: str | None = None  # a projection the model applies after the tower's merger (HyperCLOVA X)
     frames_as_images: bool = False  # GLM-4V's video path: the tower reads each frame as its own grid row
     class_token: bool = False  # LLaVA-OneVision-1.5: a learned token per frame, attending with it, dropped before the merger
+    resampler: str | None = None  # ERNIE-4.5-VL: no merger; the tower's final norm, then the model's resampler (frames in pairs)
 
     @property
     def names(self) -> tuple[str, ...]:
         """The graph's inputs, in the order mmexport.derivations.qwen derives them."""
-        return GRID_NAMES + (WINDOW_NAMES if self.windows else ()) + (TAP_NAMES if self.taps else ())
+        return GRID_NAMES + (WINDOW_NAMES if self.windows else ()) + (TAP_NAMES if self.taps else ()) + (("pair_index",) if self.resampler else ())
 
     def __call__(self, model: nn.Module) -> nn.Module:
         """The export form of a folder's vision side."""
-        after = model.get_submodule(module_path(model, self.projector)) if self.projector else None
+        after = model.get_submodule(module_path(model, self.projector or self.resampler)) if self.projector or self.resampler else None
         return QwenTower(model.get_submodule(module_path(model, self.tower)), self, after).eval()
 
 
@@ -95,7 +96,7 @@ class QwenTower(nn.Module):
 
         full = self.full
         x = run_blocks(visual.blocks, x, rotary, lambda i: frames if full is None or i in full else windows, after)
-        return (self._merge(x[:patches]), *stacked)
+        return (self._merge(x[:patches], feeds.get("pair_index")), *stacked)
 
     def _with_class_tokens(self, x: torch.Tensor, rotary: tuple, frames: tuple) -> tuple[torch.Tensor, tuple, tuple]:
         """Each frame's class token appended after all patches (transformers prepends it to the
@@ -113,8 +114,10 @@ class QwenTower(nn.Module):
         inverse = torch.cat([inverse + inverse // length + 1, own * (length + 1)])
         return self.visual.pre_layernorm(x), rotary, (index, valid, inverse)
 
-    def _merge(self, x: torch.Tensor) -> torch.Tensor:
+    def _merge(self, x: torch.Tensor, pairs: torch.Tensor | None = None) -> torch.Tensor:
         visual = self.visual
+        if pairs is not None:
+            return self._resample(visual.ln(x), pairs)
         if self.style.downsample:
             m = visual.spatial_merge_size
             x = visual.post_layernorm(x).view(-1, m, m, x.shape[-1]).permute(0, 3, 1, 2)
@@ -122,6 +125,16 @@ class QwenTower(nn.Module):
         else:
             x = visual.merger(x)
         return self.projector(x) if self.projector is not None else x
+
+    def _resample(self, x: torch.Tensor, pairs: torch.Tensor) -> torch.Tensor:
+        """ERNIE-4.5-VL's resampler: each 2x2 block's patches side by side (the processor packs them
+        block-major), its spatial MLP, the derived frame pairs side by side, its temporal MLP, then
+        its projection and norm."""
+        assert self.projector is not None
+        resampler, unit = self.projector, self.visual.spatial_merge_size**2
+        x = resampler.spatial_linear(x.reshape(-1, x.shape[-1] * unit))
+        x = resampler.temporal_linear(torch.cat([x[pairs[:, 0]], x[pairs[:, 1]]], dim=-1))
+        return resampler.after_norm(resampler.mlp(x))
 
 
 class PixtralSide(nn.Module):
@@ -287,7 +300,9 @@ def qwen_family(model_types: tuple[str, ...], style: QwenStyle, **fields: Any) -
     from .family import Family, image_embeds
     from .layouts import Patches
 
-    declared: dict[str, Any] = dict(parts=(style.tower, *((style.projector,) if style.projector else ())), connector=("merger",), pooled="split")
+    after = style.projector or style.resampler
+    declared: dict[str, Any] = dict(parts=(style.tower, *((after,) if after else ())), connector=("merger",), pooled="split")
     declared |= dict(outputs=_deepstack_outputs if style.deepstack else image_embeds)
-    video = Patches(window=style.windows, taps=style.taps, video=True, frames_as_images=style.frames_as_images)
-    return Family(model_types, images=Patches(window=style.windows, taps=style.taps), video=video, vision=style, **(declared | fields))
+    pairs = style.resampler is not None
+    video = Patches(window=style.windows, taps=style.taps, video=True, frames_as_images=style.frames_as_images, pairs=pairs)
+    return Family(model_types, images=Patches(window=style.windows, taps=style.taps, pairs=pairs), video=video, vision=style, **(declared | fields))

@@ -276,6 +276,12 @@ def _rescale_sections(sec, target):
     target = max(len(sec), int(target))
     raw = [x * target / s for x in sec]
     out = [max(1, int(math.floor(r))) for r in raw]
+    # equal sections stay equal (ERNIE-4.5-VL stacks its h and w sections): the remainder goes to whole groups first
+    groups = sorted({x: [j for j in range(len(sec)) if sec[j] == x] for x in sec}.values(), key=lambda g: raw[g[0]] - out[g[0]], reverse=True)
+    for group in groups:
+        if len(group) <= target - sum(out):
+            for j in group:
+                out[j] += 1
     while sum(out) < target:
         j = max(range(len(sec)), key=lambda j: raw[j] - out[j])
         out[j] += 1
@@ -640,8 +646,9 @@ OVERRIDES: dict[str, dict[str, Any]] = {
     "emu3": {"vocabulary_map": _emu3_vocab},
     # default rope_parameters is {} but the rotary embedding indexes it per layer type
     "cohere_compass": {"text_config.rope_parameters": _rope_per_layer_type},
-    # mrope_section is absent from the default config and the code default ([22, 22, 20]) assumes head_dim 128
-    "ernie4_5_vl_moe": {"text_config.rope_parameters.mrope_section": [6, 5, 5]},
+    # mrope_section is absent from the default config and the code default ([22, 22, 20]: h, w, t) assumes head_dim 128;
+    # its rotary stacks the h and w sections, which must stay equal
+    "ernie4_5_vl_moe": {"text_config.rope_parameters.mrope_section": [6, 6, 4]},
     # num_experts / top_k_experts / moe_intermediate_size default to None but the text layers always build MoE
     "diffusion_gemma": {"text_config.num_experts": 4, "text_config.top_k_experts": 2, "text_config.moe_intermediate_size": 128},
     # mlp_layer_types defaults to None but the decoder layers index it
