@@ -71,6 +71,8 @@ def specs(params: dict[str, Any]) -> list[TensorSpec]:
     if params.get("pairs"):
         unit = params["merge"] ** 2
         graph.append(TensorSpec("pair_index", (Axis("tokens", 1, min(1024, patches.max) // unit, patches.max // unit), 2), "int64"))
+    if params.get("conv"):
+        graph.append(TensorSpec("conv_index", (patches, params["conv"] ** 2), "int64"))
     return graph
 
 
@@ -156,7 +158,28 @@ def derive(feeds: dict[str, np.ndarray], params: dict[str, Any]) -> dict[str, np
         if "names" in params and (grid[:, 0] % 2).any():  # transformers splits a clip's output as if its frames paired up
             raise InputError(f"{called['grid']} {grid.tolist()}: clips need an even frame count (the video processor repeats the last frame); pass its tensors")
         out["pair_index"] = frame_pairs(grid, merge)
+    if params.get("conv"):
+        out["conv_index"] = conv_neighbours(grid, at, merge, params["conv"])
     return out
+
+
+def conv_neighbours(grid: np.ndarray, at: dict[str, np.ndarray], merge: int, kernel: int) -> np.ndarray:
+    """[patches, kernel**2]: the packed patch under each tap of a same-padded kernel x kernel
+    convolution over the patch's frame (taps row-major, as Conv2d's weight), or the row past the
+    last patch (zeros) where the tap falls outside the frame (LFM3-VL's depthwise convolution)."""
+    frame = at["frame"]
+    counts = np.bincount(frame)
+    start = np.cumsum(counts) - counts
+    heights, widths = np.repeat(grid[:, 1], grid[:, 0])[frame], np.repeat(grid[:, 2], grid[:, 0])[frame]
+    offsets = np.arange(kernel) - kernel // 2
+    rows = at["row"][:, None, None] + offsets[None, :, None]
+    cols = at["col"][:, None, None] + offsets[None, None, :]
+    inside = (rows >= 0) & (rows < heights[:, None, None]) & (cols >= 0) & (cols < widths[:, None, None])
+    r, c = np.clip(rows, 0, None), np.clip(cols, 0, None)
+    blocks_w = (widths // merge)[:, None, None]
+    within = ((r // merge) * blocks_w + c // merge) * merge * merge + (r % merge) * merge + c % merge  # block-major, as packed
+    index = np.where(inside, start[frame][:, None, None] + within, len(frame))
+    return index.reshape(len(frame), kernel * kernel).astype(np.int64)
 
 
 def _paired_frames(frames: np.ndarray) -> np.ndarray:

@@ -295,6 +295,7 @@ class Patches:
     temporal_positions: bool = False  # MiniMax-M3-VL: (frame, row, column) for a 3D rotary
     clip_attention: bool = False  # MiniMax-M3-VL: a clip's frames attend to each other
     pairs: bool = False  # ERNIE-4.5-VL: its resampler merges frames in pairs (an image with itself)
+    conv: bool = False  # LFM3-VL: a depthwise convolution (conv_kernel_size) over each frame's grid
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -307,6 +308,7 @@ class Patches:
             ["rotary positions", f"per-{'frame' if self.video and not self.clip_attention else 'image'} attention groups"]
             + (["windows"] if self.window else [])
             + ([f"{self.taps} position-table taps"] if self.taps else [])
+            + (["convolution taps within each frame"] if self.conv else [])
         )
         return ", ".join(parts)
 
@@ -323,6 +325,7 @@ class Patches:
             params |= {"names": dict(VIDEO_NAMES), "max_patches": MAX_VIDEO_PATCHES, "max_images": MAX_VIDEO_FRAMES} | (
                 {"frames_as_images": True} if self.frames_as_images else {}
             )
+        params |= {"conv": vision.conv_kernel_size} if self.conv else {}
         return params | {name: True for name in ("temporal_positions", "clip_attention", "pairs") if getattr(self, name)}
 
     def inputs(self, hf: Any) -> list[TensorSpec]:
