@@ -25,6 +25,7 @@ REGISTRY: Registry[ModuleType] = Registry(
         "merge_sized": "merge_sized",
         "newlines": "newlines",
         "strips": "strips",
+        "resampled": "resampled",
     },
 )
 

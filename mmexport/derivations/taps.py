@@ -31,3 +31,20 @@ def axis_taps(index: np.ndarray, size: np.ndarray, side: int, mode: str, align_c
         far = ((a * distance - 5 * a) * distance + 8 * a) * distance - 4 * a
         weights = np.where(distance <= 1, near, far)
     return np.clip(taps, 0, side - 1), weights.astype(np.float32)
+
+
+def antialiased_weights(size: int, side: int) -> np.ndarray:
+    """[size, side]: torch's bilinear interpolation with antialias=True (align_corners=False) from
+    `side` rows to `size`, as a dense matrix: a triangle filter widened by the downscale factor,
+    normalised per output row (upscaling: plain bilinear, clamped at the borders)."""
+    scale = side / size
+    support = scale if scale >= 1.0 else 1.0
+    stretch = 1.0 / scale if scale >= 1.0 else 1.0
+    out = np.zeros((size, side), np.float64)
+    for i in range(size):
+        center = scale * (i + 0.5)
+        low, high = max(int(center - support + 0.5), 0), min(int(center + support + 0.5), side)
+        taps = np.arange(low, high)
+        weights = np.maximum(0.0, 1.0 - np.abs((taps - center + 0.5) * stretch))
+        out[i, low:high] = weights / weights.sum()
+    return out.astype(np.float32)

@@ -487,6 +487,7 @@ TINY: dict[str, Tiny] = {
     ),
     "ernie4_5_vl_moe": shrunk("ernie4_5_vl_moe", prompt="native", token_types="mm_token_type_ids"),  # its PIL image processor
     "lfm3_vl": shrunk("lfm3_vl", prompt="together"),  # 1D text positions
+    "cosmos3_edge": shrunk("cosmos3_edge", prompt="native", token_types="mm_token_type_ids"),  # GLM-4V's PIL processor
     "video_llama_3": shrunk("video_llama_3", prompt="together"),  # its PIL image processor (merge size 1)
     "qwen3_5": Tiny("qwen3_5", _qwen3_5, _qwen3_processor, prompt="native", token_types="mm_token_type_ids"),
     "qwen3_5_moe": Tiny(
