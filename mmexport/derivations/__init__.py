@@ -26,6 +26,7 @@ REGISTRY: Registry[ModuleType] = Registry(
         "newlines": "newlines",
         "strips": "strips",
         "resampled": "resampled",
+        "prefixed": "prefixed",
     },
 )
 

@@ -269,6 +269,16 @@ def _hunyuan_vl(t):  # its releases set the multimodal rotary sections (the conf
     return made
 
 
+def _grid_patches(config, images: int, seed: int) -> dict[str, torch.Tensor]:
+    """What Nemotron-H Omni's image processor returns (it needs torchvision): each image's patches
+    row-major, channel-major within (normalised pixels), and image_grid_hw of even sides."""
+    vision = config.vision_config
+    sizes = [(2 * (1 + (seed + i) % 3), 2 * (3 - (seed + i) % 2)) for i in range(images)]
+    generator = torch.Generator().manual_seed(seed)
+    pixels = torch.randn(sum(h * w for h, w in sizes), vision.num_channels * vision.patch_size**2, generator=generator)
+    return {"pixel_values": pixels, "image_grid_hw": torch.tensor(sizes)}
+
+
 def _gemma3(t, cls: str = "Gemma3Config", **extra):
     vision = SIGLIP | {"vision_use_head": False}
     return getattr(t, cls)(
@@ -488,6 +498,9 @@ TINY: dict[str, Tiny] = {
     "ernie4_5_vl_moe": shrunk("ernie4_5_vl_moe", prompt="native", token_types="mm_token_type_ids"),  # its PIL image processor
     "lfm3_vl": shrunk("lfm3_vl", prompt="together"),  # 1D text positions
     "cosmos3_edge": shrunk("cosmos3_edge", prompt="native", token_types="mm_token_type_ids"),  # GLM-4V's PIL processor
+    "nemotron_h_omni": replace(  # its image processor needs torchvision: where it imports, the folder's own
+        shrunk("nemotron_h_omni", prompt="together", tensors=_grid_patches), config=lambda t: _with_tokens("nemotron_h_omni", image_token_id=IMAGE_TOKEN)
+    ),
     "video_llama_3": shrunk("video_llama_3", prompt="together"),  # its PIL image processor (merge size 1)
     "qwen3_5": Tiny("qwen3_5", _qwen3_5, _qwen3_processor, prompt="native", token_types="mm_token_type_ids"),
     "qwen3_5_moe": Tiny(
