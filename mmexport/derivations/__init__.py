@@ -27,6 +27,7 @@ REGISTRY: Registry[ModuleType] = Registry(
         "strips": "strips",
         "resampled": "resampled",
         "prefixed": "prefixed",
+        "hd_crops": "hd_crops",
     },
 )
 

@@ -34,6 +34,10 @@ def encoder_outputs(artifact: str | Path, device: str = "cpu", **processor_outpu
     if record.model is None or record.model.part not in ("vision", "video"):
         raise UsageError(f"{path.name} is not a vision-side artifact of a model folder; export one with `mmexport onnx --model DIR --vision-tower`")
     found = recorded(record.model, tuple(s.name for s in runtime.inputs), path.name)
+    if found.features_as is None:
+        raise UsageError(
+            f"the forward of '{record.model.model_type}' takes no precomputed image features; attach the artifact instead (mmexport.attach(model, '{path.name}'))"
+        )
     present = {s.name: processor_outputs[s.name] for s in runtime.inputs if processor_outputs.get(s.name) is not None}
     arrays = {name: np.asarray(_host(value)).astype(runtime.dtypes[name]) for name, value in present.items()}
     out = runtime(**arrays)

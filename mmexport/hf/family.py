@@ -44,8 +44,10 @@ class Family:
     attach_connector: Callable[[nn.Module, nn.Module], None] | None = None  # where the connector is not one module
     attach: bool = True  # False: transformers' own forward fails for this family (nothing to attach to)
     attach_why_not: str | None = None  # why a vision-side artifact cannot be attached (the connector's can)
-    features_as: str = "mm_encoder_outputs"  # the forward's argument that takes precomputed features (Llama 3.2 Vision: cross_attention_states)
+    # the forward's argument that takes precomputed features (Llama 3.2 Vision: cross_attention_states); None: none (Phi-4-multimodal)
+    features_as: str | None = "mm_encoder_outputs"
     renamed: tuple[tuple[str, str], ...] = ()  # (the processor's name, the one get_image_features takes) where they differ
+    auto_class: str = "AutoModelForImageTextToText"  # the transformers auto class that builds the model (Phi-4-multimodal: AutoModelForCausalLM)
     notes: tuple[str, ...] = ()
     declared: bool = True  # False: no declaration, transformers' own path (mmexport.hf.automatic)
 

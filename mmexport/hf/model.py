@@ -17,13 +17,13 @@ from ..checkpoint import Checkpoint, open_checkpoint
 from ..errors import UsageError, WeightsError
 
 
-def skeleton(hf_config: Any) -> nn.Module:
+def skeleton(hf_config: Any, auto_class: str = "AutoModelForImageTextToText") -> nn.Module:
     """The whole model on the meta device, in eval mode, eager-free (sdpa where it has it)."""
-    from transformers import AutoModelForImageTextToText
+    import transformers
 
     try:
         with torch.device("meta"):
-            model = AutoModelForImageTextToText.from_config(hf_config)
+            model = getattr(transformers, auto_class).from_config(hf_config)
     except (ValueError, KeyError) as exc:
         raise UsageError(f"transformers cannot build model_type '{hf_config.model_type}': {str(exc).splitlines()[0]}") from exc
     return model.eval()

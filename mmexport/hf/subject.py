@@ -57,7 +57,7 @@ def load(folder: str | Path, part: str = "vision") -> Loaded:
     """The model's skeleton with the parts an artifact of `part` reads loaded (a video side may read more)."""
     folder = Path(folder)
     found = detect(folder)
-    model = skeleton(found.hf_config)
+    model = skeleton(found.hf_config, found.family.auto_class)
     paths = part_paths(model, found.family, "video" if part == "video" else "vision")
     load_parts(model, paths, folder)
     float32(model, paths)

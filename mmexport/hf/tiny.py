@@ -21,6 +21,8 @@ from typing import Any
 
 from transformers.models.auto.configuration_auto import CONFIG_MAPPING
 
+from . import family
+
 W = 64  # every width-like field (so that cross-config references such as out_hidden_size stay consistent)
 HEADS = 2
 HEAD_DIM = W // HEADS  # 32
@@ -897,8 +899,6 @@ def tiny_processor(model_type: str, config):
             proc = cls(**t)
     return proc
 
-    return proc
-
 
 def save_tiny(model_type: str, folder: Path, seed: int = 0) -> Any:
     """A tiny random model of `model_type` with small non-zero weights everywhere, saved in bf16
@@ -911,11 +911,13 @@ def save_tiny(model_type: str, folder: Path, seed: int = 0) -> Any:
     processor = tiny_processor(model_type, config)
     if processor is None:
         return None
+    declared = family(model_type)
+    auto = getattr(transformers, declared.auto_class if declared else "AutoModelForImageTextToText")
     torch.manual_seed(seed)
-    model = transformers.AutoModelForImageTextToText.from_config(config).eval()
+    model = auto.from_config(config).eval()
     with torch.no_grad():
         for parameter in model.parameters():
             parameter.add_(torch.randn_like(parameter) * 0.02)
     model.to(torch.bfloat16).save_pretrained(folder)
     processor.save_pretrained(folder)
-    return transformers.AutoModelForImageTextToText.from_pretrained(folder, dtype=torch.float32).eval()
+    return auto.from_pretrained(folder, dtype=torch.float32).eval()

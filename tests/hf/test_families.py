@@ -19,6 +19,7 @@ from support.families import TINY, image_features, image_inputs, prompt
 from support.tiers import tiered
 
 import mmexport
+from mmexport.errors import UsageError
 from mmexport.hf import family, model_types
 from mmexport.hf.model import image_owner
 
@@ -115,12 +116,9 @@ def test_attached_vision_side_replaces_the_tower(tiny_models, artifacts, case):
     inputs = image_inputs(case, 2) | prompt(model, case, image_inputs(case, 2))
     attached = mmexport.attach(copy.deepcopy(model), artifacts(case, "vision"))
     owner = image_owner(attached)
-    poison(
-        m
-        for name in TOWERS
-        for m in (getattr(owner, name, None), getattr(attached, name, None))
-        if isinstance(m, torch.nn.Module) and "Through" not in type(m).__name__
-    )
+    towers = [m for name in TOWERS for m in (getattr(owner, name, None), getattr(attached, name, None))]
+    towers += [m for name, m in attached.named_modules() if name.endswith(".img_processor")]  # Phi-4-multimodal's, inside its embedding
+    poison(m for m in towers if isinstance(m, torch.nn.Module) and "Through" not in type(m).__name__)
     check_attached(model, attached, inputs)
     assert owner.mmexport_vision_side.calls >= (2 if hasattr(model, "generate") else 1)  # the forward and generate's prefill
 
@@ -180,6 +178,10 @@ def test_encoder_outputs_in_transformers_forward(tiny_models, artifacts, case):
     (mm_encoder_outputs; Llama 3.2 Vision: cross_attention_states): the same logits."""
     _, model = tiny_models(case)
     images = image_inputs(case, 2)
+    if declared(case).features_as is None:  # Phi-4-multimodal's forward takes no features: attach instead
+        with pytest.raises(UsageError, match="takes no precomputed image features; attach"):
+            mmexport.encoder_outputs(artifacts(case, "vision"), **images)
+        return
     text = prompt(model, case, images)
     given = mmexport.encoder_outputs(artifacts(case, "vision"), **images)
     with torch.no_grad():

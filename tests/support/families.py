@@ -279,6 +279,67 @@ def _grid_patches(config, images: int, seed: int) -> dict[str, torch.Tensor]:
     return {"pixel_values": pixels, "image_grid_hw": torch.tensor(sizes)}
 
 
+def _phi4_multimodal(t):
+    vision = dict(hidden_size=24, intermediate_size=48, num_hidden_layers=3, num_attention_heads=2, image_size=56, patch_size=7, crop_size=56)
+    audio = dict(num_blocks=1, hidden_size=16, num_attention_heads=2, intermediate_size=32, depthwise_separable_out_channel=16, nemo_conv_channels=16)
+    text = dict(vocab_size=128, hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2)
+    return t.Phi4MultimodalConfig(
+        **text, pad_token_id=0, vision_config=vision | dict(image_token_id=IMAGE_TOKEN), audio_config=audio | dict(ext_pw_out_channel=16)
+    )
+
+
+PHI4_CANVASES = ((1, 2, "height", 3), (2, 1, "width", 5), (1, 1, None, 0), (2, 3, "height", 6))  # crops down, across; the padded side, patches
+
+
+def _phi4_crops(config, images: int, seed: int) -> dict[str, torch.Tensor]:
+    """What Phi-4-multimodal's image processor returns (it needs torchvision): per image a global
+    crop, then the canvas's crops row by row, padding patches (white, masked) at its bottom or
+    right; samples padded to the most crops with zero pixels and an all-ones mask."""
+    vision, generator = config.vision_config, torch.Generator().manual_seed(seed)
+    size, side = vision.crop_size, vision.crop_size // vision.patch_size
+    canvases = [PHI4_CANVASES[(seed + i) % len(PHI4_CANVASES)] for i in range(images)]
+    crops = 1 + max(down * across for down, across, _, _ in canvases)
+    pixels, mask = torch.zeros(images, crops, 3, size, size), torch.ones(images, crops, side, side)
+    for i, (down, across, padded, count) in enumerate(canvases):
+        canvas, kept = torch.randn(3, down * size, across * size, generator=generator), torch.ones(down * side, across * side)
+        if padded == "height":
+            canvas[:, -count * vision.patch_size :], kept[-count:] = 1.0, 0
+        elif padded == "width":
+            canvas[:, :, -count * vision.patch_size :], kept[:, -count:] = 1.0, 0
+        for k in range(down * across):
+            r, c = divmod(k, across)
+            pixels[i, 1 + k] = canvas[:, r * size : (r + 1) * size, c * size : (c + 1) * size]
+            mask[i, 1 + k] = kept[r * side : (r + 1) * side, c * side : (c + 1) * side]
+        pixels[i, 0] = torch.randn(3, size, size, generator=generator)
+    sizes = torch.tensor([[down * size, across * size] for down, across, _, _ in canvases])
+    return {"image_pixel_values": pixels, "image_sizes": sizes, "image_attention_mask": mask}
+
+
+def _phi4_features(model, inputs) -> list[torch.Tensor]:
+    """transformers' image embedding over a prompt of image tokens only, as many as its processor
+    counts for each canvas (rows and columns kept after pooling, a newline per row, the separator,
+    the global crop's rows with newlines); its tower with eager attention, bidirectional as released
+    (transformers' sdpa path attends causally when no crop of the call is padded)."""
+    embed, token = model.model.embed_tokens_extend.image_embed, model.config.vision_config.image_token_id
+    pooled = embed.crop_size // model.config.vision_config.patch_size // 2
+    counts = []
+    for i, (height, width) in enumerate(inputs["image_sizes"].tolist()):
+        down, across = height // embed.crop_size, width // embed.crop_size
+        kept = inputs["image_attention_mask"][i, 1 : 1 + down * across, ::2, ::2]
+        canvas = kept.reshape(down, across, pooled, pooled).transpose(1, 2).reshape(down * pooled, across * pooled)
+        rows, cols = int(canvas[:, 0].sum()), int(canvas[0].sum())
+        counts.append(rows * (cols + 1) + 1 + pooled * (pooled + 1))
+    ids, config = torch.full((1, sum(counts)), token), embed.img_processor.config
+    was, config._attn_implementation = config._attn_implementation, "eager"  # sdpa turns causal on a batch without padding
+    try:
+        merged = embed(
+            ids, torch.zeros(1, sum(counts), model.config.hidden_size), inputs["image_pixel_values"], inputs["image_sizes"], inputs["image_attention_mask"]
+        )[0]
+    finally:
+        config._attn_implementation = was
+    return list(merged.split(counts))
+
+
 def _gemma3(t, cls: str = "Gemma3Config", **extra):
     vision = SIGLIP | {"vision_use_head": False}
     return getattr(t, cls)(
@@ -501,6 +562,9 @@ TINY: dict[str, Tiny] = {
     "nemotron_h_omni": replace(  # its image processor needs torchvision: where it imports, the folder's own
         shrunk("nemotron_h_omni", prompt="together", tensors=_grid_patches), config=lambda t: _with_tokens("nemotron_h_omni", image_token_id=IMAGE_TOKEN)
     ),
+    "phi4_multimodal": Tiny(  # its image processor needs torchvision; no get_image_features (the embedding runs in the forward)
+        "phi4_multimodal", _phi4_multimodal, prompt="together", tensors=_phi4_crops, features=_phi4_features, loader="Phi4MultimodalForCausalLM"
+    ),
     "video_llama_3": shrunk("video_llama_3", prompt="together"),  # its PIL image processor (merge size 1)
     "qwen3_5": Tiny("qwen3_5", _qwen3_5, _qwen3_processor, prompt="native", token_types="mm_token_type_ids"),
     "qwen3_5_moe": Tiny(
@@ -638,7 +702,7 @@ def prompt(model, case: str, inputs: dict[str, torch.Tensor]) -> dict[str, torch
         ids = torch.cat([torch.tensor([config.image_token_index]), text]).repeat(inputs["pixel_values"].shape[0], 1)
         tiles = inputs["aspect_ratio_mask"][:, None].expand(-1, ids.shape[1], -1, -1)
         return {"input_ids": ids, "attention_mask": torch.ones_like(ids), "cross_attention_mask": tiles.contiguous()}
-    token = getattr(config, "image_token_id", None) or config.image_token_index
+    token = getattr(config, "image_token_id", None) or getattr(config, "image_token_index", None) or config.vision_config.image_token_id
     if tiny.prompt == "native":  # one prompt; each image's tokens between vision-start and -end tokens, as the processor writes them
         start = getattr(config, "vision_start_token_id", None) or getattr(config, "image_start_token_id", None) or 5
         end = getattr(config, "vision_end_token_id", None) or getattr(config, "image_end_token_id", None) or 6
