@@ -28,6 +28,7 @@ REGISTRY: Registry[ModuleType] = Registry(
         "resampled": "resampled",
         "prefixed": "prefixed",
         "hd_crops": "hd_crops",
+        "moonvit": "moonvit",
     },
 )
 

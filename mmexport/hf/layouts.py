@@ -421,16 +421,41 @@ class PackedPatches(Patches):
 @dataclass(frozen=True)
 class MoonViTPatches(PackedPatches):
     """Kimi-K2.5 (MoonViT): PaddleOCR-VL's packing, its square position table resampled bicubically
-    (half-pixel), the merge kernel in `merge_kernel_size`."""
+    (half-pixel), the merge kernel in `merge_kernel_size`; a grid row may hold up to pos_emb_time
+    frames (`video`: its video processor's chunks of a clip), pooled into one row of tokens."""
+
+    kind: ClassVar[str] = "moonvit"
 
     @property
     def derives(self) -> str:
-        return "rotary positions, per-image attention groups, bicubic position-table taps, 2x2 merge neighbourhoods"
+        return "rotary positions, per-row attention groups, bicubic position-table taps, time-table rows, 2x2 merge neighbourhoods averaged over frames"
 
     def params(self, hf: Any) -> dict[str, Any]:
         vision = hf.vision_config
         taps = {"side": vision.pos_emb_height, "mode": "bicubic", "align_corners": False}
-        return {"merge": vision.merge_kernel_size[0], "patch": vision.patch_size, "channels": 3, "taps": taps}
+        params = {"merge": vision.merge_kernel_size[0], "patch": vision.patch_size, "channels": 3, "taps": taps, "max_time": vision.pos_emb_time}
+        return params | ({"names": dict(VIDEO_NAMES), "max_patches": MAX_VIDEO_PATCHES, "max_images": MAX_VIDEO_FRAMES} if self.video else {})
+
+    def _rows(self, hf: Any, clips: list[tuple[int, int, int]], seed: int) -> Sample:
+        """Clips of (frames, rows, columns of patches) cut into rows of at most pos_emb_time frames, as its video processor chunks them."""
+        chunk = self.params(hf)["max_time"]
+        grid = torch.tensor([(min(chunk, t - start), h, w) for t, h, w in clips for start in range(0, t, chunk)])
+        pixels, grid_name = self.names
+        return {pixels: _pixels(self._shape(hf, int(grid.prod(1).sum())), seed), grid_name: grid}
+
+    def samples(self, hf: Any) -> list[Sample]:
+        if not self.video:
+            return super().samples(hf)
+        m = self.params(hf)["merge"]
+        cases = (((2, 4, 6),), ((1, 2, 2), (3, 5, 3)), ((2, 3, 7), (5, 2, 4), (4, 1, 1)))  # frames, merged rows, merged columns
+        return [self._rows(hf, [(t, h * m, w * m) for t, h, w in shapes], 30 + i) for i, shapes in enumerate(cases)]
+
+    def request(self, hf: Any, images: int, seed: int = 0) -> Sample:
+        if not self.video:
+            return super().request(hf, images, seed)
+        params = self.params(hf)
+        unit, m = params["patch"] * params["merge"], params["merge"]
+        return self._rows(hf, [(VIDEO_FRAMES, h // unit * m, w // unit * m) for h, w in typical_sizes(images, seed)], 1000 + seed)
 
 
 @dataclass(frozen=True)

@@ -239,26 +239,29 @@ def own_tower_side(model: nn.Module) -> nn.Module:
 
 class MoonViTSide(nn.Module):
     """Kimi-K2.5: its patch embedding with the bicubic position taps as a gather (transformers'
-    embedding_bag exports as a loop), transformers' own rotary and blocks attending within each
-    image, its final norm, then the 2x2 neighbourhoods gathered for its projector (for images
-    the temporal merge is that gather). Images only: row 0 of the time table (zeros) is theirs."""
+    embedding_bag exports as a loop) and its time table's derived rows, transformers' own rotary
+    and blocks attending within each grid row (an image, or a chunk of frames), its final norm,
+    then its temporal merge (each 2x2 neighbourhood averaged over the row's frames, by derived
+    indices and weights) into its projector."""
 
     def __init__(self, model: nn.Module):
         super().__init__()
         self.tower = model.get_submodule(module_path(model, "vision_tower"))
         self.projector = model.get_submodule(module_path(model, "mm_projector"))
 
-    def forward(self, pixel_values, position_ids, frame_index, frame_valid, frame_inverse, pos_index, pos_weight, merge_index):
+    def forward(self, pixel_values, position_ids, frame_index, frame_valid, frame_inverse, pos_index, pos_weight, time_index, merge_index, merge_weight):
         tower = self.tower
         x = tower.patch_embed.proj(pixel_values).flatten(1)
         table = tower.patch_embed.pos_emb.position_embeddings.flatten(0, 1)
         positions = (table[pos_index] * pos_weight[:, :, None].to(table.dtype)).sum(1)
-        x = x + (positions + tower.patch_embed.pos_emb.time_position_embeddings[0]).to(x.dtype)
+        x = x + (positions + tower.patch_embed.pos_emb.time_position_embeddings[time_index]).to(x.dtype)
         rotary = tower.rotary_emb(x, position_ids)
         with within_groups(tower.config):
             x = run_blocks(tower.layers, x, rotary, lambda i: (frame_index, frame_valid, frame_inverse), lambda i, h: None)
-        x = tower.final_layernorm(x)[merge_index]  # [tokens, 4, D]
-        return self.projector(x).squeeze(1)
+        dtype, x = x.dtype, tower.final_layernorm(x).float()  # transformers pools in fp32
+        x = torch.cat([x, x.new_zeros(1, x.shape[-1])])[merge_index]  # [tokens, 4, frames, D]; padding reads the zero row
+        pooled = (x * merge_weight[:, None, :, None]).sum(2).to(dtype)
+        return self.projector(pooled).squeeze(1)
 
 
 def moonvit_side(model: nn.Module) -> nn.Module:

@@ -33,18 +33,24 @@ def clips(config, processor, shapes: list[tuple[int, int, int]], seed: int = 0) 
     """pixel_values_videos and video_grid_thw (and video_merge_sizes where the family takes them)
     for clips of (frames, rows, columns) merged tokens."""
     from mmexport.hf import family
+    from mmexport.hf.layouts import MoonViTPatches
 
-    vision = config.vision_config
+    vision, layout = config.vision_config, family(config.model_type).video
     merge = getattr(vision, "spatial_merge_size", VIDEO_MERGE)
     unit = vision.patch_size * merge
     temporal = temporal_patch_size(vision)
+    chunked = isinstance(layout, MoonViTPatches)  # Kimi-K2.5: raster order, [patches, 3, P, P], clips cut into rows of pos_emb_time frames
     parts, grids = [], []
     for i, (frames, rows, cols) in enumerate(shapes):
-        pixels, grid = patchify(clip(frames, rows * unit, cols * unit, seed + i), processor, temporal, vision.patch_size, merge)
+        pixels, (t, h, w) = patchify(clip(frames, rows * unit, cols * unit, seed + i), processor, temporal, vision.patch_size, 1 if chunked else merge)
         parts.append(pixels)
-        grids.append(grid)
-    made = {"pixel_values_videos": torch.cat(parts), "video_grid_thw": torch.tensor(grids)}
-    sized = "video_merge_sizes" in family(config.model_type).video.names
+        step = vision.pos_emb_time if chunked else t
+        grids += [[min(step, t - start), h, w] for start in range(0, t, step)]
+    pixels = torch.cat(parts)
+    if chunked:
+        pixels = pixels.reshape(len(pixels), 3, vision.patch_size, vision.patch_size)
+    made = {"pixel_values_videos": pixels, "video_grid_thw": torch.tensor(grids)}
+    sized = "video_merge_sizes" in layout.names
     return made | ({"video_merge_sizes": torch.full((len(shapes),), merge)} if sized else {})
 
 
