@@ -19,6 +19,12 @@ from .base import groups
 
 MAX_PATCHES = 16384
 MAX_SLICES = 64
+IMAGES = {"pixels": "pixel_values", "sizes": "target_sizes"}
+
+
+def names(params: dict[str, Any]) -> dict[str, str]:
+    """The processor's names (its video processor's: pixel_values_videos, target_sizes_videos)."""
+    return params.get("names", IMAGES)
 
 
 def axes(params: dict[str, Any]) -> dict[str, Axis]:
@@ -26,9 +32,9 @@ def axes(params: dict[str, Any]) -> dict[str, Axis]:
     top = params.get("max_patches", MAX_PATCHES)
     return {
         "strip": Axis("strip", unit * patch, min(1024, top) * patch, top * patch, multiple_of=unit * patch),
-        "slices": Axis("slices", 1, 1, MAX_SLICES),
+        "slices": Axis("slices", 1, 1, params.get("max_slices", MAX_SLICES)),
         "patches": Axis("patches", unit, min(1024, top), top, multiple_of=unit),
-        "groups": Axis("groups", 1, 1, MAX_SLICES),
+        "groups": Axis("groups", 1, 1, params.get("max_slices", MAX_SLICES)),
         "group_patches": Axis("group_patches", unit, min(1024, top), top),
         "windows": Axis("windows", 1, min(1024, top) // 4, top // 4),
         "merged": Axis("merged", 1, min(1024, top) // 4, top // 4),
@@ -38,10 +44,10 @@ def axes(params: dict[str, Any]) -> dict[str, Axis]:
 
 
 def inputs(params: dict[str, Any]) -> list[TensorSpec]:
-    named = axes(params)
+    named, called = axes(params), names(params)
     return [
-        TensorSpec("pixel_values", (1, params["channels"], params["patch"], named["strip"])),
-        TensorSpec("target_sizes", (named["slices"], 2), "int32"),
+        TensorSpec(called["pixels"], (1, params["channels"], params["patch"], named["strip"])),
+        TensorSpec(called["sizes"], (named["slices"], 2), "int32"),
     ]
 
 
@@ -67,16 +73,18 @@ def specs(params: dict[str, Any]) -> list[TensorSpec]:
 
 
 def _sizes(feeds: dict[str, np.ndarray], params: dict[str, Any]) -> np.ndarray:
-    sizes = np.asarray(feeds["target_sizes"]).astype(np.int64)
-    strip, unit = feeds["pixel_values"], params["unit"]
+    called = names(params)
+    sizes = np.asarray(feeds[called["sizes"]]).astype(np.int64)
+    strip, unit = feeds[called["pixels"]], params["unit"]
     side = int(np.sqrt(unit))
     if sizes.ndim != 2 or sizes.shape[1] != 2 or (sizes <= 0).any():
-        raise InputError(f"target_sizes must be [slices, 2] positive (rows, columns of patches), got {sizes.tolist()}")
+        raise InputError(f"{called['sizes']} must be [slices, 2] positive (rows, columns of patches), got {sizes.tolist()}")
     if (sizes % side).any():
-        raise InputError(f"target_sizes {sizes.tolist()}: rows and columns must be multiples of {side}, as the processor sizes slices")
+        raise InputError(f"{called['sizes']} {sizes.tolist()}: rows and columns must be multiples of {side}, as the processor sizes slices")
     if int(sizes.prod(1).sum()) * params["patch"] != strip.shape[-1]:
         raise InputError(
-            f"pixel_values holds {strip.shape[-1] // params['patch']} patches but target_sizes describes {int(sizes.prod(1).sum())}; pass the processor's tensors together"
+            f"{called['pixels']} holds {strip.shape[-1] // params['patch']} patches but {called['sizes']} describes {int(sizes.prod(1).sum())}; "
+            "pass the processor's tensors together"
         )
     return sizes
 
@@ -95,7 +103,8 @@ def nearest_positions(sizes: np.ndarray, side: int) -> np.ndarray:
 def derive(feeds: dict[str, np.ndarray], params: dict[str, Any]) -> dict[str, np.ndarray]:
     sizes = _sizes(feeds, params)
     slice_of = np.repeat(np.arange(len(sizes)), sizes.prod(1))
-    out: dict[str, np.ndarray] = {"pixel_values": feeds["pixel_values"], "position_ids": nearest_positions(sizes, params["side"])}
+    pixels = names(params)["pixels"]
+    out: dict[str, np.ndarray] = {pixels: feeds[pixels], "position_ids": nearest_positions(sizes, params["side"])}
     out["frame_index"], out["frame_valid"], out["frame_inverse"] = groups(slice_of)
     if params["window_merge"]:  # 2x2 windows, raster within and across: the final merger's neighbourhoods at full size
         out["window_index"] = pixtral.merge_index(sizes, 2).reshape(-1)

@@ -301,6 +301,36 @@ def test_positioned_patches_video_side_matches_get_video_features(tiny_models, a
         assert_close(mine.numpy(), theirs)
 
 
+def _strip_clip(case: str, frames: int, height: int, width: int, seed: int) -> dict[str, torch.Tensor]:
+    """A clip as MiniCPM-V 4.6's video processor packs it (it needs torchvision): every frame resized
+    and sliced as an image, all slices side by side in one strip; made here by the folder's image
+    processor from the clip's frames, named as the video processor names them."""
+    from mmexport.samples import clip
+
+    out = processor(case)(images=[Image.fromarray(f) for f in clip(frames, height, width, seed)], return_tensors="pt")
+    return {"pixel_values_videos": out["pixel_values"], "target_sizes_videos": out["target_sizes"]}
+
+
+@pytest.mark.parametrize("case", tiered(["minicpmv4_6", "minicpm_ocr"], fast=set()))
+def test_strip_video_side_matches_get_video_features(tiny_models, artifacts, case):
+    """MiniCPM-V 4.6 (16x) and MiniCPM-o OCR (4x): two clips of different lengths and sizes in one
+    strip are get_video_features' answer, and each clip alone gives its rows of the call."""
+    _, model = tiny_models(case)
+    runtime = mmexport.load(artifacts(case, "video"))
+    assert runtime.record.model.part == "video" and [s.name for s in runtime.inputs] == ["pixel_values_videos", "target_sizes_videos"]
+    clips_ = [_strip_clip(case, 3, 96, 160, 1), _strip_clip(case, 2, 160, 96, 2)]
+    together = {k: torch.cat([c[k] for c in clips_], dim=-1 if k == "pixel_values_videos" else 0) for k in clips_[0]}
+    produced = runtime(**{k: v.numpy() for k, v in together.items()})["video_embeds"]
+    features, _ = expected(model, together)
+    assert_close(produced, features)
+    row = 0
+    for alone in clips_:
+        rows = runtime(**{k: v.numpy() for k, v in alone.items()})["video_embeds"]
+        assert np.abs(produced[row : row + len(rows)] - rows).max() <= 1e-5 * np.abs(rows).max()
+        row += len(rows)
+    assert row == len(produced)
+
+
 def test_bench_says_when_it_cannot_time_the_clips_asked(cli, tiny_models, artifacts, tmp_path):
     """A folder whose video processor does not run here (this one has none saved; Gemma 4's needs
     torchvision): bench times the layout's own clips and says so beside the table instead of

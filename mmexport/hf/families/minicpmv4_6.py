@@ -2,7 +2,8 @@
 side by side in one strip (a learned position table read at each slice's nearest rows, attention
 within each slice); in 16x mode, after layer `insert_layer_id`, a merger that attends within 2x2
 windows and folds each into one token; a final LayerNorm; then an MLP over each slice's 2x2
-neighbourhoods. 4x mode (OCR) skips the window merger."""
+neighbourhoods. 4x mode (OCR) skips the window merger. Video: its video processor packs every
+frame's slices into the same strip, and get_video_features is the image path on it."""
 
 from __future__ import annotations
 
@@ -19,22 +20,32 @@ from ...errors import UsageError
 from ...specs import Axis, TensorSpec
 from ..attention import within_groups
 from ..family import Family
-from ..layouts import Sample, _by_tokens, _pixels, typical_sizes
+from ..layouts import MAX_VIDEO_FRAMES, MAX_VIDEO_PATCHES, VIDEO_FRAMES, Sample, _by_tokens, _pixels, typical_sizes
 from ..model import module_path
+
+VIDEO_NAMES = {"pixels": "pixel_values_videos", "sizes": "target_sizes_videos"}
 
 
 @dataclass(frozen=True)
 class Strip:
     """pixel_values [1, C, P, patches * P] (every slice's patches side by side, row-major each) and
-    target_sizes [slices, 2] (rows, columns of patches), int32 as the processor returns them."""
+    target_sizes [slices, 2] (rows, columns of patches), int32 as the processor returns them.
+    `video`: its video processor's pixel_values_videos and target_sizes_videos, the same strip of
+    every frame's slices (get_video_features is get_image_features on them)."""
 
-    names: ClassVar[tuple[str, ...]] = ("pixel_values", "target_sizes")
+    video: bool = False
     derives: ClassVar[str | None] = "nearest position-table rows, per-slice attention groups, 2x2 windows and neighbourhoods"
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        called = VIDEO_NAMES if self.video else {"pixels": "pixel_values", "sizes": "target_sizes"}
+        return (called["pixels"], called["sizes"])
 
     def params(self, hf: Any) -> dict[str, Any]:
         vision, window_merge = hf.vision_config, hf.downsample_mode != "4x"
         side = vision.image_size // vision.patch_size
-        return {"patch": vision.patch_size, "channels": vision.num_channels, "side": side, "window_merge": window_merge, "unit": 16 if window_merge else 4}
+        params = {"patch": vision.patch_size, "channels": vision.num_channels, "side": side, "window_merge": window_merge, "unit": 16 if window_merge else 4}
+        return params | ({"names": dict(VIDEO_NAMES), "max_patches": MAX_VIDEO_PATCHES, "max_slices": MAX_VIDEO_FRAMES} if self.video else {})
 
     def inputs(self, hf: Any) -> list[TensorSpec]:
         return DERIVATIONS.get("strips").inputs(self.params(hf))
@@ -42,7 +53,7 @@ class Strip:
     def _slices(self, hf: Any, sizes: list[tuple[int, int]], seed: int) -> Sample:
         patch = self.params(hf)["patch"]
         strip = _pixels((1, hf.vision_config.num_channels, patch, sum(h * w for h, w in sizes) * patch), seed)
-        return {"pixel_values": strip, "target_sizes": torch.tensor(sizes, dtype=torch.int32)}
+        return dict(zip(self.names, (strip, torch.tensor(sizes, dtype=torch.int32))))
 
     def samples(self, hf: Any) -> list[Sample]:
         k = int(np.sqrt(self.params(hf)["unit"]))
@@ -56,18 +67,20 @@ class Strip:
         return DERIVATIONS.get("strips").axes(self.params(hf))["patches"]
 
     def collate(self, items: list[Feeds]) -> Feeds:
-        return {"pixel_values": np.concatenate([i["pixel_values"] for i in items], -1), "target_sizes": np.concatenate([i["target_sizes"] for i in items])}
+        pixels, sizes = self.names
+        return {pixels: np.concatenate([i[pixels] for i in items], -1), sizes: np.concatenate([i[sizes] for i in items])}
 
     def request(self, hf: Any, images: int, seed: int = 0) -> Sample:
         unit = self.params(hf)["patch"] * int(np.sqrt(self.params(hf)["unit"]))
         k = unit // self.params(hf)["patch"]
-        return self._slices(hf, [(h // unit * k, w // unit * k) for h, w in typical_sizes(images, seed)], 1000 + seed)
+        frames = VIDEO_FRAMES if self.video else 1  # a clip: each of its frames one slice of its size
+        return self._slices(hf, [(h // unit * k, w // unit * k) for h, w in typical_sizes(images, seed) for _ in range(frames)], 1000 + seed)
 
     def per_item(self, output: np.ndarray, items: list[Feeds], derivation: Derivation) -> list[np.ndarray]:
         return _by_tokens(output, items, derivation)
 
     def describe(self, hf: Any, feeds: Feeds) -> str:
-        p, sizes = self.params(hf)["patch"], np.asarray(feeds["target_sizes"])
+        p, sizes = self.params(hf)["patch"], np.asarray(feeds[self.names[1]])
         return f"{len(sizes)} slice(s) {', '.join(f'{h * p}x{w * p}' for h, w in sizes.tolist())} ({int(sizes.prod(1).sum())} patches)"
 
 
@@ -149,6 +162,7 @@ def strip_side(model: nn.Module) -> nn.Module:
 FAMILY = Family(
     ("minicpmv4_6", "minicpmv4_7", "minicpm_ocr"),
     images=Strip(),
+    video=Strip(video=True),
     parts=("vision_tower", "merger"),
     connector=None,
     vision=strip_side,
