@@ -29,6 +29,7 @@ REGISTRY: Registry[ModuleType] = Registry(
         "prefixed": "prefixed",
         "hd_crops": "hd_crops",
         "moonvit": "moonvit",
+        "tubelets": "tubelets",
     },
 )
 

@@ -22,11 +22,11 @@ MAX_IMAGES = qwen.MAX_IMAGES
 
 
 def axes(params: dict[str, Any]) -> dict[str, Axis]:
-    top, prefix = MAX_PATCHES, params["prefix"]
+    top, prefix, images = params.get("max_patches", MAX_PATCHES), params["prefix"], params.get("max_images", MAX_IMAGES)
     return {
         "patches": Axis("patches", 4, 1024, top, multiple_of=4),
-        "images": Axis("images", 1, 1, MAX_IMAGES),
-        "rows": Axis("rows", 4 + prefix, 1024 + prefix, top + prefix * MAX_IMAGES),
+        "images": Axis("images", 1, 1, images),
+        "rows": Axis("rows", 4 + prefix, 1024 + prefix, top + prefix * images),
         "group_rows": Axis("group_rows", 4 + prefix, 1024 + prefix, top + prefix),
         "tokens": Axis("tokens", 1, 256, top // 4),
     }

@@ -331,6 +331,40 @@ def test_strip_video_side_matches_get_video_features(tiny_models, artifacts, cas
     assert row == len(produced)
 
 
+def _tubelets(model, clips_: int, frames: int, rows: int, cols: int, seed: int) -> torch.Tensor:
+    """pixel_values_videos [clips, tubelets, T*3, H, W] as Nemotron-H Omni's video processor packs
+    them (it needs torchvision): frames of photos panning, normalised, the last repeated to whole
+    tubelets of T frames stacked along the channels."""
+    from mmexport.samples import clip
+
+    vision = model.config.vision_config
+    mean, std = np.asarray(vision.norm_mean, np.float32), np.asarray(vision.norm_std, np.float32)
+    t = vision.video_temporal_patch_size
+    out = []
+    for i in range(clips_):
+        x = (clip(frames, rows * vision.patch_size, cols * vision.patch_size, seed + i).astype(np.float32) / 255 - mean) / std
+        x = np.concatenate([x, np.repeat(x[-1:], -frames % t, 0)]).transpose(0, 3, 1, 2)
+        out.append(x.reshape(-1, t * 3, *x.shape[2:]))
+    return torch.from_numpy(np.ascontiguousarray(np.stack(out)))
+
+
+def test_tubelet_video_side_matches_get_video_features(tiny_models, artifacts):
+    """Nemotron-H Omni: clips of one call share a length and size (one tensor); two calls of two
+    lengths and sizes match get_video_features, and each clip alone gives its rows of the call."""
+    _, model = tiny_models("nemotron_h_omni")
+    runtime = mmexport.load(artifacts("nemotron_h_omni", "video"))
+    assert runtime.record.model.part == "video" and runtime.outputs[0].name == "video_embeds"
+    for clips_, frames, rows, cols in ((2, 5, 4, 6), (1, 2, 6, 2)):
+        videos = _tubelets(model, clips_, frames, rows, cols, seed=clips_)
+        produced = runtime(pixel_values_videos=videos.numpy())["video_embeds"]
+        features, _ = expected(model, {"pixel_values_videos": videos})
+        assert_close(produced, features)
+        per_clip = len(produced) // clips_
+        for i in range(clips_):
+            alone = runtime(pixel_values_videos=videos[i : i + 1].numpy())["video_embeds"]
+            assert np.abs(produced[i * per_clip : (i + 1) * per_clip] - alone).max() <= 1e-5 * np.abs(alone).max()
+
+
 def test_bench_says_when_it_cannot_time_the_clips_asked(cli, tiny_models, artifacts, tmp_path):
     """A folder whose video processor does not run here (this one has none saved; Gemma 4's needs
     torchvision): bench times the layout's own clips and says so beside the table instead of

@@ -1,7 +1,8 @@
 """Nemotron-H Omni: a C-RADIO tower over NaViT-packed patches of each image (its position table
 resized to a max(h, w) square and cropped to the grid, class and register tokens per image,
 attention within each image, features without those tokens), an optional final LayerNorm,
-InternVL's pixel shuffle of each image's 2x2 neighbourhoods and its MLP projector. Images only."""
+InternVL's pixel shuffle of each image's 2x2 neighbourhoods and its MLP projector. Video: tubelets of frames stacked along the channels, each through the same path with
+the tower's video patch projection."""
 
 from __future__ import annotations
 
@@ -14,11 +15,11 @@ from torch import nn
 
 from ...derivations import REGISTRY as DERIVATIONS
 from ...derivations import Derivation, Derived, Feeds
-from ...errors import UsageError
+from ...errors import InputError, UsageError
 from ...specs import Axis, TensorSpec
 from ..attention import within_groups
 from ..family import Family
-from ..layouts import Sample, _by_tokens, _pixels, typical_sizes
+from ..layouts import MAX_VIDEO_FRAMES, MAX_VIDEO_PATCHES, VIDEO_FRAMES, Sample, _by_tokens, _pixels, typical_sizes
 
 
 @dataclass(frozen=True)
@@ -71,6 +72,57 @@ class GridPatches:
         return f"{len(sizes)} image(s) {', '.join(f'{h * p}x{w * p}' for h, w in sizes.tolist())} ({int(sizes.prod(1).sum())} patches)"
 
 
+@dataclass(frozen=True)
+class Tubelets:
+    """pixel_values_videos [clips, tubelets, T*C, H, W]: its video processor's tubelets of T frames
+    stacked along the channels, the clips of a call one size and length (one tensor, as transformers takes them)."""
+
+    names: ClassVar[tuple[str, ...]] = ("pixel_values_videos",)
+    derives: ClassVar[str | None] = (
+        "each tubelet's patch rows, cropped position-table taps, per-tubelet attention groups with its class tokens, 2x2 shuffle neighbourhoods"
+    )
+
+    def params(self, hf: Any) -> dict[str, Any]:
+        vision, frames = hf.vision_config, hf.vision_config.video_temporal_patch_size
+        channels = frames * vision.num_channels
+        video = {"channels": channels, "patch_dim": channels * vision.patch_size**2, "frames": frames}
+        return GridPatches().params(hf) | video | {"max_patches": MAX_VIDEO_PATCHES, "max_images": MAX_VIDEO_FRAMES}
+
+    def inputs(self, hf: Any) -> list[TensorSpec]:
+        return DERIVATIONS.get("tubelets").inputs(self.params(hf))
+
+    def _clips(self, hf: Any, clips: int, tubelets: int, rows: int, cols: int, seed: int) -> Sample:
+        params = self.params(hf)
+        return {"pixel_values_videos": _pixels((clips, tubelets, params["channels"], rows * params["patch"], cols * params["patch"]), seed)}
+
+    def samples(self, hf: Any) -> list[Sample]:
+        cases = ((1, 2, 2, 3), (2, 3, 3, 1), (1, 4, 2, 2))  # clips, tubelets, rows and columns of 2x2 blocks
+        return [self._clips(hf, c, t, 2 * r, 2 * w, 80 + i) for i, (c, t, r, w) in enumerate(cases)]
+
+    def derivation(self, hf: Any) -> Derivation:
+        return Derived.of("tubelets", self.params(hf))
+
+    def first_axis(self, hf: Any) -> Axis:
+        return DERIVATIONS.get("tubelets").axes(self.params(hf))["clips"]
+
+    def collate(self, items: list[Feeds]) -> Feeds:
+        if len({i["pixel_values_videos"].shape[1:] for i in items}) > 1:
+            raise InputError("clips of one call must share their length and frame size (pixel_values_videos is one tensor); send the others in another call")
+        return {"pixel_values_videos": np.concatenate([i["pixel_values_videos"] for i in items])}
+
+    def request(self, hf: Any, images: int, seed: int = 0) -> Sample:
+        params = self.params(hf)
+        unit, (height, width) = 2 * params["patch"], typical_sizes(1, seed)[0]
+        return self._clips(hf, images, max(1, VIDEO_FRAMES // params["frames"]), height // unit * 2, width // unit * 2, 1000 + seed)
+
+    def per_item(self, output: np.ndarray, items: list[Feeds], derivation: Derivation) -> list[np.ndarray]:
+        return _by_tokens(output, items, derivation)
+
+    def describe(self, hf: Any, feeds: Feeds) -> str:
+        clips, tubelets, _, height, width = feeds["pixel_values_videos"].shape
+        return f"{clips} clip(s) of {tubelets * self.params(hf)['frames']} frames of {height}x{width}"
+
+
 class PrefixedSide(nn.Module):
     """transformers' own patch projection and RADIO layers, the cropped position table by the derived
     taps, each image's class and register tokens appended after all patches and joined to its
@@ -86,8 +138,10 @@ class PrefixedSide(nn.Module):
     def forward(self, pixel_values, pos_index, pos_weight, frame_index, frame_valid, frame_inverse, merge_index):
         radio = self.radio
         config, embeddings = radio.config, radio.embeddings
-        x = radio.input_conditioner(pixel_values.view(-1, config.num_channels, config.patch_size, config.patch_size)).flatten(1)
-        x = embeddings.patch_projection(x)
+        video = pixel_values.shape[-1] != config.num_channels * config.patch_size**2  # tubelets: frames stacked along the channels
+        channels = pixel_values.shape[-1] // config.patch_size**2
+        x = radio.input_conditioner(pixel_values.view(-1, channels, config.patch_size, config.patch_size)).flatten(1)
+        x = (embeddings.video_patch_projection if video else embeddings.patch_projection)(x)
         table = embeddings.position_embedding[0].float()
         x = x + (table[pos_index] * pos_weight[:, :, None]).sum(1).to(x.dtype)
         prefix = embeddings.cls_register_token[None].expand(frame_index.shape[0], -1, -1).reshape(-1, x.shape[-1])
@@ -108,6 +162,7 @@ def prefixed_side(model: nn.Module) -> nn.Module:
 FAMILY = Family(
     ("nemotron_h_omni",),
     images=GridPatches(),
+    video=Tubelets(),
     parts=("vision_model", "multi_modal_projector"),
     connector=None,
     vision=prefixed_side,
