@@ -96,10 +96,18 @@ def request(url: str, images: Sequence[Any] = (), model: str | None = None, time
                 "embeddings": result.as_numpy(f"{kind}_embeds")[k, :tokens],
                 "grid": result.as_numpy(f"{kind}_grid_thw")[k],
                 "size": result.as_numpy("image_sizes")[k] if kind == "image" else np.zeros(2, np.int64),
+                "timestamps": _times(result, k) if kind == "video" else None,
                 "producer": json.loads(result.as_numpy("producer")[k, 0].decode()),
             }
         )
     return answers
+
+
+def _times(result: Any, k: int) -> list[float] | None:
+    """A clip's temporal patches' times (seconds), where the service sends them (Qwen3-VL)."""
+    times = result.as_numpy("video_timestamps")
+    row = [] if times is None else [float(t) for t in times[k] if not np.isnan(t)]
+    return row or None
 
 
 def _kind(images: Sequence[Any], videos: Sequence[Any]) -> tuple[str, Sequence[Any]]:
@@ -113,15 +121,18 @@ def embeddings(url: str, images: Sequence[Any] = (), model: str | None = None, v
     Qwen2.5-VL, Qwen3-VL, GLM-4V) {"image_embeds": [tokens, D] (rank 2), "image_grid_thw":
     [images, 3]}; for the others a tensor [images, tokens, D] (a list of [tokens, D] where the
     images differ in tokens). With `videos` (files, bytes, or frames): `multi_modal_data["video"]`,
-    {"video_embeds": [tokens, D], "video_grid_thw": [clips, 3]}."""
+    {"video_embeds": [tokens, D], "video_grid_thw": [clips, 3]}, and for Qwen3-VL "timestamps" (per
+    clip, each temporal patch's seconds, its frames taken at 2 per second), which vLLM reads as prompt text."""
     import torch
 
     answers = request(url, images, model, videos=videos)
     if len(videos):
-        return {
+        video = {
             "video_embeds": torch.from_numpy(np.concatenate([a["embeddings"] for a in answers])),
             "video_grid_thw": torch.from_numpy(np.stack([a["grid"] for a in answers])),
         }
+        times = [a["timestamps"] for a in answers]
+        return video | ({"timestamps": times} if all(t is not None for t in times) else {})
     if any(a["grid"].any() for a in answers):
         return {
             "image_embeds": torch.from_numpy(np.concatenate([a["embeddings"] for a in answers])),

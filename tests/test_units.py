@@ -291,3 +291,13 @@ print(round(found["t40"]), (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss -
     largest, grown_mb = map(int, subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout.split())
     assert largest == 40
     assert grown_mb < 200, f"the probe held {grown_mb} MB more than one tensor's worth (all 40 alive: ~640 MB)"
+
+
+def test_video_patch_times_are_vllms():
+    """Qwen3-VL's temporal patches' times as vLLM computes them from frame indices at 2 per second:
+    the mean of each patch's first and last frame, the last frame repeated to fill the final patch."""
+    from mmexport.hf.service import patch_times
+
+    assert patch_times(6, 3, 2) == [0.25, 1.25, 2.25]
+    assert patch_times(5, 3, 2) == [0.25, 1.25, 2.0]
+    assert patch_times(1, 1, 2) == [0.0]

@@ -46,6 +46,7 @@ class Family:
     attach_why_not: str | None = None  # why a vision-side artifact cannot be attached (the connector's can)
     # the forward's argument that takes precomputed features (Llama 3.2 Vision: cross_attention_states); None: none (Phi-4-multimodal)
     features_as: str | None = "mm_encoder_outputs"
+    video_timestamps: bool = False  # vLLM takes its video embeddings with each temporal patch's time (Qwen3-VL)
     renamed: tuple[tuple[str, str], ...] = ()  # (the processor's name, the one get_image_features takes) where they differ
     auto_class: str = "AutoModelForImageTextToText"  # the transformers auto class that builds the model (Phi-4-multimodal: AutoModelForCausalLM)
     notes: tuple[str, ...] = ()

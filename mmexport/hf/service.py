@@ -29,6 +29,7 @@ class Encoded:
     grid: np.ndarray | None = None  # [3] image_grid_thw or video_grid_thw (Qwen family, GLM-4V)
     size: np.ndarray | None = None  # [2] image_sizes (Mistral 3)
     error: str = ""
+    timestamps: list[float] | None = None  # seconds of each temporal patch, where vLLM takes them (Qwen3-VL's videos)
 
 
 class Encoder:
@@ -66,12 +67,17 @@ class Encoder:
     def prepare(self, data: bytes) -> dict[str, np.ndarray]:
         raise NotImplementedError
 
+    def prepare_item(self, data: bytes) -> tuple[dict[str, np.ndarray], list[float] | None]:
+        """The item's tensors, and its temporal patches' times where the answer carries them."""
+        return self.prepare(data), None
+
     def __call__(self, items: list[bytes]) -> list[Encoded]:
         answers: list[Encoded] = []
         ready: list[tuple[int, dict[str, np.ndarray]]] = []
+        times: dict[int, list[float] | None] = {}
         for i, data in enumerate(items):
             try:
-                tensors = self.prepare(data)
+                tensors, times[i] = self.prepare_item(data)
                 validate(self.runtime.inputs, tensors)  # this item alone fits the artifact (its ranges, its profile)
                 ready.append((i, tensors))
                 answers.append(Encoded())
@@ -80,6 +86,7 @@ class Encoder:
         if ready:
             for (i, _), answer in zip(ready, self.encode([item for _, item in ready])):
                 answers[i] = answer
+                answer.timestamps = times[i] if answer.embeddings is not None else None
         return answers
 
     def encode(self, items: list[dict[str, np.ndarray]]) -> list[Encoded]:
@@ -138,11 +145,30 @@ class VideoEncoder(Encoder):
         from .video_processing import video_processor
 
         self.processor, notes = video_processor(folder)
+        vision = json.loads((Path(folder) / "config.json").read_text()).get("vision_config") or {}
+        self.temporal = int(vision.get("temporal_patch_size") or 1)  # frames per temporal patch
         return ("PIL frames (Qwen2-VL packing)" if notes else "the folder's video processor"), notes
 
     def prepare(self, data: bytes) -> dict[str, np.ndarray]:
-        made = self.processor(decode_clip(data))
-        return {s.name: np.asarray(made[s.name]).astype(s.dtype) for s in self.runtime.inputs if s.name in made}
+        return self.prepare_item(data)[0]
+
+    def prepare_item(self, data: bytes) -> tuple[dict[str, np.ndarray], list[float] | None]:
+        frames = decode_clip(data)
+        made = self.processor(frames)
+        tensors = {s.name: np.asarray(made[s.name]).astype(s.dtype) for s in self.runtime.inputs if s.name in made}
+        if not self.family.video_timestamps:
+            return tensors, None
+        return tensors, patch_times(len(frames), int(tensors["video_grid_thw"][0, 0]), self.temporal)
+
+
+FRAMES_PER_SECOND = 2.0  # the rate a clip's frames are taken at: Qwen3-VL's processor samples 2 per second
+
+
+def patch_times(frames: int, patches: int, per_patch: int) -> list[float]:
+    """Each temporal patch's time in seconds, as vLLM computes it from a clip's frame indices: the
+    mean of its first and last frame's (the last frame repeated to fill the final patch)."""
+    index = [min(i, frames - 1) for i in range(per_patch * patches)]
+    return [(index[k * per_patch] + index[(k + 1) * per_patch - 1]) / 2 / FRAMES_PER_SECOND for k in range(patches)]
 
 
 def encoder_for(runtime: Runtime, folder: str | Path) -> Encoder:

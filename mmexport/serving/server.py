@@ -73,6 +73,8 @@ def _encoder_function(encoder: Any) -> Callable:
         tokens = max([len(a.embeddings) for a in answers if a.embeddings is not None] or [1])
         embeds = np.zeros((len(answers), tokens, width), np.float32)
         counts, grids, sizes = (np.zeros((len(answers), n), np.int64) for n in (1, 3, 2))
+        patches = max([len(a.timestamps) for a in answers if a.timestamps] or [1])
+        times = np.full((len(answers), patches), np.nan, np.float32)  # NaN: no time (padding, or a model without)
         for k, answer in enumerate(answers):
             if answer.embeddings is not None:
                 embeds[k, : len(answer.embeddings)], counts[k, 0] = answer.embeddings, len(answer.embeddings)
@@ -80,10 +82,12 @@ def _encoder_function(encoder: Any) -> Callable:
                 grids[k] = answer.grid
             if answer.size is not None:
                 sizes[k] = answer.size
+            if answer.timestamps:
+                times[k, : len(answer.timestamps)] = answer.timestamps
         errors = np.array([[a.error.encode()] for a in answers], dtype=np.object_)
         producer = np.array([[encoder.producer.encode()]] * len(answers), dtype=np.object_)
         out = {f"{kind}_embeds": embeds, f"{kind}_tokens": counts, f"{kind}_grid_thw": grids, "error": errors, "producer": producer}
-        return out | ({"image_sizes": sizes} if kind == "image" else {})
+        return out | ({"image_sizes": sizes} if kind == "image" else {"video_timestamps": times})
 
     return batch(infer)
 
@@ -101,7 +105,7 @@ def _bind_encoder(triton: Any, name: str, encoder: Any, max_batch: int) -> None:
         Tensor(name=f"{kind}_embeds", dtype=np.float32, shape=(-1, encoder_width(encoder))),
         Tensor(name=f"{kind}_tokens", dtype=np.int64, shape=(1,)),
         Tensor(name=f"{kind}_grid_thw", dtype=np.int64, shape=(3,)),
-        *([Tensor(name="image_sizes", dtype=np.int64, shape=(2,))] if kind == "image" else []),
+        *([Tensor(name="image_sizes", dtype=np.int64, shape=(2,))] if kind == "image" else [Tensor(name="video_timestamps", dtype=np.float32, shape=(-1,))]),
         Tensor(name="error", dtype=bytes, shape=(1,)),
         Tensor(name="producer", dtype=bytes, shape=(1,)),
     ]

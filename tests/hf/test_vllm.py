@@ -24,7 +24,7 @@ VLLM = os.environ.get("MMEXPORT_VLLM_PYTHON")
 pytestmark = [pytest.mark.vllm, pytest.mark.skipif(not VLLM, reason="set MMEXPORT_VLLM_PYTHON to a vLLM interpreter (../shared/tools/vllm-cpu/setup)")]
 
 
-@pytest.mark.parametrize("model_type", ["llava", "qwen2_vl", "qwen2_5_vl"])
+@pytest.mark.parametrize("model_type", ["llava", "qwen2_vl", "qwen2_5_vl", "qwen3_vl"])
 def test_vllm_generates_from_the_services_embeddings_as_from_pixels(tmp_path, model_type):
     folder = tmp_path / "model"
     save_for_vllm(model_type, folder)
@@ -40,9 +40,20 @@ def test_vllm_generates_from_the_services_embeddings_as_from_pixels(tmp_path, mo
     _same_generation(tmp_path, folder, image, value, PROMPTS[model_type], model_type)
 
 
-@pytest.mark.parametrize("model_type", ["qwen2_5_vl"])
+QWEN3_VIDEO_GAP = pytest.mark.xfail(
+    strict=True,
+    reason="vLLM 0.32 takes Qwen3-VL's video embeddings (with their timestamps) and gives the same greedy tokens as from the "
+    "frames, but logprobs differ by up to 0.011 (its images match to 1e-5; the processors' pixels are equal; cause not found yet)",
+)
+
+
+@pytest.mark.parametrize("model_type", ["qwen2_5_vl", pytest.param("qwen3_vl", marks=QWEN3_VIDEO_GAP)])
 def test_vllm_generates_from_the_services_video_embeddings_as_from_frames(tmp_path, model_type):
-    """A 6-frame clip of a panning photo sent to the service as frames; vLLM gets the same frames."""
+    """A 6-frame clip of a panning photo sent to the service as frames; vLLM gets the same frames.
+    Qwen3-VL's embeddings carry its deepstack features along D; its video processor (the service
+    runs the folder's own) needs torchvision."""
+    if model_type == "qwen3_vl":
+        pytest.importorskip("torchvision", reason="Qwen3-VL's video processor needs torchvision (patch_torchvision.py makes 0.28.0 import)")
 
     folder = tmp_path / "model"
     save_for_vllm(model_type, folder)

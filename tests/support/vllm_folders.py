@@ -56,7 +56,7 @@ def _wide_heads(model_type: str):
 
 
 def save_for_vllm(model_type: str, folder: Path):
-    """A tiny folder of `model_type` (llava, qwen2_vl, qwen2_5_vl) with tokenizer and processor."""
+    """A tiny folder of `model_type` (llava, qwen2_vl, qwen2_5_vl, qwen3_vl) with tokenizer and processor."""
     from transformers import AutoImageProcessor, LlavaProcessor
 
     model = save_model(model_type, folder, made=_wide_heads(model_type))
@@ -68,8 +68,10 @@ def save_for_vllm(model_type: str, folder: Path):
         _rename_tower(folder)
     else:
         words = tokenizer({"<|vision_start|>": 150, "<|image_pad|>": 151, "<|video_pad|>": 152, "<|vision_end|>": 153}, 160)
-        words.save_pretrained(folder)  # vLLM's environment assembles Qwen2VLProcessor (its video half needs torchvision here)
-        (folder / "processor_config.json").write_text(json.dumps({"processor_class": "Qwen2VLProcessor"}))
+        words.save_pretrained(folder)  # vLLM's environment assembles the processor (its video half needs torchvision here)
+        (folder / "processor_config.json").write_text(json.dumps({"processor_class": "Qwen3VLProcessor" if model_type == "qwen3_vl" else "Qwen2VLProcessor"}))
+        if model_type == "qwen3_vl":  # its video processor at the tiny size (written as JSON: the class needs torchvision)
+            (folder / "video_preprocessor_config.json").write_text(json.dumps(QWEN3_VIDEO))
         config = json.loads((folder / "config.json").read_text())
         config["vision_end_token_id"] = 153
         (folder / "config.json").write_text(json.dumps(config, indent=2))
@@ -80,5 +82,17 @@ PROMPTS = {  # the placeholders the processors expand into the image's tokens
     "llava": "w1 w2 <image> w3 w4",
     "qwen2_vl": "w1 w2 <|vision_start|><|image_pad|><|vision_end|> w3 w4",
     "qwen2_5_vl": "w1 w2 <|vision_start|><|image_pad|><|vision_end|> w3 w4",
+    "qwen3_vl": "w1 w2 <|vision_start|><|image_pad|><|vision_end|> w3 w4",
 }
-VIDEO_PROMPTS = {"qwen2_5_vl": "w1 w2 <|vision_start|><|video_pad|><|vision_end|> w3 w4"}
+VIDEO_PROMPTS = {model_type: "w1 w2 <|vision_start|><|video_pad|><|vision_end|> w3 w4" for model_type in ("qwen2_5_vl", "qwen3_vl")}
+QWEN3_VIDEO = {  # Qwen3-VL's video processor, frames resized within 2..16 merged 32-pixel blocks, taken as given
+    "video_processor_type": "Qwen3VLVideoProcessor",
+    "patch_size": 16,
+    "temporal_patch_size": 2,
+    "merge_size": 2,
+    "size": {"shortest_edge": 32 * 32 * 2, "longest_edge": 32 * 32 * 16},
+    "image_mean": [0.5, 0.5, 0.5],
+    "image_std": [0.5, 0.5, 0.5],
+    "do_sample_frames": False,
+    "fps": 2,
+}

@@ -4,4 +4,4 @@ Cosmos 3 Omni and Cohere Compass keep this vision side as it is (their modular f
 
 from ..native import QwenStyle, qwen_family
 
-FAMILY = qwen_family(("qwen3_vl", "qwen3_vl_moe", "cosmos3_omni", "cohere_compass"), QwenStyle(taps="bilinear", deepstack=True))
+FAMILY = qwen_family(("qwen3_vl", "qwen3_vl_moe", "cosmos3_omni", "cohere_compass"), QwenStyle(taps="bilinear", deepstack=True), video_timestamps=True)
