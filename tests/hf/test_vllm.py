@@ -43,7 +43,8 @@ def test_vllm_generates_from_the_services_embeddings_as_from_pixels(tmp_path, mo
 QWEN3_VIDEO_GAP = pytest.mark.xfail(
     strict=True,
     reason="vLLM 0.32 takes Qwen3-VL's video embeddings (with their timestamps) and gives the same greedy tokens as from the "
-    "frames, but logprobs differ by up to 0.011 (its images match to 1e-5; the processors' pixels are equal; cause not found yet)",
+    "frames, but logprobs differ by up to 0.011: transformers' own get_video_features rows give the same gap, so vLLM's "
+    "Qwen3-VL video encoder departs from transformers' (its images match to 1e-5; the processors' pixels are equal)",
 )
 
 
