@@ -28,18 +28,13 @@ def inputs(params: dict[str, Any]) -> list[TensorSpec]:
 
 
 def specs(params: dict[str, Any]) -> list[TensorSpec]:
+    """navit's graph inputs under the processor's names, with the time rows and the temporal merge in place of its 2x2 gather."""
     named = axes(params)
-    patches, tokens, frames = named["patches"], named["tokens"], named["chunk_frames"]
-    taps = navit.TAPS[params["taps"]["mode"]]
+    tokens, frames = named["tokens"], named["chunk_frames"]
     return [
         inputs(params)[0],
-        TensorSpec("position_ids", (patches, 2), "int64"),
-        TensorSpec("frame_index", (named["frames"], named["frame_patches"]), "int64"),
-        TensorSpec("frame_valid", (named["frames"], named["frame_patches"]), "bool"),
-        TensorSpec("frame_inverse", (patches,), "int64"),
-        TensorSpec("pos_index", (patches, taps), "int64"),
-        TensorSpec("pos_weight", (patches, taps)),
-        TensorSpec("time_index", (patches,), "int64"),
+        *navit.specs(params)[1:-1],  # rotary positions, groups, position taps
+        TensorSpec("time_index", (named["patches"],), "int64"),
         TensorSpec("merge_index", (tokens, params["merge"] ** 2, frames), "int64"),
         TensorSpec("merge_weight", (tokens, frames)),
     ]
