@@ -109,7 +109,8 @@ def bench_table(report) -> Table:
     """One row per backend and batch size, with its ratio to PyTorch eager on the same inputs."""
     m = report.machine
     s = report.settings
-    where = f"{m['cpu']}, {s['threads']} threads" + (f", {m['gpu']}" if m.get("gpu") else "")
+    int8 = f" (int8: {m['int8_instructions']})" if m.get("int8_instructions") else ""
+    where = f"{m['cpu']}{int8}, {s['threads']} threads" + (f", {m['gpu']}" if m.get("gpu") else "")
     connector = report.results[0].connector + " " + report.results[0].preset if report.results else ""
     table = Table(
         title=f"{connector} on {where}: median of {s['iters']} interleaved runs after {s['warmup']} warm-up",
@@ -135,17 +136,19 @@ def bench_table(report) -> Table:
             f"{r.peak_mem_mb:.0f}",
             f"{r.cosine:.5f}",
             f"{r.token_cosine_p1:.4f}",
-            _slower(report, r),
+            _against_source(report, r),
         )
     return table
 
 
-def _slower(report, result) -> str:
-    """A variant slower than the fp32 graph it was made from, flagged, not hidden."""
+def _against_source(report, result) -> str:
+    """A variant's time against the fp32 graph it was made from: what it is for; slower is flagged."""
     if result.precision == "fp32" or not result.backend.startswith("ort-"):
         return ""
     ratio = report.ratio(result, baseline="ort")
-    return f"[red]SLOWER than ort fp32 ({ratio:.2f}x)[/]" if ratio is not None and ratio > 1.0 else ""
+    if ratio is None:
+        return ""
+    return f"[red]SLOWER than ort fp32 ({ratio:.2f}x)[/]" if ratio > 1.0 else f"{ratio:.2f}x ort fp32"
 
 
 def _figure(value: float | None, spec: str) -> str:

@@ -74,19 +74,35 @@ def interleaved(calls: dict[str, Callable[[], Any]], warmup: int, iters: int) ->
     return {name: Timing(t) for name, t in times.items()}
 
 
+# The int8 matrix instructions ONNX Runtime's MLAS picks from, best first (cpuinfo flag names):
+# an int8 variant's speed depends on which one the CPU has more than on its model name.
+INT8_INSTRUCTIONS = (("amx_int8", "AMX"), ("avx512_vnni", "AVX512-VNNI"), ("avx_vnni", "AVX-VNNI"), ("avx2", "AVX2, no VNNI"))
+
+
+def _cpuinfo(key: str) -> str | None:
+    """The first value of `key` in /proc/cpuinfo, or None where there is none (not Linux)."""
+    try:
+        with open("/proc/cpuinfo") as info:
+            return next(line.split(":", 1)[1].strip() for line in info if line.split(":", 1)[0].strip() == key)
+    except (OSError, StopIteration):
+        return None
+
+
+def int8_instructions(flags: str | None) -> str | None:
+    """The best int8 matrix instruction set among the CPU's flags, named as Intel/AMD name it."""
+    have = set((flags or "").split())
+    return next((name for flag, name in INT8_INSTRUCTIONS if flag in have), None)
+
+
 def machine(threads: int) -> dict[str, Any]:
     """What the figures depend on."""
     import onnxruntime
     import torch
 
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as info:
-            cpu = next(line.split(":", 1)[1].strip() for line in info if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
+    cpu = _cpuinfo("model name") or platform.processor() or platform.machine()
     record = {
         "cpu": cpu,
+        "int8_instructions": int8_instructions(_cpuinfo("flags")),
         "cpu_count": os.cpu_count(),
         "threads": threads,
         "memory_gb": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1) if hasattr(os, "sysconf") else None,

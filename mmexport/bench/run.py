@@ -15,6 +15,7 @@ from ..errors import UsageError
 from ..exporter import pipeline
 from ..memory import release
 from ..parity import compare
+from ..record import read
 from ..subjects import Subject, resolve
 from . import measure
 from .backends import BACKENDS, BASELINE, BenchContext, Unavailable, to_host
@@ -136,9 +137,17 @@ def _bind(ctx: BenchContext, made: dict[str, Any], inputs: dict[int, Any], repor
     return calls, memory
 
 
-def _add_notes(report: BenchReport, calls: dict[str, Any], calib: str) -> None:
-    if calib == "synthetic" and any(BACKENDS[n].precision in ("int8", "fp8") for n in calls):
-        report.notes.append("int8/fp8 calibrated on synthetic features (--calib synthetic): speed is representative, accuracy is not")
+def _add_notes(report: BenchReport, calls: dict[str, Any], calib: str, given: dict[str, Path]) -> None:
+    """What the figures rest on: a variant made here on synthetic features says so; a given one
+    was calibrated when it was made, so its own record says on what, whatever --calib says."""
+    calibrated = [n for n in calls if BACKENDS[n].precision in ("int8", "fp8")]
+    made_here = [n for n in calibrated if BACKENDS[n].precision not in given]
+    if calib == "synthetic" and made_here:
+        report.notes.append(f"{', '.join(made_here)} calibrated here on synthetic features (--calib synthetic): speed is representative, accuracy is not")
+    for name in (n for n in calibrated if BACKENDS[n].precision in given):
+        source = (read(given[BACKENDS[name].precision]).quantization or {}).get("calibration") or {}
+        if source.get("synthetic"):
+            report.notes.append(f"{name}: the given variant was calibrated on synthetic features when it was made: speed is representative, accuracy is not")
     for name in (n for n in calls if not BACKENDS[n].timed):
         report.notes.append(f"{name}: emulated on this CPU, so only its accuracy is reported; its speed is measured on a GPU")
 
@@ -172,7 +181,7 @@ def _given(artifact: Path | None) -> dict[str, Path]:
         return {}
     import onnx
 
-    from ..record import read, reading
+    from ..record import reading
 
     record = read(artifact, kind="onnx")
     with reading(artifact, record):  # a damaged file says so before any work
@@ -239,7 +248,7 @@ def bench(
         ctx = BenchContext(ref.module, workdir, export, threads, ref.derivation, calib, given=given)
         made = _build_artifacts(ctx, backends, report, step)
         calls, memory = _bind(ctx, made, inputs, report, step)
-        _add_notes(report, calls, calib)
+        _add_notes(report, calls, calib, given)
         report.notes.extend(ref.bench_notes)
         for b in batches:
             step(f"timing batch {b}")

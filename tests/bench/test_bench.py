@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 import torch
 from support.cli import assert_one_line
@@ -163,19 +164,54 @@ def test_bench_an_artifact_of_a_vision_side(cli, artifacts, tmp_path):
     assert said.split(" (")[0].split()[-1] in result.stdout.replace("\n", "") and "patches)" in result.stdout
 
 
-def test_a_variant_slower_than_its_fp32_graph_is_flagged():
+def test_a_variant_slower_than_its_fp32_graph_is_flagged_and_a_faster_one_says_its_ratio():
     from mmexport.bench.run import BenchReport, Result
     from mmexport.report import bench_table
 
-    def row(backend, precision, ms):
-        return Result("mlp", "tiny", backend, precision, "cpu", 1, 16, "1 x 16 tokens", ms, ms, 1000 / ms, 1.0, 1.0, 1.0)
+    def row(backend, precision, ms, batch=1):
+        return Result("mlp", "tiny", backend, precision, "cpu", batch, 16, "1 x 16 tokens", ms, ms, 1000 / ms, 1.0, 1.0, 1.0)
 
-    report = BenchReport(
-        {"cpu": "x"}, {"threads": 2, "iters": 1, "warmup": 0}, [row("torch", "fp32", 10.0), row("ort", "fp32", 8.0), row("ort-int8", "int8", 12.0)]
-    )
+    rows = [row("torch", "fp32", 10.0), row("ort", "fp32", 8.0), row("ort-int8", "int8", 12.0)]
+    rows += [row("torch", "fp32", 40.0, 4), row("ort", "fp32", 32.0, 4), row("ort-int8", "int8", 12.0, 4)]
+    report = BenchReport({"cpu": "x", "int8_instructions": "AVX512-VNNI"}, {"threads": 2, "iters": 1, "warmup": 0}, rows)
     from rich.console import Console
 
     console = Console(width=250, record=True)
     console.print(bench_table(report))
     shown = console.export_text()
     assert "SLOWER than ort fp32 (1.50x)" in shown and shown.count("SLOWER") == 1
+    assert "0.38x ort fp32" in shown and "x (int8: AVX512-VNNI), 2 threads" in shown
+
+
+def test_the_int8_instruction_set_is_the_best_the_cpu_flags_name():
+    from mmexport.bench.measure import int8_instructions
+
+    assert int8_instructions("fpu avx2 avx512f avx512_vnni amx_tile amx_int8") == "AMX"
+    assert int8_instructions("fpu avx2 avx512f avx512_vnni") == "AVX512-VNNI"
+    assert int8_instructions("fpu avx2 avx_vnni") == "AVX-VNNI"
+    assert int8_instructions("fpu sse4_2 avx2") == "AVX2, no VNNI"
+    assert int8_instructions("neon asimd") is None and int8_instructions(None) is None
+
+
+@pytest.mark.slow
+def test_bench_of_a_given_int8_variant_says_what_it_was_calibrated_on(cli, tmp_path, tiny):
+    """A variant the user gives was calibrated when it was made: bench times it as it is and takes what
+    it was calibrated on from its record, not from --calib's default. Its ratio to the fp32 graph
+    beside it is shown."""
+    fp32 = tmp_path / "m.onnx"
+    assert cli("onnx", "-c", tiny("mlp"), "--preset", "tiny", "-o", fp32).code == 0
+    features = np.random.default_rng(3).standard_normal((24, 16, 32)).astype(np.float32)
+    features[..., 5] *= 8  # an outlier channel, as vision features have
+    np.savez(tmp_path / "calib.npz", vision_features=features)
+    notes = {}
+    for calib in (tmp_path / "calib.npz", "synthetic"):
+        assert cli("quantize", fp32, "--precision", "int8", "--target", "cpu", "--calib", calib, "--samples", "24").code == 0
+        result = cli("bench", tmp_path / "m.int8.onnx", "--backends", "torch,ort,ort-int8", "--iters", "2", "--warmup", "1", "--json", tmp_path / "b.json")
+        assert result.code == 0, result
+        report = json.loads((tmp_path / "b.json").read_text())
+        notes[str(calib)] = " ".join(report["notes"])
+        assert "int8_instructions" in report["machine"]  # which kernels the int8 timing rests on
+        shown = result.stdout.replace("\n", "")
+        assert "x ort fp32" in shown or "SLOWER than ort fp32" in shown
+    assert "synthetic" not in notes[str(tmp_path / "calib.npz")]
+    assert "given variant was calibrated on synthetic features" in notes["synthetic"]
