@@ -115,6 +115,7 @@ def test_version_and_help(cli):
         assert shown.code in (0, 2) and words in shown.stdout and "model folder" in shown.stdout, shown
 
 
+@pytest.mark.slow  # over 10 s on 2 cores: the full suite (CI) runs it, the fast tier stays under 4 min
 def test_tables_keep_every_column_when_piped(tmp_path):
     """Piped (`| tee`, CI logs), the parity table is not cut to 80 columns."""
     import os

@@ -88,6 +88,7 @@ def _instructblip_lavis_keys(state: dict[str, torch.Tensor]) -> dict[str, torch.
     return renamed
 
 
+@pytest.mark.slow  # over 10 s on 2 cores: the full suite (CI) runs it, the fast tier stays under 4 min
 def test_instructblip_lavis_original_checkpoint(cli, tmp_path):
     state, reference = _instructblip(seed=19)
     lavis = _instructblip_lavis_keys(state) | {"Qformer.cls.predictions.bias": torch.zeros(120)}

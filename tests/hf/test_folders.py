@@ -62,6 +62,7 @@ def test_unknown_model_type_is_one_line(cli, tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["config.json"]
 
 
+@pytest.mark.slow  # over 10 s on 2 cores: the full suite (CI) runs it, the fast tier stays under 4 min
 def test_attach_refuses_an_artifact_of_another_model(cli, tiny_models, tmp_path):
     import mmexport
     from mmexport.errors import UsageError

@@ -187,6 +187,7 @@ def _typed(model) -> dict[str, int]:
     return types
 
 
+@pytest.mark.slow  # over 10 s on 2 cores: the full suite (CI) runs it, the fast tier stays under 4 min
 def test_fp16_keeps_the_layers_that_overflow_in_fp32(tmp_path, cli):
     """A tower with massive activations (one block's MLP writes ~1e6 into the residual stream, as
     some released towers do past fp16's 65504): a plain conversion types those tensors fp16 (inf
