@@ -14,6 +14,7 @@ import json
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -62,9 +63,9 @@ def ort_profile(artifact: Path, feeds: dict[str, np.ndarray], calls: int) -> tup
     return sorted(times)[len(times) // 2], [(op, us / total) for op, us in by_op.most_common(10)], collections.Counter(n.op_type for n in optimized.graph.node)
 
 
-def torch_profile(folder: Path, size: int, calls: int) -> tuple[float, list[tuple[str, float]]]:
-    """(median ms per call, top ops) of transformers' get_image_features, eager, fp32: the gate's reference."""
-    import torch
+def eager_reference(folder: Path, size: int) -> tuple[Any, dict[str, Any]]:
+    """transformers' get_image_features, eager, fp32 (the gate's reference), and what the folder's
+    processor makes of one size x size photo, as numpy arrays in the reference's input order."""
     from transformers import AutoImageProcessor
 
     from mmexport.hf.subject import side_part
@@ -72,8 +73,16 @@ def torch_profile(folder: Path, size: int, calls: int) -> tuple[float, list[tupl
 
     subject = side_part(folder)
     reference, _ = subject.build()
-    out = AutoImageProcessor.from_pretrained(folder)(images=[photos(1)[0].resize((size, size))], return_tensors="pt")
-    tensors = [out[s.name] for s in subject.inputs if s.name in out]
+    out = AutoImageProcessor.from_pretrained(folder)(images=[photos(1)[0].resize((size, size))], return_tensors="np")
+    return reference, {s.name: np.asarray(out[s.name]) for s in subject.inputs if s.name in out}
+
+
+def torch_profile(folder: Path, size: int, calls: int) -> tuple[float, list[tuple[str, float]]]:
+    """(median ms per call, top ops) of transformers' get_image_features, eager, fp32: the gate's reference."""
+    import torch
+
+    reference, given = eager_reference(folder, size)
+    tensors = [torch.from_numpy(x) for x in given.values()]
     with torch.inference_mode():
         reference(*tensors)
         times = []

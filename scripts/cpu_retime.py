@@ -15,29 +15,19 @@ from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
+from cpu_profile import eager_reference  # this folder's profiler script: the same reference and photo
 
-
-def _cosines(out: np.ndarray, ref: np.ndarray) -> tuple[float, float]:
-    a, b = out.reshape(-1, out.shape[-1]).astype(np.float64), ref.reshape(-1, ref.shape[-1]).astype(np.float64)
-    whole = float((a * b).sum() / np.linalg.norm(a) / np.linalg.norm(b))
-    tokens = (a * b).sum(-1) / np.linalg.norm(a, axis=-1) / np.linalg.norm(b, axis=-1)
-    return whole, float(np.percentile(tokens, 1))
+from mmexport.parity import compare
 
 
 def calls(folder: Path, artifacts: list[Path], size: int) -> dict[str, Callable[[], np.ndarray]]:
     """name -> a call returning the image features, eager first."""
     import torch
-    from transformers import AutoImageProcessor
 
     import mmexport
-    from mmexport.hf.subject import side_part
-    from mmexport.samples import photos
 
-    subject = side_part(folder)
-    reference, _ = subject.build()
-    given = AutoImageProcessor.from_pretrained(folder)(images=[photos(1)[0].resize((size, size))], return_tensors="np")
-    names = [s.name for s in subject.inputs if s.name in given]
-    tensors = [torch.from_numpy(np.asarray(given[n])) for n in names]
+    reference, given = eager_reference(folder, size)
+    tensors = [torch.from_numpy(x) for x in given.values()]
 
     def eager() -> np.ndarray:
         with torch.inference_mode():
@@ -47,8 +37,7 @@ def calls(folder: Path, artifacts: list[Path], size: int) -> dict[str, Callable[
     made: dict[str, Callable[[], np.ndarray]] = {"torch eager": eager}
     for artifact in artifacts:
         runtime = mmexport.load(artifact)
-        feeds = {n: np.asarray(given[n]) for n in names}
-        made[artifact.name] = lambda runtime=runtime, feeds=feeds: next(iter(runtime(**feeds).values()))
+        made[artifact.name] = lambda runtime=runtime: next(iter(runtime(**given).values()))
     return made
 
 
@@ -73,10 +62,10 @@ def main() -> None:
     median = {name: float(np.median(t)) for name, t in times.items()}
     first = args.artifacts[0].name
     for name in made:
-        whole, p1 = _cosines(outputs[name], outputs["torch eager"])
+        against = compare(outputs[name], outputs["torch eager"])
         print(
             f"{name:32s} {median[name]:9.0f} ms  {median[name] / median['torch eager']:.2f}x eager  "
-            f"{median[name] / median[first]:.2f}x {first}  cosine {whole:.5f}  token p1 {p1:.4f}",
+            f"{median[name] / median[first]:.2f}x {first}  cosine {against.cosine:.5f}  token p1 {against.token_cosine_p1:.4f}",
             flush=True,
         )
 
